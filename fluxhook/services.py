@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
-from typing import Callable
 
 from redis import Redis
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.connection import parse_url
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ReadOnlyError, RedisError
+from redis.exceptions import ReadOnlyError
 from redis.retry import Retry
 from redis.sentinel import Sentinel
 from rq import Queue
@@ -83,18 +81,6 @@ def connect_redis(config: Config) -> Redis:
     sentinels = Sentinel(list(config.redis_sentinels),
                          sentinel_kwargs=dict(socket_connect_timeout=1, socket_timeout=1))
     return sentinels.master_for(config.redis_sentinel_master, redis_class=Redis, ssl=tls, **given, **options)
-
-
-def wait_for_redis(connection: Redis, stop: Callable[[], bool], interval: float = 1.0) -> bool:
-    """Block until Redis answers a PING (True) or ``stop()`` says to give up (False)."""
-    while not stop():
-        try:
-            if connection.ping():
-                return True
-        except RedisError:
-            pass
-        time.sleep(interval)  # Redis is down: nothing to wait on but the clock
-    return False
 
 
 def build_services(config: Config) -> Services:

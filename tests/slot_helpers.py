@@ -1,5 +1,5 @@
-"""The slot tests' config, Redis URL and queued jobs, for the tests of slots, model pools and the fair share (their Redis
-connection and job store are fixtures of tests/unit/conftest.py)."""
+"""The slot tests' config, Redis URL and queued jobs, for the tests of slots, model pools, work lines and the fair share
+(their Redis connection and job store are fixtures of tests/unit/conftest.py)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,10 @@ from fluxhook.core.config import Config
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.pools import pool_for
 from fluxhook.store.jobs import JobStore
+from fluxhook.store.owners import member, member_job, owner_of, owner_range
+from fluxhook.store.replies import text
+from fluxhook.store.slots import Slots
+from fluxhook.store.work_lines import WorkLines, checked_kind
 
 
 def _config(bfl_max_active_kontext_max: int = 6, **limits) -> Config:
@@ -42,3 +46,37 @@ def as_key(store: JobStore, job: Job, key_id: str | None) -> Job:
     else:
         store.connection.hdel(store.keys.job(job.id), "key_id")
     return replace(job, key_id=key_id)
+
+
+def waiting_of(slots: Slots, key_id: str | None) -> list[str]:
+    """The ids of the jobs of app key ``key_id`` (None: the admin tokens') in line, pool by pool, each pool's in
+    creation order. Jobs waiting out of line (the budget refused them) are not here."""
+    pipe = slots.connection.pipeline(transaction=False)
+    for pool in slots.pools:
+        pipe.zrangebylex(slots.keys.line(pool), *owner_range(owner_of(key_id)))
+    return [member_job(text(m)) for members in pipe.execute() for m in members]
+
+
+def held_by(slots: Slots, key_id: str | None) -> int:
+    """How many slots the jobs of app key ``key_id`` (None: the admin tokens') hold."""
+    return int(slots.connection.hget(slots.keys.fair_held, owner_of(key_id)) or 0)
+
+
+def in_flight(slots: Slots, pool: str) -> int:
+    """How many slots of ``pool`` are held, over every account."""
+    return sum(slots.connection.zcard(slots.keys.slots(pool, account.name)) for account in slots.accounts)
+
+
+def slot_freed(slots: Slots, timeout: float) -> bool:
+    """Whether a slot was freed or a job joined a line without taking one (the wake-up a dispatcher at rest waits on)
+    within ``timeout`` seconds; takes that wake-up."""
+    return slots.connection.blpop([slots.keys.slot_freed], timeout=timeout) is not None
+
+
+def add_work(work: WorkLines, kind: str, key_id: str | None, job_id: str, pipeline, **fields) -> None:
+    """Put the job of app key ``key_id`` in ``kind``'s line on ``pipeline``, unless it is there already, and wake a
+    feeder: what the effect ``AddWork`` does from a job's record, for a job that has none. ``fields``: the member's
+    ``bulk``, ``deadline`` and ``end_user``."""
+    pipeline.zadd(work.keys.work_line(checked_kind(kind)), {member(owner_of(key_id), job_id, **fields): 0}, nx=True)
+    pipeline.lpush(work.keys.work_added, 1)
+    pipeline.ltrim(work.keys.work_added, 0, 0)

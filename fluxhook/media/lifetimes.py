@@ -36,16 +36,6 @@ def model_url_life(model: str | None, catalog: Catalog | None = None) -> int:
     return IMAGE_URL_LIFE if model is not None and not expects_video(model, catalog) else VIDEO_URL_LIFE
 
 
-def url_life(model: str | None) -> int:
-    """Seconds a result URL of this model lives (``model_url_life`` with the catalog in force)."""
-    return model_url_life(model)
-
-
-def expires_at(model: str | None, finished_at: float, catalog: Catalog | None = None) -> float:
-    """When a result URL of a task BFL finished at ``finished_at`` stops working: the order downloads are due in."""
-    return finished_at + model_url_life(model, catalog)
-
-
 def past_life(model: str | None, finished_at: float | None, now: float) -> bool:
     """Whether a result URL of a task BFL finished at ``finished_at`` has outlived its life by ``now``."""
-    return finished_at is not None and now > finished_at + url_life(model)
+    return finished_at is not None and now > finished_at + model_url_life(model)

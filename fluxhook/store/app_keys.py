@@ -252,11 +252,6 @@ class AppKeys:
         raw = self.connection.hget(self.keys.app_key(key_id), "weight")
         return int(raw) if raw else DEFAULT_WEIGHT
 
-    def is_revoked(self, key_id: str) -> bool:
-        """Whether the key was revoked (or no longer exists)."""
-        exists, revoked = self.connection.hmget(self.keys.app_key(key_id), "id", "revoked_at")
-        return exists is None or revoked is not None
-
     def take_request(self, key_id: str, limit: int, now: float, request: str | None = None) -> float:
         """Admit one submission within ``limit`` per ``RATE_WINDOW`` (0.0), or the seconds until one would be;
         ``request`` names it in the window, for ``give_back_request``."""

@@ -2,9 +2,9 @@
 read by the slot dispatch (``lua/slots_prelude.lua``), so no process sends a task through a cooling account.
 
 Once a cooldown is over, the account is on probation: the dispatch gives it one job, and no other until BFL
-accepts that one (``accepted`` ends the cooldown) or refuses it (``cool`` again). So an account still down is tested
-with one submission at a time, not a slot-full. A probation ends by itself after ``PROBATION`` seconds, in case
-the probing job never comes back (its worker died).
+accepts that one (the effect ``AccountAccepted`` ends the cooldown) or refuses it (``cool`` again). So an account
+still down is tested with one submission at a time, not a slot-full. A probation ends by itself after
+``PROBATION`` seconds, in case the probing job never comes back (its worker died).
 """
 
 from __future__ import annotations
@@ -30,18 +30,11 @@ class Cooldowns:
         self.keys = keys
         self._cool = LuaScript(connection, "account_cool")
         self._lift = LuaScript(connection, "account_lift")
-        self._accepted = LuaScript(connection, "account_accepted")
 
     def cool(self, account: str, until: float, reason: CoolingReason, *, lasting: bool = False) -> float:
         """Cool ``account`` down until ``until`` (epoch seconds), or, ``lasting``, until ``lift`` ends it (``until``
         is then when it is next looked at); extended, never shortened. Returns the cooldown's end as it stands."""
         return float(self._cool([self.keys.cooling(account)], [repr(until), str(reason), int(lasting), PROBATION]))
-
-    def accepted(self, account: str, pool: str, now: float) -> bool:
-        """BFL accepted a task of ``account``'s ``pool``: the next refusal starts the backoffs afresh, and a cooldown
-        that is over ends (True); a running one stays. With other work: the effect ``AccountAccepted``."""
-        keys = [self.keys.cooling(account), self.keys.strikes(pool, account), self.keys.strikes(ACCOUNT_WIDE, account)]
-        return bool(self._accepted(keys, [repr(now)]))
 
     def lift(self, account: str, reason: CoolingReason, now: float) -> bool:
         """End ``account``'s cooldown for ``reason``; True if it takes tasks again."""

@@ -512,13 +512,6 @@ class JobStore:
         """The job's trace context (``Job.traceparent``), in one read; None if it has none."""
         return text(self.connection.hget(self.keys.job(job_id), "traceparent")) or None
 
-    def key_ids(self, job_ids: list[str]) -> list[str | None]:
-        """Each job's app key id (None: an admin token's, or no such job), in one round trip."""
-        pipe = self.connection.pipeline(transaction=False)
-        for job_id in job_ids:
-            pipe.hget(self.keys.job(job_id), "key_id")
-        return [text(k) or None if k is not None else None for k in pipe.execute()]
-
     def notifications_queued(self, job_ids: list[str], pipeline=None) -> None:
         """Remove jobs from the outbox: on ``pipeline``, the same MULTI that queues their tasks."""
         (pipeline if pipeline is not None else self.connection).zrem(self.keys.outbox, *job_ids)

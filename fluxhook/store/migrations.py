@@ -102,10 +102,6 @@ class Migrated:
     messages: int = 0  # notification messages moved to today's due set
     checks: int = 0  # check tasks of an older release dropped from RQ
 
-    def changed(self) -> int:
-        """How many things it changed."""
-        return (self.lines + self.slots + self.holders + self.clocks + self.accounts + self.sealed + self.tracks
-                + self.uncertain + self.messages + self.checks)
 
 
 def migrate(connection: Redis, config: Config, keys: Keys = KEYS, *, again: bool = False) -> Migrated:

@@ -269,7 +269,8 @@ class Slots:
 
         ``pause`` seconds (BFL's Retry-After) hold the pool at the account whose slot it held: BFL said it is
         full. ``wait`` seconds keep this job alone out of line instead, until the sweep puts it back (the
-        budget said no to it). A slot given back is handed on right away (``wait_for_freed``), not at the next sweep.
+        budget said no to it). A slot given back is handed on right away (``Keys.slot_freed`` wakes a dispatcher),
+        not at the next sweep.
         ``unlock``: the submit lock of the submission giving the slot back, freed in the same step (if still its own).
         """
         pool = self.pool_of(job)
@@ -304,11 +305,6 @@ class Slots:
         """Forget app key ``key_id``'s weight and max_active (a revoked key: its jobs no longer wait)."""
         self.set_share(key_id, None, None, pipeline)
 
-    def wait_for_freed(self, timeout: float) -> bool:
-        """Block until a slot is freed or a job joins a line without taking one (True), or ``timeout`` seconds
-        pass (False); each wakes one waiter. Call it on a connection whose socket timeout is longer than ``timeout``."""
-        return self.connection.blpop([self.keys.slot_freed], timeout=timeout) is not None
-
     def pool_of(self, job: Job) -> str:
         """The pool the job's task counts against (its recorded one, if the accounts' model limits still name it)."""
         return job.pool if job.pool in self.pools else pool_for(job.model, self.config.pooled_limits)
@@ -316,10 +312,6 @@ class Slots:
     def line_keys(self) -> tuple[str, ...]:
         """Every pool's line: what a dispatcher at rest watches (``store.wakes.Watched``)."""
         return tuple(self.keys.line(pool) for pool in self.pools)
-
-    def slot_keys(self) -> list[str]:
-        """Every account's slots of every pool: where a job may hold one."""
-        return [self.keys.slots(pool, account.name) for account in self.accounts for pool in self.pools]
 
     def _pool_keys(self) -> list[str]:
         return script_keys(self.keys, self.pools, self.accounts)
@@ -336,13 +328,6 @@ class Slots:
         unless the pool's pause there already runs (``lua/slot_strike.lua``); the count, kept for an hour."""
         return int(self._strike([self.keys.strikes(pool, account), self.keys.paused(pool, account)], [STRIKES_TTL]))
 
-    def in_flight(self, pool: str) -> int:
-        """How many slots of ``pool`` are held, over every account."""
-        pipe = self.connection.pipeline(transaction=False)
-        for account in self.accounts:
-            pipe.zcard(self.keys.slots(pool, account.name))
-        return sum(pipe.execute())
-
     def holds(self, job: Job) -> bool:
         """Whether the job holds a BFL slot (a job waiting out of line, or in it, holds none)."""
         account = self.account_of(job.id)
@@ -351,10 +336,6 @@ class Slots:
     def waiting(self, pool: str) -> int:
         """How many jobs wait in line for ``pool``."""
         return int(self.connection.zcard(self.keys.line(pool)))
-
-    def held_by(self, key_id: str | None) -> int:
-        """How many slots the jobs of app key ``key_id`` (None: the admin tokens') hold."""
-        return int(self.connection.hget(self.keys.fair_held, owner_of(key_id)) or 0)
 
     def look(self, jobs: Sequence[Job]) -> tuple[list[Place], list[LineState]]:
         """Where each of ``jobs`` (queued ones) stands: holding a slot, in its owner's line, or aside (out of line);
@@ -500,14 +481,6 @@ class Slots:
                 found.append(EndedHolder(job_id, account, rest.partition("|")[0]))
         return found
 
-    def waiting_of(self, key_id: str | None) -> list[str]:
-        """The ids of the jobs of app key ``key_id`` (None: the admin tokens') in line, pool by pool,
-        each pool's in creation order. Jobs waiting out of line (the budget refused them) are not here."""
-        owner = owner_of(key_id)
-        pipe = self.connection.pipeline(transaction=False)
-        for pool in self.pools:
-            pipe.zrangebylex(self.keys.line(pool), *owner_range(owner))
-        return [member_job(text(m)) for members in pipe.execute() for m in members]
 
 
 def queue_full(owner: str, items: int, full: Sequence, *, batch: bool = False) -> QueueFull:

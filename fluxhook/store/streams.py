@@ -52,11 +52,3 @@ class StreamLeases:
     def close(self, caller: str, stream_id: str) -> None:
         """Give the stream's lease back."""
         self.connection.zrem(self._key(caller), stream_id)
-
-    def held(self, caller: str) -> int:
-        """How many streams ``caller`` holds now."""
-        key = self._key(caller)
-        pipe = self.connection.pipeline(transaction=False)
-        pipe.zremrangebyscore(key, "-inf", int(self.clock() * 1000))
-        pipe.zcard(key)
-        return int(pipe.execute()[1])

@@ -176,14 +176,10 @@ class UsageStore:
         return bool(self._set_balance([self.keys.bfl_balance(account.name)],
                                       [repr(float(credits)), repr(float(at)), ttl, account.bfl_digest]))
 
-    def balance(self, *, account: Account) -> Balance | None:
-        """The account's balance last kept, or None if no worker asked BFL lately, or the one kept was read from
-        another BFL (the account's endpoint or key changed since). Each account's its own: no default, so that no
-        reader takes one account's figure for another's."""
-        return _reading(self.connection.hmget(self.keys.bfl_balance(account.name), *READING), account)
-
     def balances(self, accounts: Sequence[Account]) -> list[Balance | None]:
-        """``balance`` of each of ``accounts``, in one round trip (none for no account)."""
+        """Each of ``accounts``' balance last kept, or None if no worker asked BFL lately, or the one kept was read
+        from another BFL (the account's endpoint or key changed since); in one round trip (none for no account). Each
+        account's its own: no default, so that no reader takes one account's figure for another's."""
         if not accounts:
             return []
         pipe = self.connection.pipeline(transaction=False)

@@ -32,7 +32,3 @@ class Watching:
         """How many seconds more the job is watched, if no one looks again (0: it is not watched)."""
         until = self.connection.hget(self.keys.job(job_id), WATCHED_UNTIL)
         return max(0.0, float(until) - time.time()) if until else 0.0
-
-    def watched(self, job_id: str) -> bool:
-        """Whether someone watches the job now."""
-        return self.watched_for(job_id) > 0

@@ -29,7 +29,7 @@ from redis import Redis
 
 from fluxhook.core.holds import MOVE_LEASE
 from fluxhook.store.keys import KEYS, Keys
-from fluxhook.store.owners import DEFAULT_WEIGHT, forms, member, member_job, owner_of
+from fluxhook.store.owners import DEFAULT_WEIGHT, forms, member_job, owner_of
 from fluxhook.store.replies import text
 from fluxhook.store.scripts import LuaScript
 
@@ -67,15 +67,6 @@ class WorkLines:
         self.connection = connection
         self.keys = keys
         self._take = LuaScript(connection, "work_take")
-
-    def add(self, kind: str, key_id: str | None, job_id: str, pipeline, *, bulk: bool = False,
-            deadline: float | None = None, end_user: str | None = None) -> None:
-        """Put the job of app key ``key_id`` in ``kind``'s line on ``pipeline`` (a MULTI), unless it is there
-        already, and wake a feeder (``AddWork`` does the same inside a job's change, from the job's record)."""
-        item = member(owner_of(key_id), job_id, bulk=bulk, deadline=deadline, end_user=end_user)
-        pipeline.zadd(self.keys.work_line(checked_kind(kind)), {item: 0}, nx=True)
-        pipeline.lpush(self.keys.work_added, 1)
-        pipeline.ltrim(self.keys.work_added, 0, 0)
 
     def line_keys(self) -> tuple[str, ...]:
         """Every kind's line: what a feeder at rest watches (``store.wakes.Watched``)."""

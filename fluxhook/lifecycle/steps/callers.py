@@ -130,11 +130,6 @@ class KeyResolver:
         self._touch(key, now)
         return Caller(key)
 
-    def refuses(self, secret: str) -> bool:
-        """Whether ``secret`` makes no caller (no key's, or a revoked or expired key's), judged before the request's
-        body is read: the one read ``caller`` then finds cached, and no use recorded."""
-        return self.refusal(secret) is not None
-
     def refusal(self, secret: str) -> str | None:
         """Why ``secret`` makes no caller, as ``secret_refusal`` says (None: it makes one), its key's record read or
         found cached; no use recorded."""

@@ -1,7 +1,6 @@
--- An account's standing once BFL accepted a task of it, in one place for the script on its own (account_accepted.lua)
--- and the effect that rides on a submission's record (effects.lua): its refusals in a row start again from none (the
--- pool's and the account's), and a cooldown that is over (the account on probation) ends; one still running, or one
--- that lasts until the balance reads above zero, stays.
+-- An account's standing once BFL accepted a task of it, for the effect that rides on a submission's record
+-- (effects.lua): its refusals in a row start again from none (the pool's and the account's), and a cooldown that is
+-- over (the account on probation) ends; one still running, or one that lasts until the balance reads above zero, stays.
 local account_standing = {}
 
 -- ``cooling`` the account's cooldown, ``strikes`` the keys of its refusals in a row; true if a cooldown ended.

@@ -225,16 +225,16 @@ def test_who_watches_a_job_the_dashboards_page_its_owner_and_never_another_tenan
     marks = Watching(redis.Redis.from_url(live_stack.env["REDIS_URL"]))
     # Reading the job, or listing, does not watch it: an app may poll them as often as it likes at no cost at BFL.
     assert owner.get(f"/v1/jobs/{job['id']}").status_code == 200 and owner.get("/v1/jobs").status_code == 200
-    assert not marks.watched(job["id"])
+    assert marks.watched_for(job["id"]) == 0
     # Another tenant's get_result of it is BFL's "Task not found", and makes no poll of it (the attack: costing
     # the owner's account polls at BFL by asking for its job).
     stranger = requests.get(f"{base}/v1/get_result", params={"id": job["id"]}, timeout=10,
                             headers={"x-key": other.http.headers["Authorization"].removeprefix("Bearer ")})
-    assert stranger.json()["status"] == "Task not found" and not marks.watched(job["id"])
+    assert stranger.json()["status"] == "Task not found" and marks.watched_for(job["id"]) == 0
     # The owner's get_result watches it; so does the dashboard's page of it.
     mine = requests.get(f"{base}/v1/get_result", params={"id": job["id"]}, timeout=10,
                         headers={"x-key": owner.http.headers["Authorization"].removeprefix("Bearer ")})
-    assert mine.json()["status"] == "Pending" and marks.watched(job["id"])
+    assert mine.json()["status"] == "Pending" and marks.watched_for(job["id"]) > 0
     marks.connection.hdel(KEYS.job(job["id"]), WATCHED_UNTIL)
     browser, _ = sign_in(base)
     assert browser.get(f"{base}/jobs/{job['id']}", timeout=10).status_code == 200

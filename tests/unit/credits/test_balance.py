@@ -47,7 +47,7 @@ def test_many_workers_at_once_ask_bfl_once(redis_server, own_sim, spy, make_serv
     with ThreadPoolExecutor(8) as pool:
         outcomes = list(pool.map(lambda n: balance.refresh(workers[n % 4]), range(16)))
     assert sorted(outcomes).count(RefreshOutcome.REFRESHED) == 1 and own_sim.stats()["credits_requests"] == 1
-    kept = first.store.usage.balance(account=first.config.accounts[0])
+    kept = first.store.usage.balances([first.config.accounts[0]])[0]
     assert kept.credits == 1234.5 and abs(kept.at - time.time()) < 30
     # Held for the whole interval: no other run asks BFL within it.
     assert 300 - 5 <= first.redis.ttl(KEYS.balance_lock()) <= 300
@@ -68,7 +68,7 @@ def test_a_failed_refresh_keeps_the_last_balance_and_waits_for_the_next_interval
     svc_wrong = build_services(dataclasses.replace(svc.config, bfl_api_key="wrong-key"))
     # Another key's reading is none to it: asked at once, and BFL refuses the key.
     assert balance.refresh(svc_wrong) == RefreshOutcome.FAILED
-    assert svc.store.usage.balance(account=account).credits == 50.0
+    assert svc.store.usage.balances([account])[0].credits == 50.0
     assert balance.refresh(svc) == RefreshOutcome.SKIPPED  # the failed one held the interval
 
 
@@ -99,7 +99,7 @@ def test_a_reading_kept_replaces_an_older_one_never_a_later_one_and_credits_end_
     # A doctor's read kept first, and a worker's asked before it arriving after it: the doctor's stays.
     balance.keep(svc, account, Balance(990.0, now))
     balance.keep(svc, account, Balance(1_000.0, now - 5))
-    assert svc.store.usage.balance(account=account) == Balance(990.0, now)
+    assert svc.store.usage.balances([account])[0] == Balance(990.0, now)
 
     # Read now (as `fluxhook doctor` does): BFL's figure, kept as the reading, and the account takes tasks again.
     svc.store.cooldowns.cool("default", now + 30, CoolingReason.INSUFFICIENT_CREDITS, lasting=True)
@@ -107,7 +107,7 @@ def test_a_reading_kept_replaces_an_older_one_never_a_later_one_and_credits_end_
     reading = balance.read(svc, account)
     assert reading.credits == 12.5 and reading.at >= now
     balance.keep(svc, account, reading)
-    assert svc.store.usage.balance(account=account) == reading
+    assert svc.store.usage.balances([account])[0] == reading
     assert svc.store.cooldowns.of("default", time.time()) is None
 
 
@@ -125,12 +125,12 @@ def test_a_reading_names_the_bfl_it_was_read_from_never_its_key(make_services):
     assert len({account.bfl_digest, moved.bfl_digest, rekeyed.bfl_digest}) == 3
     assert dataclasses.replace(account, api_base=account.api_base + "/").bfl_digest == account.bfl_digest
     for other in (moved, rekeyed):
-        assert svc.store.usage.balance(account=other) is None
+        assert svc.store.usage.balances([other])[0] is None
         assert balance.kept(svc, [other]) == {"default": None}
     # The new BFL's reading replaces the old one's, though read before it (the old one's is none of the new one's).
     balance.keep(svc, moved, Balance(999_815.0, now - 1))
-    assert svc.store.usage.balance(account=moved) == Balance(999_815.0, now - 1)
-    assert svc.store.usage.balance(account=account) is None
+    assert svc.store.usage.balances([moved])[0] == Balance(999_815.0, now - 1)
+    assert svc.store.usage.balances([account])[0] is None
 
 
 def test_after_a_restart_on_another_bfl_its_reading_is_read_again_at_once_though_the_interval_is_held(
@@ -203,7 +203,7 @@ def test_a_due_read_is_asked_by_one_process_and_a_failed_one_again_once_its_lock
     with ThreadPoolExecutor(4) as pool:
         outcomes = list(pool.map(lambda watch: look(svc, watch), watches))
     assert sorted(outcomes) == [RefreshOutcome.FAILED] + [RefreshOutcome.SKIPPED] * 3  # one process asked
-    assert svc.store.usage.balance(account=account).credits == 50.0  # the last reading stays
+    assert svc.store.usage.balances([account])[0].credits == 50.0  # the last reading stays
     assert look(svc, watches[0]) == RefreshOutcome.SKIPPED  # its lock holds: BFL is not asked again yet
     assert REREAD_LOCK - 2 < svc.redis.ttl(KEYS.reread_lock()) <= REREAD_LOCK
     svc.redis.delete(KEYS.reread_lock())  # REREAD_LOCK s later

@@ -28,6 +28,7 @@ from fluxhook.lifecycle.steps.callers import ADMIN, Caller
 from fluxhook.services import build_services
 from fluxhook.store.keys import KEYS
 from helpers import answer, commands_during, gateway_timing_out, serve
+from slot_helpers import in_flight, waiting_of
 
 DB = 15  # no other unit test uses it; make_services flushes it before and after
 PRO = "flux-2-pro"  # 3 credits a task here
@@ -45,7 +46,7 @@ def _key(svc, **limits) -> Caller:
 
 def _nothing_made(svc, sim) -> None:
     listed, _ = svc.jobs.list(limit=10)
-    assert listed == [] and svc.slots.in_flight("default") == 0 and svc.slots.waiting("default") == 0
+    assert listed == [] and in_flight(svc.slots, "default") == 0 and svc.slots.waiting("default") == 0
     assert sim.stats()["submitted"] == 0
 
 
@@ -132,7 +133,7 @@ def test_a_submission_bfl_refuses_leaves_nothing_behind_and_counts_nothing_again
         create_job(svc, caller, JobRequest(PRO, {"prompt": "refused"}), submit_here=True)
 
     listed, _ = svc.jobs.list(limit=10)
-    assert listed == [] and svc.slots.in_flight("default") == 0
+    assert listed == [] and in_flight(svc.slots, "default") == 0
     sim.settings(refuse=None)
     assert create_job(svc, caller, JobRequest(PRO, {"prompt": "[pending] ok"}), submit_here=True).job.status == st.SUBMITTED
     with pytest.raises(RateLimited):  # its one request a minute is used now
@@ -220,4 +221,4 @@ def test_a_job_is_recorded_with_its_place_in_line_or_not_at_all(redis_server, sv
         placed = svc.slots.look([job])[0][0] != Place.ASIDE or svc.redis.zscore(KEYS.due, job.id) is not None
         assert placed, f"{job.id} is queued, in no line, holding no slot and not due"
     made = create_job(svc, caller, JobRequest(PRO, {"prompt": "[pending] in line"}), submit_here=False).job
-    assert svc.slots.waiting_of(caller.key_id) == [made.id] and svc.jobs.list(limit=10)[0] == [made]
+    assert waiting_of(svc.slots, caller.key_id) == [made.id] and svc.jobs.list(limit=10)[0] == [made]

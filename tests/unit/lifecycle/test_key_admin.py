@@ -37,7 +37,7 @@ def test_a_new_keys_secret_makes_its_caller_and_only_its_sha256_is_kept(svc):
     resolver = KeyResolver(svc.store.app_keys)
     assert resolver.caller(secret).key_id == key.id
     assert resolver.caller(secret[:-1] + ("A" if secret[-1] != "A" else "B")) is None  # its id, not its secret
-    assert resolver.caller("fhk_not-ours") is None and resolver.refuses("fhk_not-ours")
+    assert resolver.caller("fhk_not-ours") is None and resolver.refusal("fhk_not-ours") is not None
 
 
 @pytest.mark.parametrize(("body", "says"), [

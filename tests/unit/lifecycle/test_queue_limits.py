@@ -19,6 +19,7 @@ from fluxhook.lifecycle.creating import JobRequest, create_job
 from fluxhook.lifecycle.steps.callers import ADMIN, Caller
 from fluxhook.lifecycle.tracking import TrackRequest, track_task
 from fluxhook.store.keys import KEYS
+from slot_helpers import waiting_of
 from unit.lifecycle.batch_helpers import PRO, app_caller, batch_request
 
 DB = 15  # make_services flushes it before and after
@@ -36,7 +37,7 @@ def _queue(svc, caller: Caller, prompt: str = "[pending] queued"):
 
 
 def _queued_of(svc, caller: Caller) -> int:
-    return len(svc.slots.waiting_of(caller.key_id))
+    return len(waiting_of(svc.slots, caller.key_id))
 
 
 def test_a_job_past_its_keys_max_queued_makes_nothing_and_counts_nothing_while_another_key_goes_on(svc, sim):
@@ -126,7 +127,7 @@ def test_a_track_is_refused_while_its_keys_queue_is_full(svc, sim):
         track_task(svc, a, TrackRequest("bfl-task-of-a", model=PRO))
 
     assert svc.jobs.get_by_bfl_id("bfl-task-of-a") is None
-    svc.jobs.transition(svc.slots.waiting_of(b.key_id)[0], st.ABORTED, error={"code": "x", "message": "x"})
+    svc.jobs.transition(waiting_of(svc.slots, b.key_id)[0], st.ABORTED, error={"code": "x", "message": "x"})
     job, created = track_task(svc, b, TrackRequest("bfl-task-of-b", model=PRO))  # B's queue has room again
     assert created and job.status == st.SUBMITTED
 

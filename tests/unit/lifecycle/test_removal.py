@@ -27,6 +27,7 @@ from fluxhook.lifecycle.steps.callers import ADMIN
 from fluxhook.lifecycle.steps.schedule import POLL_DEADLINE
 from fluxhook.media import posters, thumbnails
 from fluxhook.store.keys import KEYS
+from slot_helpers import held_by
 
 DB = 6
 
@@ -143,12 +144,12 @@ def test_deleting_a_job_bfl_runs_keeps_its_slot_under_its_keys_max_active_until_
     # Ended as a cancel ends it, and kept with its slot (A's one) while BFL runs the task.
     kept = svc.jobs.get(running.id)
     assert (kept.status, kept.error["code"], kept.delete_asked_at is not None) == (st.CANCELED, "canceled", True)
-    assert svc.slots.holds(running) and svc.slots.held_by(a_key.id) == 1
+    assert svc.slots.holds(running) and held_by(svc.slots, a_key.id) == 1
     nxt = queued_job(svc, "A's next job", key_id=a_key.id)
     assert waits.of(svc, nxt) == Waiting(WaitReason.KEY_MAX_ACTIVE) and svc.slots.dispatch().jobs == []
     # Another key's job goes at once.
     b_job = queued_job(svc, "B's job", key_id=b_key.id, send_here=True)
-    assert svc.slots.holds(b_job) and svc.slots.held_by(b_key.id) == 1
+    assert svc.slots.holds(b_job) and held_by(svc.slots, b_key.id) == 1
     # Deleting it again changes nothing.
     assert remove_job(svc, running.id) is True and svc.slots.holds(running)
 

@@ -46,7 +46,7 @@ def test_a_newly_watched_running_job_comes_due_at_once_and_watching_again_change
     job = tracked_job(svc, "some-task", due=time.time() + 9)
     before = time.time()
     watch(svc, job.id)
-    assert svc.store.watching.watched(job.id)
+    assert svc.store.watching.watched_for(job.id) > 0
     assert svc.jobs.due_at(job.id) <= before + 0.01
     # Looking again (a stream every few seconds) neither brings it due again nor moves a later time.
     svc.jobs.update(job.id, due=before + 5)
@@ -61,8 +61,8 @@ def test_a_longer_look_is_never_shortened_and_the_mark_lapses_by_itself(svc):
     assert svc.store.watching.watched_for(job.id) > live.WATCH_SECONDS
     other = tracked_job(svc, "other-task", due=time.time() + 9)
     watch(svc, other.id, seconds=0.2)
-    assert svc.store.watching.watched(other.id)
-    wait_until(lambda: not svc.store.watching.watched(other.id), timeout=2, interval=0.02)
+    assert svc.store.watching.watched_for(other.id) > 0
+    wait_until(lambda: svc.store.watching.watched_for(other.id) == 0, timeout=2, interval=0.02)
 
 
 def test_jobs_that_run_no_task_are_not_brought_due_and_ended_or_unknown_ones_are_not_marked(svc):
@@ -70,12 +70,12 @@ def test_jobs_that_run_no_task_are_not_brought_due_and_ended_or_unknown_ones_are
     queued, _ = svc.jobs.create(Job(id=new_job_id(now), status=st.QUEUED, created_at=now, updated_at=now),
                                 due=now + 30)
     watch(svc, queued.id)
-    assert svc.store.watching.watched(queued.id)  # its first poll, once sent, comes at the watched pace
+    assert svc.store.watching.watched_for(queued.id) > 0  # its first poll, once sent, comes at the watched pace
     assert svc.jobs.due_at(queued.id) == pytest.approx(now + 30, abs=0.002)
     ended = tracked_job(svc, "ended-task", due=now + 30)
     assert svc.jobs.transition(ended.id, st.FAILED, error={"code": "timeout", "message": "x"})
     watch(svc, ended.id)
-    assert not svc.store.watching.watched(ended.id)
+    assert svc.store.watching.watched_for(ended.id) == 0
     for nothing in (new_job_id(now), "not-a-job-id", ""):
         watch(svc, nothing)
         assert not svc.redis.exists(svc.store.keys.job(nothing))  # no record made for a mark

@@ -15,11 +15,10 @@ from fluxhook.media import lifetimes
     ("flux-unknown-image", 600), (None, 7200),
 ])
 def test_each_url_has_its_own_life(model, life):
-    assert lifetimes.url_life(model) == life
+    assert lifetimes.model_url_life(model) == life
     assert not lifetimes.past_life(model, 1000.0, 1000.0 + life)
     assert lifetimes.past_life(model, 1000.0, 1000.0 + life + 1)
     assert not lifetimes.past_life(model, None, 10**12)
-    assert lifetimes.expires_at(model, 1000.0) == 1000.0 + life
 
 
 def test_the_kind_comes_from_the_catalog_before_the_name():

@@ -73,7 +73,7 @@ def test_a_forged_key_costs_one_read_before_its_body_and_none_when_it_is_answere
     records = Records()
     keys = KeyResolver(records, clock=lambda: 100.0)
 
-    assert keys.refuses(KEY_SHAPED)
+    assert keys.refusal(KEY_SHAPED) is not None
     assert keys.caller(KEY_SHAPED) is None  # the app's own check, once the head alone reaches it
     assert records.reads == 1
 
@@ -81,7 +81,7 @@ def test_a_forged_key_costs_one_read_before_its_body_and_none_when_it_is_answere
 def test_ids_that_are_no_keys_are_remembered_a_bounded_number_at_a_time():
     keys = KeyResolver(Records(), clock=lambda: 100.0)
     for n in range(MISSES_KEPT + 50):
-        assert keys.refuses(f"fhk_{n:016x}_" + "A" * 43)
+        assert keys.refusal(f"fhk_{n:016x}_" + "A" * 43) is not None
     assert len(keys._missing) == MISSES_KEPT
 
 

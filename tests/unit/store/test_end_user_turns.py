@@ -29,7 +29,7 @@ from fluxhook.store.slots import Slots
 from fluxhook.store.tallies import Tallies
 from fluxhook.store.work_lines import AHEAD, DOWNLOAD, WorkLines
 from helpers import commands_during
-from slot_helpers import _config
+from slot_helpers import _config, add_work, waiting_of
 
 set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "fluxhook-hypothesis")
 
@@ -102,17 +102,17 @@ def test_one_end_user_flooding_delays_another_of_its_key_by_one_turn_and_the_oth
         assert b.id in given and a_turns[:2].count(other.id) == 1
         assert round_ == 0 or a_turns[0] == other.id
         assert sum(1 for j in given if j in {job.id for job in flood}) == 2
-    assert slots.waiting_of("key_a") == [j.id for j in flood[12:]]
+    assert waiting_of(slots, "key_a") == [j.id for j in flood[12:]]
 
 
 def test_a_key_naming_a_thousand_end_users_takes_one_share_not_a_thousand(store, connection):
     work = WorkLines(connection)
     pipe = connection.pipeline(transaction=True)
     for n in range(1000):
-        work.add(DOWNLOAD, "key_a", new_job_id(), pipe, end_user=f"user-{n}")
+        add_work(work, DOWNLOAD, "key_a", new_job_id(), pipe, end_user=f"user-{n}")
     b = [new_job_id() for _ in range(20)]
     for job_id in b:
-        work.add(DOWNLOAD, "key_b", job_id, pipe)
+        add_work(work, DOWNLOAD, "key_b", job_id, pipe)
     pipe.execute()
     taken = [member_job(m) for m in _take(work, 40)]
     assert sum(1 for j in taken if j in set(b)) == 20  # half of the turns: one key against one key
@@ -124,12 +124,12 @@ def test_the_end_users_of_a_key_alternate_in_its_turns_each_in_its_own_order(con
     pipe = connection.pipeline(transaction=True)
     flood = [new_job_id(_BASE + i) for i in range(50)]
     for job_id in flood:
-        work.add(DOWNLOAD, "key_a", job_id, pipe, end_user="flood")
+        add_work(work, DOWNLOAD, "key_a", job_id, pipe, end_user="flood")
     late = [new_job_id(_BASE + 100 + i) for i in range(3)]
     for job_id in late:
-        work.add(DOWNLOAD, "key_a", job_id, pipe, end_user="late")
+        add_work(work, DOWNLOAD, "key_a", job_id, pipe, end_user="late")
     plain = new_job_id(_BASE + 200)
-    work.add(DOWNLOAD, "key_a", plain, pipe)  # the key's own job, of no end user: one more taker of its turns
+    add_work(work, DOWNLOAD, "key_a", plain, pipe)  # the key's own job, of no end user: one more taker of its turns
     pipe.execute()
     taken = [member_job(m) for m in _take(work, 9)]
     assert taken == [flood[0], late[0], plain, flood[1], late[1], flood[2], late[2], flood[3], flood[4]]
@@ -139,7 +139,7 @@ def test_an_end_user_keeps_a_pass_only_while_its_jobs_wait(connection):
     work = WorkLines(connection)
     pipe = connection.pipeline(transaction=True)
     for n in range(50):
-        work.add(DOWNLOAD, "key_a", new_job_id(), pipe, end_user=f"user-{n % 25}")
+        add_work(work, DOWNLOAD, "key_a", new_job_id(), pipe, end_user=f"user-{n % 25}")
     pipe.execute()
     assert len(_take(work, 30)) == 30
     kept = [f.decode() for f in connection.hkeys(KEYS.work_passes(DOWNLOAD)) if b"!" in f]
@@ -179,7 +179,7 @@ def test_an_end_users_job_leaves_every_line_as_it_ends_or_is_deleted(store, conn
         assert not slots.acquire(job)
     _end(store, waiting[0].id)
     store.delete(waiting[1].id)
-    assert slots.waiting_of("key_a") == [waiting[2].id]
+    assert waiting_of(slots, "key_a") == [waiting[2].id]
     _end(store, holder.id)
     assert slots.dispatch().jobs == [waiting[2].id]
     assert connection.zcard(KEYS.line(DEFAULT_POOL)) == 0
@@ -193,7 +193,7 @@ def test_an_end_users_job_alone_in_its_key_costs_a_take_no_more_commands_than_a_
     def commands(end_user: str | None) -> list[str]:
         pipe = connection.pipeline(transaction=True)
         for _ in range(1 + backlog):
-            work.add(DOWNLOAD, "key_a", new_job_id(), pipe, end_user=end_user)
+            add_work(work, DOWNLOAD, "key_a", new_job_id(), pipe, end_user=end_user)
         pipe.execute()
         seen = commands_during(connection, db, lambda: _take(work, 1))
         _take(work, 10)
@@ -276,7 +276,7 @@ def test_random_runs_of_end_users_and_keys_match_the_two_level_model(connection,
             _, owner, end_user, bulk, deadline = step
             job_id = new_job_id(_BASE + n)
             pipe = connection.pipeline(transaction=True)
-            work.add(DOWNLOAD, None if owner == "admin" else owner, job_id, pipe, bulk=bulk, deadline=deadline,
+            add_work(work, DOWNLOAD, None if owner == "admin" else owner, job_id, pipe, bulk=bulk, deadline=deadline,
                      end_user=end_user)
             pipe.execute()
             model.add(owner, job_id, bulk, deadline, end_user)
@@ -308,7 +308,7 @@ def test_a_job_handed_back_goes_back_to_its_end_users_place(store, connection):
     first, second = _queued(store, "key_a", "u"), _queued(store, "key_a", "u")
     assert slots.acquire(first) and not slots.acquire(second)
     assert slots.requeue(store.get(first.id))  # BFL refused it: its slot back, it in line again, first of the two
-    assert slots.waiting_of("key_a") == [first.id, second.id]
+    assert waiting_of(slots, "key_a") == [first.id, second.id]
     assert slots.dispatch().jobs == [first.id]
 
 

@@ -22,7 +22,7 @@ from fluxhook.store.slots import KnownCap, Slots
 from fluxhook.store.timeline import TIMELINE_CAP
 from fluxhook.store.work_lines import AHEAD, DOWNLOAD, KINDS
 from helpers import commands_during
-from slot_helpers import _config, _queued, as_key
+from slot_helpers import _config, _queued, as_key, in_flight
 
 DB = 3  # the unit tests' slot database (tests/unit/conftest.py)
 # A model with a pool of its own in the shipped catalog, beside flux-kontext-max.
@@ -319,7 +319,7 @@ def test_ready_gives_back_its_own_slot_and_stored_looks_for_none(jobs, slots, co
     # does, so no dispatcher is woken.
     assert _names(_naming(ready, KONTEXT_MAX_POOL)) == ["EXISTS"]
     assert not _naming(ready, f"LPUSH {KEYS.slot_freed}")
-    assert slots.in_flight(DEFAULT_POOL) == 0 and slots.account_of(job.id) is None
+    assert in_flight(slots, DEFAULT_POOL) == 0 and slots.account_of(job.id) is None
     # Its slot's account, owner and charge: one entry, read once and dropped once; no other hash of the job's.
     assert _names(_on(ready, KEYS.slot_holders)) == ["HGET", "HDEL"]
     # Its owner's pass and its estimate of slot time (which the task's time at BFL teaches), kept side by side: read in
@@ -339,7 +339,7 @@ def test_a_slot_held_by_an_entry_of_an_older_release_is_given_back_by_its_score(
     ready = _commands(connection, lambda: jobs.transition(job.id, st.READY, result_url="https://x/a"))
     assert _names(_on(ready, KEYS.slots(DEFAULT_POOL))) == ["ZSCORE", "ZREM"]
     assert _names(_naming(ready, KEYS.share_weights)) == ["HGET"]
-    assert slots.in_flight(DEFAULT_POOL) == 0
+    assert in_flight(slots, DEFAULT_POOL) == 0
     # Charged the 30 s it held the slot in place of the 10 s it was charged as it took it.
     assert float(connection.hget(KEYS.fair_passes, "admin")) == pytest.approx(passes_before + 20, abs=1)
 

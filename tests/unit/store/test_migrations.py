@@ -28,7 +28,7 @@ from fluxhook.store.owners import ADMIN_OWNER, CLOCK, estimate_field, member
 from fluxhook.store.slots import Slots
 from fluxhook.store.work_lines import DOWNLOAD
 from helpers import commands_during
-from slot_helpers import _config, _queued, as_key
+from slot_helpers import _config, _queued, as_key, held_by, waiting_of
 
 URL = "https://delivery.example/a.png?sig=secret-signature"
 BODY = b'{"id": "task-early", "status": "Ready", "result": {"sample": "https://delivery.example/b.png?sig=x"}}'
@@ -79,8 +79,8 @@ def test_what_older_releases_kept_comes_out_in_todays_shape(store, connection):
     assert done == Migrated(ran=True, lines=3, slots=1, holders=1, accounts=2, sealed=3)
     assert not list(connection.scan_iter(match=KEYS.legacy_line("*")))
     slots = Slots(connection, config)
-    assert slots.waiting_of(None) == [waiting.id, gone.id, kontext.id] and slots.waiting(KONTEXT_MAX_POOL) == 1
-    assert slots.account_of(holder.id) == DEFAULT_ACCOUNT and slots.holds(holder) and slots.held_by(None) == 1
+    assert waiting_of(slots, None) == [waiting.id, gone.id, kontext.id] and slots.waiting(KONTEXT_MAX_POOL) == 1
+    assert slots.account_of(holder.id) == DEFAULT_ACCOUNT and slots.holds(holder) and held_by(slots, None) == 1
     # Its account, owner and charge (none was charged then) in one entry; what older releases kept of them is gone.
     assert connection.hgetall(KEYS.slot_holders) == {holder.id.encode(): b"default|admin|0"}
     assert not connection.exists(KEYS.legacy_slot_accounts, KEYS.legacy_fair_owners, KEYS.legacy_fair_charges)
@@ -101,7 +101,7 @@ def test_a_second_run_is_one_read_and_changes_nothing(store, connection, redis_s
     config = _config()
     _held_before_accounts(connection, _queued(store))
     _task(store, st.READY, result_url=URL)
-    assert migrate(connection, config).changed() == 4
+    assert migrate(connection, config) == Migrated(ran=True, slots=1, holders=1, accounts=1, sealed=1)
     before = _everything(connection)
     db = connection.connection_pool.connection_kwargs["db"]
     commands = commands_during(connection, db, lambda: migrate(connection, config))
@@ -134,9 +134,9 @@ def test_a_slot_taken_before_accounts_goes_to_the_first_account_when_default_is_
     assert connection.exists(KEYS.slots(DEFAULT_POOL, DEFAULT_ACCOUNT)) == 0
     assert connection.hmget(KEYS.slot_counts, list(moved)) == [None, None]  # made anew from the sets when next read
     assert connection.zscore(KEYS.slots(DEFAULT_POOL, "eu"), holder.id) == taken
-    assert slots.account_of(holder.id) == "eu" and slots.holds(holder) and slots.held_by(None) == 1
+    assert slots.account_of(holder.id) == "eu" and slots.holds(holder) and held_by(slots, None) == 1
     assert slots.requeue(holder)  # given back as today's slots are: its owner holds none, and it waits in line
-    assert slots.held_by(None) == 0 and slots.waiting_of(None) == [holder.id]
+    assert held_by(slots, None) == 0 and waiting_of(slots, None) == [holder.id]
 
 
 def test_two_processes_at_once_migrate_each_thing_once(store, connection):

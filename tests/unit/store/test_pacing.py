@@ -17,7 +17,7 @@ from fluxhook.store.keys import KEYS
 from fluxhook.store.pacing import HELD_GUARD, LOOK_EVERY, Pacer
 from fluxhook.store.slots import Slots
 from fluxhook.store.tallies import Tallies
-from slot_helpers import _config, _queued, as_key
+from slot_helpers import _config, _queued, as_key, slot_freed
 
 RULE = PacingRule(share=0.5, shortest_life=600, floor=4)
 NOW = 1_800_000_032.0  # within a minute: 30 s into it
@@ -105,7 +105,7 @@ def test_the_lift_wakes_a_dispatcher_and_the_jobs_held_go(connection, store, pac
     assert not pacer.judge(time.time(), RULE).holds and not pacer.judging
     assert not connection.exists(KEYS.store_held)
     assert connection.llen(KEYS.slot_freed) == 1
-    assert slots.wait_for_freed(0.1)
+    assert slot_freed(slots, 0.1)
     assert slots.dispatch().jobs == [job.id for job in jobs]
     # A judgement with nothing to lift wakes nobody.
     assert not pacer.judge(time.time(), RULE).holds and not connection.exists(KEYS.slot_freed)

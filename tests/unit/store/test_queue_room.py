@@ -21,7 +21,7 @@ from fluxhook.store.keys import KEYS
 from fluxhook.store.owners import ADMIN_OWNER
 from fluxhook.store.slots import QUEUE_FULL_RETRY, Slots, queue_full
 from helpers import commands_during
-from slot_helpers import _config
+from slot_helpers import _config, waiting_of
 
 DB = 3  # the unit tests' slot database (tests/unit/conftest.py)
 A, B = "key_aaaaaaaaaaaaaaaa", "key_bbbbbbbbbbbbbbbb"
@@ -92,9 +92,9 @@ def test_a_key_at_its_limit_makes_nothing_while_another_key_goes_on(jobs, slots,
     _nothing_left_of(connection, refused)
     assert (caught.value.queued, caught.value.limit, caught.value.status, caught.value.code) == (3, 3, 429, "queue_full")
     assert caught.value.retry_after == QUEUE_FULL_RETRY
-    assert len(slots.waiting_of(A)) == 3 and all(connection.exists(KEYS.job(job.id)) for job in made)
+    assert len(waiting_of(slots, A)) == 3 and all(connection.exists(KEYS.job(job.id)) for job in made)
     # B's limit is its own: it goes on beside A's full queue, up to its own.
-    assert [_make(jobs, slots, B, 3).id for _ in range(3)] == slots.waiting_of(B)
+    assert [_make(jobs, slots, B, 3).id for _ in range(3)] == waiting_of(slots, B)
     with pytest.raises(QueueFull):
         _make(jobs, slots, B, 3)
 
@@ -161,7 +161,7 @@ def test_a_batch_holds_room_for_all_its_items_before_its_first_is_made(jobs, slo
     slots.join_all(_items(jobs, A, "bat_a", 4), queue_limit=10)
     assert int(connection.hget(KEYS.queue_room, A)) == 2
     slots.join_all(_items(jobs, A, "bat_a", 2), queue_limit=10)
-    assert len(slots.waiting_of(A)) == 10
+    assert len(waiting_of(slots, A)) == 10
     assert connection.hgetall(KEYS.queue_room) == {} and connection.zcard(KEYS.queue_room_lapses) == 0
 
 
@@ -194,7 +194,7 @@ def test_a_hold_its_making_stopped_using_lapses_and_its_items_are_then_checked_a
     # Its making, back, finds no room held: each item is checked as a job; those past the limit are not made.
     with pytest.raises(QueueFull):
         slots.join_all(_items(jobs, A, "bat_a", 3), queue_limit=5)
-    assert len(slots.waiting_of(A)) == 5
+    assert len(waiting_of(slots, A)) == 5
     _make(jobs, slots, B, 5)
 
 
@@ -230,7 +230,7 @@ def test_exactly_the_limit_is_made_when_many_makers_race_past_it(jobs, slots, co
 
     assert len(made_a) == limit and set(refused) == {A}
     assert len(made_b) == tries // 3 and len(refused) == tries - len(made_b) - limit
-    assert sorted(slots.waiting_of(A)) == sorted(made_a) and sorted(slots.waiting_of(B)) == sorted(made_b)
+    assert sorted(waiting_of(slots, A)) == sorted(made_a) and sorted(waiting_of(slots, B)) == sorted(made_b)
     assert connection.zcard(KEYS.queued_jobs) == limit + len(made_b)
 
 
@@ -266,8 +266,8 @@ def test_a_batch_and_single_jobs_racing_for_the_last_room_never_pass_it_together
         assert len(singles) == 5
     else:
         assert len(singles) == 8 and "batch refused" in outcomes
-    assert len(slots.waiting_of(A)) <= 20
-    assert len(slots.waiting_of(A)) == 5 + len(singles) + (10 if "batch made" in outcomes else 0)
+    assert len(waiting_of(slots, A)) <= 20
+    assert len(waiting_of(slots, A)) == 5 + len(singles) + (10 if "batch made" in outcomes else 0)
 
 
 def test_the_refusal_names_the_limit_the_count_and_what_to_do():

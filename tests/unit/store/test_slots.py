@@ -17,7 +17,7 @@ from fluxhook.store.jobs import JobStore
 from fluxhook.store.keys import KEYS
 from fluxhook.store.slots import OwnerJobs, Slots
 from helpers import commands_during
-from slot_helpers import _config, _queued, _url
+from slot_helpers import _config, _queued, _url, in_flight, slot_freed
 
 
 @pytest.fixture()
@@ -34,7 +34,7 @@ def _held(connection, pool: str = DEFAULT_POOL) -> list[str]:
 def test_slots_up_to_the_limit_then_a_fifo_line(store, slots, connection):
     jobs = [_queued(store) for _ in range(6)]
     assert [bool(slots.acquire(j)) for j in jobs] == [True, True, True, False, False, False]
-    assert slots.in_flight(DEFAULT_POOL) == 3 and slots.waiting(DEFAULT_POOL) == 3
+    assert in_flight(slots, DEFAULT_POOL) == 3 and slots.waiting(DEFAULT_POOL) == 3
     assert slots.dispatch().jobs == []
 
     # Ready frees a slot (BFL is done); the first in line gets it.
@@ -64,7 +64,7 @@ def test_requeue_keeps_its_place_and_a_pause_holds_the_pool(store, slots):
     for job in jobs:
         slots.acquire(job)
     assert slots.requeue(jobs[1], pause=30)
-    assert slots.waiting(DEFAULT_POOL) == 2 and slots.in_flight(DEFAULT_POOL) == 2
+    assert slots.waiting(DEFAULT_POOL) == 2 and in_flight(slots, DEFAULT_POOL) == 2
     assert slots.dispatch().jobs == []  # paused, though a slot is free
     assert slots.acquire(_queued(store)) is None
     store.connection.delete(KEYS.paused(DEFAULT_POOL))
@@ -89,7 +89,7 @@ def test_requeue_of_a_job_that_moved_on_changes_nothing(store, slots):
     slots.acquire(job)
     store.transition(job.id, st.SUBMITTED, bfl_id="b1")
     assert slots.requeue(job) is False
-    assert slots.in_flight(DEFAULT_POOL) == 1 and slots.waiting(DEFAULT_POOL) == 0
+    assert in_flight(slots, DEFAULT_POOL) == 1 and slots.waiting(DEFAULT_POOL) == 0
 
 
 def test_a_job_waiting_aside_is_its_owners_out_of_line_and_back_in_line_at_its_place(store, slots, connection):
@@ -113,7 +113,7 @@ def test_a_job_waiting_aside_is_its_owners_out_of_line_and_back_in_line_at_its_p
     connection.delete(KEYS.slot_freed)
     assert slots.requeue(jobs[1])  # its wait is over: back in line, before jobs[3]
     assert connection.zcard(KEYS.aside) == 0 and store.due_at(jobs[1].id) is None
-    assert slots.wait_for_freed(0.01)  # an idle dispatcher is woken for it, not left to its next idle look
+    assert slot_freed(slots, 0.01)  # an idle dispatcher is woken for it, not left to its next idle look
     assert slots.owners_now(["admin"])[1]["admin"] == OwnerJobs({DEFAULT_POOL: 2, KONTEXT_MAX_POOL: 0}, [])
     store.transition(jobs[0].id, st.FAILED, error={"code": "bfl_error", "message": "x"})
     assert slots.dispatch().jobs == [jobs[1].id, jobs[3].id]  # two slots free: its own and jobs[0]'s
@@ -140,7 +140,7 @@ def test_kontext_max_counts_toward_its_own_limit_and_the_overall_one(store, slot
     # The waiting kontext-max job cannot use a slot (its pool is full): it does not hold others up.
     others = [_queued(store) for _ in range(3)]
     assert [bool(slots.acquire(j)) for j in others] == [True, True, False]
-    assert slots.in_flight(KONTEXT_MAX_POOL) == 1 and slots.in_flight(DEFAULT_POOL) == 2
+    assert in_flight(slots, KONTEXT_MAX_POOL) == 1 and in_flight(slots, DEFAULT_POOL) == 2
 
 
 def test_a_freed_slot_goes_to_the_earliest_waiting_job_whichever_its_model(store, slots):
@@ -157,7 +157,7 @@ def test_a_freed_slot_goes_to_the_earliest_waiting_job_whichever_its_model(store
     late = _queued(store)
     assert slots.acquire(late) is None  # it would overtake the kontext-max job
     assert slots.dispatch().jobs == [waiting_kontext.id]
-    assert slots.in_flight(KONTEXT_MAX_POOL) == 1 and slots.in_flight(DEFAULT_POOL) == 2
+    assert in_flight(slots, KONTEXT_MAX_POOL) == 1 and in_flight(slots, DEFAULT_POOL) == 2
     assert slots.waiting(DEFAULT_POOL) == 1
 
 

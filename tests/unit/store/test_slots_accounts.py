@@ -13,11 +13,13 @@ from fluxhook.core.accounts import Account, CoolingReason
 from fluxhook.core.pools import DEFAULT_POOL
 from fluxhook.core.wait_reasons import WaitReason, in_line
 from fluxhook.store.cooldowns import PROBATION, Cooldowns
+from fluxhook.store.effects import AccountAccepted, Effects
 from fluxhook.store.jobs import JobStore
 from fluxhook.store.keys import KEYS
 from fluxhook.store.slots import Slots
+from fluxhook.store.tallies import Tallies
 from helpers import commands_during
-from slot_helpers import _config, _queued
+from slot_helpers import _config, _queued, held_by
 
 ACCOUNTS = (Account("eu", "k1", "http://127.0.0.1:1", region="eu", max_active=2),
             Account("eu2", "k2", "http://127.0.0.1:2", region="eu", max_active=2),
@@ -150,7 +152,8 @@ def test_past_its_cooldown_an_account_takes_one_job_until_bfl_accepts_one(store,
         pass  # the cooldown's end is a moment of the clock: the dispatch is what looks at it
     assert slots.account_of(jobs[0].id) == "us" and slots.dispatch().jobs == []  # one probe at a time
     assert cooldowns.of("us", time.time()) is None  # on probation it is not shown cooling
-    assert cooldowns.accepted("us", DEFAULT_POOL, time.time())  # BFL took the probe: the account is open again
+    Effects(connection, KEYS, 60, Tallies(connection).add).apply([AccountAccepted("us", DEFAULT_POOL, time.time())])
+    assert cooldowns.of("us", time.time()) is None and not connection.exists(KEYS.cooling("us"))  # BFL took the probe
     assert slots.dispatch().jobs == [jobs[1].id, jobs[2].id]
 
 
@@ -187,5 +190,5 @@ def test_a_later_job_served_in_its_owner_s_blocked_head_s_place_is_served_once(s
     # The owner's head can go only through us: its next job goes in its place, once, holding one slot.
     assert slots.dispatch().jobs == [free.id]
     holding = [name for name, jobs in _holders(connection).items() if free.id in jobs]
-    assert len(holding) == 1 and slots.held_by(None) == 4
+    assert len(holding) == 1 and held_by(slots, None) == 4
     assert slots.account_of(blocked.id) is None

@@ -29,7 +29,7 @@ from fluxhook.store.slots import Slots
 from helpers import commands_during
 
 # The slot tests' config (their database and store are fixtures of tests/unit/conftest.py).
-from slot_helpers import _config, as_key
+from slot_helpers import _config, as_key, held_by, in_flight, slot_freed, waiting_of
 
 set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "fluxhook-hypothesis")
 
@@ -221,7 +221,7 @@ def test_a_backlog_never_makes_another_keys_job_wait_past_the_next_free_slot(sto
             given = slots.dispatch().jobs
             assert len(given) == 1 and given[0] in {j.id for j in backlog}
             running.append(given[0])
-    assert slots.waiting_of("key_a") == [j.id for j in backlog[34:]]  # A's own order kept: 4 + 30 went out
+    assert waiting_of(slots, "key_a") == [j.id for j in backlog[34:]]  # A's own order kept: 4 + 30 went out
 
 
 def test_a_new_job_takes_a_slot_freed_but_not_yet_handed_out_when_its_turn_comes_first(store, connection):
@@ -262,7 +262,7 @@ def test_an_owner_at_its_max_active_is_passed_over_and_holds_nobody_up(store, co
     slots.set_share("key_a", 1, 2)
     a = [_queued(store) for _ in range(4)]
     assert [bool(slots.acquire(as_key(store, j, "key_a"))) for j in a] == [True, True, False, False]
-    assert slots.held_by("key_a") == 2
+    assert held_by(slots, "key_a") == 2
     b = [_queued(store) for _ in range(3)]
     # A at its cap: B takes the free ones
     assert [bool(slots.acquire(as_key(store, j, "key_b"))) for j in b] == [True, True, False]
@@ -271,11 +271,11 @@ def test_an_owner_at_its_max_active_is_passed_over_and_holds_nobody_up(store, co
     assert slots.dispatch().jobs == [b[2].id]  # A still at its cap: B's job, though A's waited longer
     _end(store, a[0].id)
     assert slots.dispatch().jobs == [a[2].id]  # A under its cap again
-    assert slots.held_by("key_a") == 2 and slots.held_by("key_b") == 2
+    assert held_by(slots, "key_a") == 2 and held_by(slots, "key_b") == 2
     slots.drop_share("key_a")
     assert connection.hlen(KEYS.share_weights) == connection.hlen(KEYS.share_max_active) == 0
     assert store.delete(b[1].id) is not None
-    assert slots.dispatch().jobs == [a[3].id] and slots.held_by("key_a") == 3 and slots.held_by("key_b") == 1
+    assert slots.dispatch().jobs == [a[3].id] and held_by(slots, "key_a") == 3 and held_by(slots, "key_b") == 1
 
 
 def test_within_one_key_each_model_keeps_its_fifo_order_and_its_own_limit(store, connection):
@@ -289,7 +289,7 @@ def test_within_one_key_each_model_keeps_its_fifo_order_and_its_own_limit(store,
     _end(store, k1.id)
     _end(store, d2.id)
     assert slots.dispatch().jobs == [k2.id, d3.id]  # A's jobs in their order once their pools have room
-    assert slots.in_flight(KONTEXT_MAX_POOL) == 1 and slots.in_flight(DEFAULT_POOL) == 2
+    assert in_flight(slots, KONTEXT_MAX_POOL) == 1 and in_flight(slots, DEFAULT_POOL) == 2
 
 
 def test_a_dispatch_costs_the_same_behind_ten_jobs_or_a_thousand(store, connection, redis_server):
@@ -319,8 +319,8 @@ def test_jobs_in_a_line_of_the_release_before_fair_share_are_taken_over_as_the_a
     _end(store, old[1].id)  # it ended while the old line held it
     assert migrate(connection, config).lines == 2 and migrate(connection, config).lines == 0
     assert connection.exists(KEYS.legacy_line(DEFAULT_POOL)) == 0
-    assert slots.waiting_of(None) == [old[0].id, old[2].id]
-    assert slots.dispatch().jobs == [old[0].id] and slots.held_by(None) == 1
+    assert waiting_of(slots, None) == [old[0].id, old[2].id]
+    assert slots.dispatch().jobs == [old[0].id] and held_by(slots, None) == 1
     _end(store, old[0].id)
     assert slots.dispatch().jobs == [old[2].id]
 
@@ -406,11 +406,11 @@ def test_a_status_change_that_frees_a_slot_wakes_one_dispatcher(store, connectio
     first, second = _queued(store), _queued(store)
     assert slots.acquire(first) and not slots.acquire(second)
     assert store.transition(first.id, st.SUBMITTED, bfl_id=f"b-{first.id}")  # BFL has it: the slot stays held
-    assert not slots.wait_for_freed(0.05)
+    assert not slot_freed(slots, 0.05)
     assert store.transition(first.id, st.READY, result_url="https://x/r.png")
     assert store.transition(second.id, st.FAILED, error=FAIL)  # frees nothing: it held no slot
     assert connection.llen(KEYS.slot_freed) == 1
-    assert slots.wait_for_freed(0.05) and not slots.wait_for_freed(0.05)
+    assert slot_freed(slots, 0.05) and not slot_freed(slots, 0.05)
 
 
 def test_a_slot_freed_with_no_job_in_any_line_wakes_no_dispatcher_and_the_next_job_takes_it(store, connection):
@@ -418,7 +418,7 @@ def test_a_slot_freed_with_no_job_in_any_line_wakes_no_dispatcher_and_the_next_j
     job = _queued(store)
     assert slots.acquire(job)
     assert store.transition(job.id, st.FAILED, error=FAIL)
-    assert not slots.holds(job) and not slots.wait_for_freed(0.05)  # a dispatch would find nothing to give
+    assert not slots.holds(job) and not slot_freed(slots, 0.05)  # a dispatch would find nothing to give
     later = _queued(store)
     assert slots.acquire(later) and slots.holds(later)  # the slot is free as it joins
 
@@ -426,14 +426,14 @@ def test_a_slot_freed_with_no_job_in_any_line_wakes_no_dispatcher_and_the_next_j
 def test_a_keys_share_changed_wakes_one_dispatcher_and_its_raised_cap_lets_its_waiting_job_go(store, connection):
     slots = Slots(connection, _config(bfl_max_active=4))
     slots.set_share("key_a", None, 1)
-    assert slots.wait_for_freed(0.05)  # the share written wakes a dispatcher
+    assert slot_freed(slots, 0.05)  # the share written wakes a dispatcher
     first, second = (as_key(store, _queued(store), "key_a") for _ in range(2))
     assert slots.acquire(first) and not slots.acquire(second)  # key A at its max_active: no wake-up pushed
-    assert not slots.wait_for_freed(0.05)
+    assert not slot_freed(slots, 0.05)
     held_back = slots.dispatch()
     assert held_back.jobs == [] and held_back.waiting and not held_back.on_timer  # only a slot freeing ends it
     slots.set_share("key_a", None, 2)
-    assert slots.wait_for_freed(0.05) and not slots.wait_for_freed(0.05)  # one wake-up for the change
+    assert slot_freed(slots, 0.05) and not slot_freed(slots, 0.05)  # one wake-up for the change
     assert slots.dispatch().jobs == [second.id]
 
 
@@ -442,7 +442,7 @@ def test_a_job_that_joins_a_line_without_a_slot_takes_none_and_wakes_a_sender(st
     job = _queued(store)
     assert not slots.acquire(as_key(store, job, "key_a"), send_here=False)  # room, but its caller will not send it
     assert not slots.holds(job) and slots.waiting(DEFAULT_POOL) == 1
-    assert slots.wait_for_freed(0.05)  # a sender is woken to take it
+    assert slot_freed(slots, 0.05)  # a sender is woken to take it
     assert slots.dispatch(limit=1).jobs == [job.id] and slots.holds(job)
 
 
@@ -456,7 +456,7 @@ def test_a_job_that_joins_a_full_pool_wakes_no_sender(store, connection):
     assert connection.llen(KEYS.slot_freed) == 0  # a dispatch now would give nothing: the freed slot wakes one
     assert slots.waiting(DEFAULT_POOL) == 1
     assert store.transition(holder.id, st.FAILED, error=FAIL)
-    assert slots.wait_for_freed(0.05) and slots.dispatch(limit=1).jobs == [waiting.id]
+    assert slot_freed(slots, 0.05) and slots.dispatch(limit=1).jobs == [waiting.id]
 
 
 def test_owner_ids_are_words_that_cannot_break_a_lines_ranges():
@@ -477,4 +477,4 @@ def test_a_slot_held_past_its_lease_is_freed_for_its_owners_count_too(store, con
     # A dispatch between the dispatcher's looks for lapsed slots leaves it; its next look frees it.
     assert slots.dispatch(free_lapsed=False).jobs == [] and slots.holds(stuck)
     assert slots.dispatch().jobs == [waiting.id]  # the lapsed slot no longer counts against A
-    assert slots.held_by("key_a") == 1 and not slots.holds(stuck)
+    assert held_by(slots, "key_a") == 1 and not slots.holds(stuck)

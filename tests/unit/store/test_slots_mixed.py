@@ -16,7 +16,7 @@ from fluxhook.core.pools import DEFAULT_POOL, KONTEXT_MAX_POOL, pool_for, pool_l
 from fluxhook.store.jobs import JobStore
 from fluxhook.store.keys import KEYS
 from fluxhook.store.slots import Slots
-from slot_helpers import _config
+from slot_helpers import _config, in_flight
 
 KONTEXT = "flux-kontext-max"
 # slot_helpers._config's pools.
@@ -200,7 +200,7 @@ def test_a_paused_pool_does_not_hold_up_the_other(store, connection):
     assert [bool(slots.acquire(d)) for d in (d1, d2, d3, d4)] == [True, True, True, False]
     store.transition(d1.id, st.FAILED, error=FAIL)
     assert slots.dispatch().jobs == [d4.id]
-    assert slots.in_flight(DEFAULT_POOL) == 3 and slots.in_flight(KONTEXT_MAX_POOL) == 1
+    assert in_flight(slots, DEFAULT_POOL) == 3 and in_flight(slots, KONTEXT_MAX_POOL) == 1
     # The pause over, the earliest waiting job gets the next free slot.
     connection.delete(KEYS.paused(KONTEXT_MAX_POOL))
     store.transition(d2.id, st.FAILED, error=FAIL)

@@ -15,7 +15,7 @@ from fluxhook.core.pools import DEFAULT_POOL
 from fluxhook.store.jobs import Terms
 from fluxhook.store.keys import KEYS
 from fluxhook.store.slots import EndedHolder, Slots
-from slot_helpers import _config, _queued, as_key
+from slot_helpers import _config, _queued, as_key, held_by
 
 CANCELED = {"code": "canceled", "message": "x"}
 RUNS = Terms(task_runs=True)
@@ -47,7 +47,7 @@ def test_a_sent_job_ended_while_its_task_runs_keeps_its_slot_until_let_go(store,
     assert store.transition(job.id, st.CANCELED, terms=RUNS, error=CANCELED)
 
     # Held: the account's slot, its pool's count and the owner's max_active, on the same poll schedule.
-    assert slots.holds(job) and _count(connection) == 1 and slots.held_by("key_a") == 1
+    assert slots.holds(job) and _count(connection) == 1 and held_by(slots, "key_a") == 1
     assert store.due_at(job.id) == due and store.get(job.id).polling_url == POLLING_URL
     assert slots.ended_holders() == [EndedHolder(job.id, "default", "key_a")]
     waiting = as_key(store, _queued(store), "key_a")
@@ -59,7 +59,7 @@ def test_a_sent_job_ended_while_its_task_runs_keeps_its_slot_until_let_go(store,
 
     assert change.moved and change.freed and store.get(job.id).status == st.CANCELED
     assert store.get(job.id).updated_at == ended.updated_at  # the job's own record did not change
-    assert not slots.holds(job) and _count(connection) == 0 and slots.held_by("key_a") == 0
+    assert not slots.holds(job) and _count(connection) == 0 and held_by(slots, "key_a") == 0
     assert store.due_at(job.id) is None and store.get(job.id).polling_url is None
     assert slots.ended_holders() == []
     assert connection.llen(KEYS.slot_freed) == 1  # a job waits: one dispatcher is woken
@@ -84,7 +84,7 @@ def test_an_end_with_no_task_running_gives_the_slot_back_as_any_end_does(store, 
 
     for job in (sending, ready, tracked):
         assert not slots.holds(job) and store.due_at(job.id) is None
-    assert _count(connection) == 0 and slots.held_by("key_a") == 0 and slots.ended_holders() == []
+    assert _count(connection) == 0 and held_by(slots, "key_a") == 0 and slots.ended_holders() == []
 
 
 def test_let_go_leaves_a_job_that_has_not_ended_alone(store, slots):

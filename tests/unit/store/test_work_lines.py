@@ -22,6 +22,7 @@ from fluxhook.store.tallies import Tallies
 from fluxhook.store.wakes import TIMEOUT, WORK, Wakes
 from fluxhook.store.work_lines import AHEAD, DOWNLOAD, DRAFT_CACHE, KINDS, WorkLines
 from helpers import commands_during
+from slot_helpers import add_work
 
 
 @pytest.fixture()
@@ -33,7 +34,7 @@ def add(work: WorkLines, kind: str, key_id: str | None, n: int = 1) -> list[str]
     ids = [new_job_id() for _ in range(n)]
     pipe = work.connection.pipeline(transaction=True)
     for job_id in ids:
-        work.add(kind, key_id, job_id, pipe)
+        add_work(work, kind, key_id, job_id, pipe)
     pipe.execute()
     return ids
 
@@ -194,7 +195,7 @@ def test_a_move_is_held_by_a_lease_in_the_due_index_and_one_whose_process_died_s
 def test_a_job_added_twice_waits_once(work):
     [job_id] = add(work, DOWNLOAD, None)
     pipe = work.connection.pipeline(transaction=True)
-    work.add(DOWNLOAD, None, job_id, pipe)
+    add_work(work, DOWNLOAD, None, job_id, pipe)
     pipe.execute()
     assert work.waiting(DOWNLOAD) == 1
     assert work.pending(DOWNLOAD, None, job_id)

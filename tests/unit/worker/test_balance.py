@@ -18,7 +18,7 @@ def test_the_balance_thread_reads_the_credits_once_per_interval_however_many_pro
     svc = make_services(6)
     readers = [balance.start(svc), balance.start(svc)]  # two processes' threads
     try:
-        wait_until(lambda: svc.store.usage.balance(account=svc.config.accounts[0]) is not None, timeout=5,
+        wait_until(lambda: svc.store.usage.balances([svc.config.accounts[0]])[0] is not None, timeout=5,
                    message="a balance thread to read the account's credits")
         time.sleep(0.5)  # both threads have looked by now: the second found the interval's lock held
     finally:
@@ -38,13 +38,13 @@ def test_the_balance_thread_reads_the_credits_again_a_few_seconds_after_jobs_end
     own_sim.settings(credits=500.0)
     reader = balance.start(svc)
     try:
-        wait_until(lambda: svc.store.usage.balance(account=account) is not None, timeout=5,
+        wait_until(lambda: svc.store.usage.balances([account])[0] is not None, timeout=5,
                    message="the balance thread's first reading")
         own_sim.settings(credits=493.0)  # a job's price
         ended = time.time()
         svc.store.effects.apply([AccountJobEnded("default", ended)])  # its end's mark (accounting.on_end)
         ACTIVITY.noted()  # by the lane whose task ended it: a reader at rest looks again at once
-        read = wait_until(lambda: (lambda b: b if b.credits == 493.0 else None)(svc.store.usage.balance(account=account)),
+        read = wait_until(lambda: (lambda b: b if b.credits == 493.0 else None)(svc.store.usage.balances([account])[0]),
                           timeout=QUIET + LOOK_EVERY + 3, interval=0.1, message="the balance read again after the end")
         assert read.at - ended >= QUIET - 0.5  # once the end was quiet, not at once
     finally:

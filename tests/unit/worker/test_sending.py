@@ -16,6 +16,7 @@ from fluxhook.core.holds import SLOT_LEASE
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.lifecycle import key_admin
 from helpers import commands_during
+from slot_helpers import in_flight
 from worker import dispatcher, runtime, sending
 
 
@@ -81,7 +82,7 @@ def test_two_senders_hold_at_most_two_slots_while_they_send(services, sim):
         # Every slot taken is a task being sent (at most the two senders') or at BFL.
         assert 1 <= peak <= 2
         assert _statuses(svc, jobs).count(st.SUBMITTED) == 4  # all 4 slots busy at BFL
-        assert svc.slots.in_flight("default") == 4
+        assert in_flight(svc.slots, "default") == 4
     finally:
         senders.stop()
 
@@ -121,7 +122,7 @@ def test_stopping_takes_no_more_turns_and_lets_the_sends_under_way_finish(servic
     senders.stop()
     assert not senders.is_alive() and senders.busy() == 0
     assert sorted(_statuses(svc, jobs)) == [st.QUEUED, st.SUBMITTED]  # the one under way reached BFL
-    assert svc.slots.in_flight("default") == 1  # the other took no slot
+    assert in_flight(svc.slots, "default") == 1  # the other took no slot
 
 
 def test_with_no_job_in_a_line_the_dispatcher_waits_for_one_to_join_not_for_the_second(services, sim):

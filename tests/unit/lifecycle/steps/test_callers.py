@@ -43,7 +43,7 @@ def test_a_revoked_or_expired_key_is_refused_with_what_to_do_once_the_resolvers_
     clock.now += CACHE_SECONDS
     with pytest.raises(Unauthorized, match="revoked.*ask an admin"):
         resolver.caller(revoked_secret)
-    assert resolver.refuses(revoked_secret)
+    assert resolver.refusal(revoked_secret) is not None
 
     clock.now = expiring.expires_at
     with pytest.raises(Unauthorized, match="expired at 2099-01-01T00:00:00Z"):

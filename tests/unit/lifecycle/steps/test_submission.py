@@ -23,7 +23,7 @@ from fluxhook.lifecycle.steps import reconciling, submission, timeline
 from fluxhook.store.app_keys import AppKey
 from fluxhook.store.keys import KEYS
 from helpers import gateway_timing_out
-from slot_helpers import _queued
+from slot_helpers import _queued, in_flight
 
 LIMIT = 100
 # Models the catalog cannot bound (tests/models.toml): their requests go alone.
@@ -79,7 +79,7 @@ def test_a_job_of_a_revoked_key_is_never_sent(make_services, sim):
 
     assert svc.jobs.get(job.id).error["code"] == "key_revoked"
     assert sim.stats()["submitted"] == 0
-    assert svc.slots.in_flight(svc.slots.pool_of(job)) == 0
+    assert in_flight(svc.slots, svc.slots.pool_of(job)) == 0
 
 
 def test_a_workers_send_whose_answer_never_came_is_submitted_awaiting_its_task_with_one_account(make_services, sim):
