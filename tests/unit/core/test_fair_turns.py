@@ -17,6 +17,7 @@ from fluxhook.core.job import new_job_id
 from fluxhook.store.keys import KEYS
 from fluxhook.store.owners import member_job
 from fluxhook.store.work_lines import DOWNLOAD, WorkLines
+from slot_helpers import add_work
 
 # The RQ queue a take counts: nothing is queued there, so each take of one is one turn.
 QUEUE = "test:rq:queue"
@@ -41,7 +42,7 @@ class Both:
         ids = [new_job_id() for _ in range(n)]  # they sort by creation: ties go to the one added first
         pipe = self.work.connection.pipeline(transaction=True)
         for job_id in ids:
-            self.work.add(DOWNLOAD, owner, job_id, pipe)
+            add_work(self.work, DOWNLOAD, owner, job_id, pipe)
         pipe.execute()
         self.lines.setdefault(owner, deque()).extend(ids)
         self.owner_of.update(dict.fromkeys(ids, owner))
