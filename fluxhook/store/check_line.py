@@ -1,7 +1,7 @@
 """The check line: the due jobs the sweep claimed, waiting for a worker's check, taken fairly across keys.
 
 The sweep claims a due job by moving its score in the due index a lease ahead (``JobStore.claim_due``), and adds it
-here; a worker's check dispatcher takes it in turn (``take``) and checks it (``checking.check_job``), which holds it
+here; a worker's dispatcher takes it in turn for its checkers (``take``) and checks it (``checking.check_job``), which holds it
 by the same claim. The line is the slots' and the work lines' rule again (``lua/fair_turns.lua``): turns across owners,
 each check a turn costing 1 / the owner's ``weight``, and within an owner's turns its single jobs before its batch
 items (``owners.member``'s bulk form sorts after). So one key's thousands of overdue polls delay another key's check by

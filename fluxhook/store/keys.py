@@ -63,7 +63,7 @@ class Keys:
     @property
     def check_added(self) -> str:
         """A wake-up: a list holding at most one item, pushed when the sweep adds checks to a ``check_line``: wakes one
-        worker's check dispatcher (BLPOP, ``store.wakes``)."""
+        worker's dispatcher for its checks (BLPOP, ``store.wakes``)."""
         return f"{self.prefix}check:added"
 
     @property
@@ -298,7 +298,7 @@ class Keys:
 
     @property
     def work_added(self) -> str:
-        """A wake-up: a list holding at most one item, pushed when work joins a line: wakes one worker's feeder (BLPOP)."""
+        """A wake-up: a list holding at most one item, pushed when work joins a line: wakes one worker's dispatcher for its feeds (BLPOP)."""
         return f"{self.prefix}work:added"
 
     @property

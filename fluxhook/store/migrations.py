@@ -211,7 +211,7 @@ class _Migration:
 
     def _join_download_line(self, members: list[str], pipe) -> int:
         """Add ``members`` to the download line on ``pipe`` (a MULTI that takes them from where they were), wake a
-        feeder, and run it; how many."""
+        dispatcher's feed, and run it; how many."""
         for item in members:
             pipe.zadd(self.keys.work_line(DOWNLOAD), {item: 0}, nx=True)
         pipe.lpush(self.keys.work_added, 1)

@@ -10,8 +10,8 @@ turn costing 1 / the owner's ``weight`` (``Keys.share_weights``). So one key's b
 key's result by the few tasks already in RQ, not by the backlog. Within an owner's turns, its single jobs go before
 its batch items, then the earliest deadline, as in the slots' lines (``owners.member``).
 
-Adding work wakes one worker's feeder (``Keys.work_added``, ``store.wakes``), but for work that goes straight to RQ's door: when
-no line holds any work and its queue has room, its turn is now, and the step that adds it takes it as the feeder would
+Adding work wakes one worker's dispatcher for its feeds (``Keys.work_added``, ``store.wakes``), but for work that goes straight to RQ's door: when
+no line holds any work and its queue has room, its turn is now, and the step that adds it takes it as a feed would
 (``lua/effects.lua``), so its own caller queues its task, with no wake-up and no take. A job taken is noted as
 moving (``Keys.work_moving``) until its RQ task is queued (``queued``, in the same MULTI as the task), and held by a
 lease like the rest of fluxhook's own work (``lua/work_moves.lua``): if its process dies in between, the job comes due
@@ -69,7 +69,7 @@ class WorkLines:
         self._take = LuaScript(connection, "work_take")
 
     def line_keys(self) -> tuple[str, ...]:
-        """Every kind's line: what a feeder at rest watches (``store.wakes.Watched``)."""
+        """Every kind's line: what a dispatcher at rest watches for its feeds (``store.wakes.Watched``)."""
         return tuple(self.keys.work_line(kind) for kind in KINDS)
 
     def take(self, queues: Mapping[str, str], ahead: int, now: float) -> Taken:
@@ -77,7 +77,7 @@ class WorkLines:
         the RQ queue its tasks go to, a list), kind by kind in that order, one turn at a time across keys, while fewer
         than ``ahead`` tasks wait in a kind's RQ queue or are being moved; by kind, the kinds with any taken. Each is
         moving until ``queued`` says its RQ task is queued, its job held by a lease (``lua/work_moves.lua``). One
-        script for every kind, atomic (feeders in many processes never overfill a queue); lines with no work cost next
+        script for every kind, atomic (feeds in many processes never overfill a queue); lines with no work cost next
         to nothing (``lua/work_take.lua``), and ``Taken.idle`` says none held any."""
         kinds = [checked_kind(kind) for kind in queues]
         keys = [self.keys.share_weights, self.keys.due]

@@ -232,8 +232,8 @@ _TASKS = {
 def feed(svc: "Services") -> Taken:
     """Move the jobs whose turn it is from the work lines into RQ, kind by kind in ``KINDS``' order (a result
     whose URL expires first), while fewer than ``AHEAD`` tasks wait in the RQ queue. Called by the workers only (a
-    lane that ends a task, a feeder woken by new work, or once a second): a callback's answer waits for none of it;
-    what it took (``Taken.moved``, ``Taken.idle``). With no work waiting it costs Redis two commands (one script, one
+    lane that takes a task, the dispatcher's feed woken by new work or at its bound): a callback's answer waits for
+    none of it; what it took (``Taken.moved``, ``Taken.idle``). With no work waiting it costs Redis two commands (one script, one
     lookup)."""
     taken = svc.store.work.take(dict.fromkeys(KINDS, svc.queue.key), AHEAD, time.time())
     queue_handed(svc, taken.items)

@@ -5,7 +5,7 @@ local effects = {}
 
 -- Whether a job's work goes straight to RQ's door, taken as work_take.lua would take it: no line of any kind holds work
 -- (so its turn is now, whatever the order of kinds and owners) and its RQ queue has room. It is then moving (its
--- caller queues its task, store/work_lines.py; work_moves.lua), its owner charged its turn: no wake-up, no feeder's
+-- caller queues its task, store/work_lines.py; work_moves.lua), its owner charged its turn: no wake-up, no dispatcher's feed
 -- take. ``handed``: what this step took at once before (its kind, its member, ...), those of other kinds counted here
 -- as work_take.lua counts them (this kind's are in its moving hash already).
 function effects.at_once(effect, owner, item, handed)
@@ -69,7 +69,7 @@ function effects.apply(list, records)
           handed[#handed + 1] = item
         else
           redis.call('ZADD', KEYS[effect.work], 'NX', 0, item)
-          -- Wakes one worker's feeder, which moves it into RQ in its turn; one item is enough to wake it.
+          -- Wakes one worker's dispatcher, whose feed moves it into RQ in its turn; one item is enough to wake it.
           if redis.call('LPUSH', KEYS[effect.wake], 1) > 1 then redis.call('LTRIM', KEYS[effect.wake], 0, 0) end
         end
       end
