@@ -298,7 +298,8 @@ class Keys:
 
     @property
     def work_added(self) -> str:
-        """A wake-up: a list holding at most one item, pushed when work joins a line: wakes one worker's dispatcher for its feeds (BLPOP)."""
+        """A wake-up: a list holding at most one item, pushed when work joins a line: wakes one worker's dispatcher
+        for its feeds (BLPOP)."""
         return f"{self.prefix}work:added"
 
     @property
