@@ -10,7 +10,8 @@ turn costing 1 / the owner's ``weight`` (``Keys.share_weights``). So one key's b
 key's result by the few tasks already in RQ, not by the backlog. Within an owner's turns, its single jobs go before
 its batch items, then the earliest deadline, as in the slots' lines (``owners.member``).
 
-Adding work wakes one worker's dispatcher for its feeds (``Keys.work_added``, ``store.wakes``), but for work that goes straight to RQ's door: when
+Adding work wakes one worker's dispatcher for its feeds (``Keys.work_added``, ``store.wakes``), but for work that
+goes straight to RQ's door: when
 no line holds any work and its queue has room, its turn is now, and the step that adds it takes it as a feed would
 (``lua/effects.lua``), so its own caller queues its task, with no wake-up and no take. A job taken is noted as
 moving (``Keys.work_moving``) until its RQ task is queued (``queued``, in the same MULTI as the task), and held by a
