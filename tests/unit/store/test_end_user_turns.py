@@ -215,7 +215,8 @@ class TwoLevelModel:
     job whose turn began its pass (as the scripts keep it): back from idle, it is a new one, with no pass."""
 
     def __init__(self, weights: dict[str, float]):
-        self.weights, self.items = weights, {}  # owner -> {member: (bulk, tag, job id)}
+        self.weights = weights
+        self.items: dict[str, dict[str, tuple[bool, str, str]]] = {}  # owner -> {member: (bulk, tag, job id)}
         self.turns: FairTurns[str] = FairTurns()
         self.inner: dict[str, FairTurns[tuple[str, str | None]]] = {}  # owner -> its end users' turns
         self.born: dict[tuple[str, str], str] = {}  # (owner, tag) -> the job whose turn began its kept pass
