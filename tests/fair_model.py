@@ -1,9 +1,8 @@
 """The fair share of BFL's slots (``fluxhook.store.slots``) in plain Python, to check the Lua scripts against.
 
-Start-time fair queueing over owners: an owner's next turn starts at its pass, or at the clock (the start
-of the last turn given) if that is later; the turn goes to the earliest start among the owners with a job
-that may take a slot now (its pool has room, the owner is under its max_active), ties to the earliest
-job. Within one owner, its earliest job in any pool with room.
+The rule of turns between owners is ``FairTurns``' (fluxhook.core.fair_turns): the turn goes to the owner whose
+turn starts first among those with a job that may take a slot now (its pool has room, the owner is under its
+max_active), ties to the earliest job. Within one owner, its earliest job in any pool with room.
 
 A turn costs the owner slot time / its weight: at first an estimate (the moving average of the owner's
 tasks' times at BFL in the pool, 10 s before any), then, once the slot is given back, the seconds it was held (at
@@ -15,12 +14,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from fluxhook.core.fair_turns import FairTurns
+
 FIRST_ESTIMATE, MIN_TURN, ESTIMATE_WEIGHT = 10.0, 0.1, 0.2
+
+
+class SlotTurns(FairTurns[str]):
+    """The slots' turns: ``FairTurns`` with a turn's charge settled once its slot is back, by moving its owner's pass
+    and not the clock (the web's permits settle nothing, so ``FairTurns`` has no such step)."""
+
+    def settle(self, owner: str, by: float) -> None:
+        self._passes[owner] = self._passes.get(owner, 0.0) + by
+
+    @property
+    def passes(self) -> dict[str, float]:
+        """The owners' passes, as the slots' hash holds them (the runs name fewer owners than ``FairTurns`` keeps
+        passes for before dropping any)."""
+        return dict(self._passes)
 
 
 @dataclass
 class Turn:
-    start: float
     job: str
     pool: str
     owner: str
@@ -33,8 +47,7 @@ class FairModel:
     held: dict[str, dict[str, str]] = field(default_factory=dict)  # pool -> job -> owner
     lines: dict[str, dict[str, list[str]]] = field(default_factory=dict)  # pool -> owner -> job ids in order
     owner: dict[str, str] = field(default_factory=dict)  # job -> owner, while the slots know the job
-    passes: dict[str, float] = field(default_factory=dict)
-    clock: float = 0.0
+    turns: SlotTurns = field(default_factory=SlotTurns)
     weights: dict[str, float] = field(default_factory=dict)
     caps: dict[str, int] = field(default_factory=dict)
     paused: set[str] = field(default_factory=set)
@@ -61,14 +74,15 @@ class FairModel:
     def owner_room(self, owner: str) -> bool:
         return owner not in self.caps or self.held_by(owner) < self.caps[owner]
 
-    def start(self, owner: str) -> float:
-        return max(self.passes.get(owner, 0.0), self.clock)
-
     def pick(self) -> Turn | None:
-        turns = [Turn(self.start(owner), jobs[0], pool, owner)
-                 for pool in self.limits if self.room(pool)
-                 for owner, jobs in self.lines[pool].items() if jobs and self.owner_room(owner)]
-        return min(turns, key=lambda t: (t.start, t.job), default=None)
+        pools = list(self.limits)
+        # Each item is a job and its pool's place: a job waiting in two pools is taken from the first.
+        best = self.turns.earliest((owner, (jobs[0], n)) for n, pool in enumerate(pools) if self.room(pool)
+                                   for owner, jobs in self.lines[pool].items() if jobs and self.owner_room(owner))
+        if best is None:
+            return None
+        owner, (job, n) = best
+        return Turn(job, pools[n], owner)
 
     def weight(self, owner: str) -> float:
         weight = self.weights.get(owner, 1)
@@ -77,9 +91,8 @@ class FairModel:
     def serve(self, turn: Turn, now: float) -> None:
         self.lines[turn.pool][turn.owner].remove(turn.job)
         self.held[turn.pool][turn.job] = turn.owner
-        self.clock = turn.start
         cost = max(self.estimates.get((turn.pool, turn.owner), FIRST_ESTIMATE), MIN_TURN)
-        self.passes[turn.owner] = turn.start + cost / self.weight(turn.owner)
+        self.turns.serve(turn.owner, cost, self.weight(turn.owner))
         self.taken[turn.job], self.charges[turn.job] = now, cost
         self.charged_by[turn.job] = self.weight(turn.owner)
 
@@ -94,7 +107,7 @@ class FairModel:
         if learned:
             average = self.estimates.get((pool, owner))
             self.estimates[pool, owner] = average + (used - average) * ESTIMATE_WEIGHT if average is not None else used
-        self.passes[owner] = self.passes.get(owner, 0.0) + (used - charged) / weight
+        self.turns.settle(owner, (used - charged) / weight)
 
     # The slots' operations.
     def _line_up(self, pool: str, owner: str, job: str) -> None:

@@ -16,6 +16,7 @@ from hypothesis.configuration import set_hypothesis_home_dir
 
 from fair_model import FairModel
 from fluxhook.core import transitions as st
+from fluxhook.core.fair_turns import FairTurns
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.pools import DEFAULT_POOL, pool_for
 from fluxhook.store.check_line import CheckLine
@@ -207,57 +208,54 @@ def test_an_end_users_job_alone_in_its_key_costs_a_take_no_more_commands_than_a_
 
 
 class TwoLevelModel:
-    """The work lines' turns in plain Python, end users included: start-time fair queueing between owners (a turn
-    costs 1 / weight), and inside an owner between the end users of its first form (single jobs, else batch items),
-    each end user's turn costing 1, its pass kept only while its form holds more of it; level, one keeping no pass
-    goes first."""
+    """The work lines' turns in plain Python, end users included: the rule of turns (``FairTurns``) between owners, a
+    turn costing 1 / weight, and inside an owner by the same rule between the end users of its first form (single jobs,
+    else batch items), each end user's turn costing 1, its pass kept only while its form holds more of it; level, one
+    keeping no pass goes first. An end user's stay in line is an owner to its key's own ``FairTurns``, named by the
+    job whose turn began its pass (as the scripts keep it): back from idle, it is a new one, with no pass."""
 
     def __init__(self, weights: dict[str, float]):
-        self.weights, self.items = weights, {}  # owner -> {member: (bulk, tag, job id)}
-        self.passes, self.clock, self.inner, self.inner_clock = {}, 0.0, {}, {}
+        self.weights = weights
+        self.items: dict[str, dict[str, tuple[bool, str, str]]] = {}  # owner -> {member: (bulk, tag, job id)}
+        self.turns: FairTurns[str] = FairTurns()
+        self.inner: dict[str, FairTurns[tuple[str, str | None]]] = {}  # owner -> its end users' turns
+        self.born: dict[tuple[str, str], str] = {}  # (owner, tag) -> the job whose turn began its kept pass
 
     def add(self, owner: str, job_id: str, bulk: bool, deadline: float | None, end_user: str | None) -> None:
         self.items.setdefault(owner, {})[member(owner, job_id, bulk=bulk, deadline=deadline, end_user=end_user)] = (
             bulk, tag(end_user), job_id)
 
-    def _inner_pick(self, owner: str):
+    def _inner_pick(self, owner: str) -> tuple[str, list[str], bool]:
+        """The end user whose turn is the owner's next, its members of that form, and whether the form names any."""
         held = self.items[owner]
         bulk = held[min(held)][0]  # its first form: single jobs while it has any
         groups: dict[str, list[str]] = {}
         for item in sorted(held):
             if held[item][0] == bulk:
                 groups.setdefault(held[item][1], []).append(item)
-        clock = self.inner_clock.get(owner, 0.0)
-
-        def start(t: str) -> float:
-            return max(self.inner.get((owner, t), 0.0), clock)
+        turns = self.inner.setdefault(owner, FairTurns())
         # Level, one keeping no pass (just come) before one that keeps one; then the earliest job.
-        t = min(groups, key=lambda t: (start(t), (owner, t) in self.inner, held[groups[t][0]][2]))
-        # A form naming no end user is served as an owner's always was: no turn of its end users is charged.
-        return t, groups[t], start(t) if set(groups) != {""} else None
+        picked = turns.earliest(((t, self.born.get((owner, t))), ((owner, t) in self.born, held[items[0]][2]))
+                                for t, items in groups.items())
+        assert picked is not None
+        (t, _), _ = picked
+        return t, groups[t], set(groups) != {""}
 
     def take(self) -> str | None:
-        best = None
-        for owner, held in self.items.items():
-            if not held:
-                continue
-            t, group, inner_start = self._inner_pick(owner)
-            s = max(self.passes.get(owner, 0.0), self.clock)
-            job = held[group[0]][2]
-            if best is None or (s, job) < (best[0], best[1]):
-                best = (s, job, owner, t, group, inner_start)
-        if best is None:
+        heads = {owner: self._inner_pick(owner) for owner, held in self.items.items() if held}
+        turn = self.turns.earliest((owner, self.items[owner][group[0]][2]) for owner, (_, group, _) in heads.items())
+        if turn is None:
             return None
-        s, job, owner, t, group, inner_start = best
+        owner, job = turn
+        t, group, named = heads[owner]
         del self.items[owner][group[0]]
-        self.clock, self.passes[owner] = s, s + 1 / self.weights.get(owner, 1)
-        if inner_start is None:
-            return job
-        self.inner_clock[owner] = inner_start
-        if len(group) > 1:
-            self.inner[owner, t] = inner_start + 1
-        else:
-            self.inner.pop((owner, t), None)
+        self.turns.serve(owner, 1, self.weights.get(owner, 1))
+        # A form naming no end user is served as an owner's always was: no turn of its end users is charged.
+        if named:
+            born = self.born.pop((owner, t), job)
+            self.inner[owner].serve((t, born))
+            if len(group) > 1:
+                self.born[owner, t] = born
         return job
 
 

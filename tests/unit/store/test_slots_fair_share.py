@@ -80,8 +80,8 @@ def _assert_same(model: FairModel, connection) -> None:
     assert {k.decode(): int(v) for k, v in held.items()} == model.held_counts()
     clock = passes.pop(CLOCK.encode(), 0)  # the clock lives beside the passes (owners.CLOCK), and so do the estimates
     estimates = {k: v for k, v in passes.items() if k.startswith(b"~")}
-    assert {k.decode(): float(v) for k, v in passes.items() if k not in estimates} == model.passes
-    assert float(clock) == model.clock
+    assert {k.decode(): float(v) for k, v in passes.items() if k not in estimates} == model.turns.passes
+    assert float(clock) == model.turns.clock
     # Each holder's one entry: its account, the owner its slot counts for, the charge of its turn (then when it took the
     # slot and the owner's weight).
     entries = {k.decode(): v.decode().split("|") for k, v in holders.items()}

@@ -10,6 +10,7 @@ from collections import Counter
 
 import pytest
 
+from fluxhook.core.fair_turns import FairTurns
 from fluxhook.core.holds import MOVE_LEASE
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.lifecycle.steps.enqueueing import draft_cache_task
@@ -240,25 +241,25 @@ def test_work_of_several_kinds_taken_at_once_in_one_step_never_overfills_rq(conn
 
 
 def test_random_backlogs_match_a_plain_model(work, connection):
-    # Start-time fair queueing with cost 1 / weight, ties to the earliest job: the slots' rule.
+    # The rule of turns (FairTurns), each turn costing 1 / weight.
     rng = random.Random(7)
     weights = {"k1": 1, "k2": 2, "k3": 0.5}
     connection.hset(KEYS.share_weights, mapping=weights)
-    passes, clock, lines = dict.fromkeys(weights, 0.0), 0.0, {k: [] for k in weights}
+    turns: FairTurns[str] = FairTurns()
+    lines: dict[str, list[str]] = {k: [] for k in weights}
     for _ in range(300):
         if rng.random() < 0.5:
             owner = rng.choice(list(weights))
             lines[owner] += add(work, DOWNLOAD, owner)
             continue
         got = take(work, DOWNLOAD)
-        waiting = [o for o in weights if lines[o]]
-        if not waiting:
+        turn = turns.earliest((o, line[0]) for o, line in lines.items() if line)
+        if turn is None:
             assert got == []
             continue
-        best = min(waiting, key=lambda o: (max(passes[o], clock), lines[o][0]))
-        start = max(passes[best], clock)
-        clock, passes[best] = start, start + 1 / weights[best]
-        assert got == [lines[best].pop(0)]
+        owner, job = turn
+        turns.serve(owner, 1, weights[owner])
+        assert got == [lines[owner].pop(0)] == [job]
 
 
 def test_a_key_s_single_job_goes_before_its_own_batch_items_and_another_key_keeps_its_turns(connection, work):
