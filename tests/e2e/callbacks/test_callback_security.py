@@ -197,7 +197,7 @@ def _foreign_key_request(case: str, base_url: str, job: dict, body: bytes):
     elif case == "static_secret_on_a_per_job_url":
         url, headers = webhook_url(base_url, job["id"]), {"X-Webhook-Secret": STATIC_SECRET}
     elif case == "image_token_as_webhook_token":
-        url, headers = f"{base_url}/webhooks/bfl/{signing.image_token(SECRET_KEY, job['id'])}", {}
+        url, headers = f"{base_url}/webhooks/bfl/{signing.file_token(SECRET_KEY, job['id'], 'image')}", {}
     else:
         raise AssertionError(case)
     return requests.post(url, data=body, headers={**json_type, **headers}, timeout=10)

@@ -94,7 +94,7 @@ def _refusal(case: str, api: API, job: dict, other: dict, payload: dict) -> requ
     if case == "token_of_another_secret_key":
         return _post_to_token(api, signing.webhook_token("another-key-0123456789abcdef", job_id), body, job_id)
     if case == "image_token_as_webhook_token":
-        return _post_to_token(api, signing.image_token(SECRET_KEY, job_id), body, job_id)
+        return _post_to_token(api, signing.file_token(SECRET_KEY, job_id, "image"), body, job_id)
     if case == "wrong_secret":
         return api.callback(job_id, payload, secret="not-the-secret-of-this-job")
     if case == "wrong_signature":

@@ -24,6 +24,8 @@ JOBS = 20
 IDLE_SECONDS = 4.0
 # The most commands naming an end user may add to a stored job.
 MORE = 5
+# How many times each kind of job is counted.
+ROUNDS = 2
 OWN = ("cmdstat_info", "cmdstat_hstrlen")
 
 
@@ -74,10 +76,14 @@ def test_naming_an_end_user_adds_at_most_a_few_commands_to_a_stored_job(measured
     time.sleep(IDLE_SECONDS)
     idle_rate = (_calls(db) - idle_from) / (time.monotonic() - idle_started)
 
-    plain = _round(measured, db, API_TOKEN, None, idle_rate)
-    admins = _round(measured, db, API_TOKEN, "shopper-1", idle_rate)
-    keys_plain = _round(measured, db, created["key"], None, idle_rate)
-    keys = _round(measured, db, created["key"], "shopper-2", idle_rate)
+    # Each twice, side by side, and the least of each kept: a loaded machine only adds commands to a round (another
+    # wake-up, a take that found nothing), never takes any away, so the least is the job's own cost.
+    kinds = ((API_TOKEN, None), (API_TOKEN, "shopper-1"), (created["key"], None), (created["key"], "shopper-2"))
+    counts: list[list[float]] = [[] for _ in kinds]
+    for _ in range(ROUNDS):
+        for (token, end_user), kind_counts in zip(kinds, counts, strict=True):
+            kind_counts.append(_round(measured, db, token, end_user, idle_rate))
+    plain, admins, keys_plain, keys = map(min, counts)
 
     print(f"commands a stored job: admin token {plain:.1f}, naming an end user {admins:.1f}; app key {keys_plain:.1f}, "
           f"naming an end user {keys:.1f}")
