@@ -31,9 +31,10 @@ def take_turns(svc: Services, limit: int, *, free_lapsed: bool = True,
 def submit_queued(svc: Services, job_id: str, account: str | None = None) -> str:
     """Submit a queued job that was handed a slot (of ``account``, when the caller knows it); an error that will
     pass puts it back in line (and propagates, for RQ to record); any other, or an hour of them, fails the job."""
-    primary = durable.primary_before_reading(svc)
     lock_token = submission.new_lock_token()
     try:
+        # Read inside: a Redis failing over may refuse it too, and the job must go back in line then as well.
+        primary = durable.primary_before_reading(svc)
         return submission.submit(svc, job_id, primary=primary, lock_token=lock_token, account=account)
     except Exception as exc:
         if isinstance(exc, (NotReplicated, RedisError)):

@@ -5,12 +5,14 @@ whichever sender the freed slot wakes. The send itself: tests/unit/lifecycle/ste
 from __future__ import annotations
 
 import pytest
+import redis
 import requests
 
 from devtools.processes import stop_process
 from devtools.stack import accounts_env, start_simulator_accounts
 from fluxhook.core import transitions as st
 from fluxhook.lifecycle import submitting
+from fluxhook.lifecycle.steps import durable
 from fluxhook.store.app_keys import AppKey
 from fluxhook.store.keys import KEYS
 from slot_helpers import _queued
@@ -41,6 +43,31 @@ def test_a_submission_cut_off_by_a_failover_gives_back_only_what_it_still_holds(
     assert submitting._back_in_line(svc, job.id, "cut-off-sender")
     assert not svc.slots.holds(job) and svc.slots.waiting(job.pool) == 1
     assert svc.store.locks.holder(lock) is None
+
+
+def test_a_sender_refused_its_first_read_by_a_failing_over_redis_puts_its_job_back_in_line(make_services, monkeypatch):
+    """With replicas required, a send first reads which primary it is on: a Redis failing over refuses that read as
+    well, and the job goes back in line once Redis answers, not left holding its slot until its submission's lease
+    ends (as it was when the read was outside the send's recovery: one job of CI's failover run, unsent for 23 s)."""
+    svc = make_services(UNIT_DB, REDIS_MIN_REPLICAS="1", REDIS_WAIT_MS="50")
+    monkeypatch.setattr(durable, "PAUSE_SECONDS", 0.0)
+    monkeypatch.setattr(svc.store.replication, "confirm", lambda primary: None)  # the suite's Redis has no replica
+
+    reads = []
+
+    def failing_over() -> str:
+        reads.append(1)
+        if len(reads) == 1:
+            raise redis.ConnectionError("the primary went away")
+        return "the new primary"
+
+    monkeypatch.setattr(svc.store.replication, "primary", failing_over)
+    job = _queued(svc.jobs, prompt="cut off before its first read")
+    assert svc.slots.acquire(job)
+    with pytest.raises(redis.ConnectionError):
+        submitting.submit_queued(svc, job.id)
+    assert not svc.slots.holds(job) and svc.slots.waiting(job.pool) == 1
+    assert svc.jobs.get(job.id).status == st.QUEUED
 
 
 @pytest.fixture()
