@@ -22,7 +22,7 @@ from typing import Any, Hashable, Sequence
 
 from redis.exceptions import RedisError
 
-from fluxhook.store.wakes import Wakes, Watched
+from fluxhook.store.wakes import LONGEST_WAIT, Wakes, Watched
 
 from .loops import RETRY_INTERVAL, Loop, failed
 
@@ -66,9 +66,12 @@ class Kind:
 class Dispatcher(Loop):
     """The process's dispatcher thread and the hands of its ``kinds``, until ``stop()``."""
 
-    def __init__(self, wakes: Wakes, kinds: Sequence[Kind]):
+    def __init__(self, wakes: Wakes, kinds: Sequence[Kind], guard: float = LONGEST_WAIT):
         super().__init__("fluxhook-dispatch")
         self.wakes = wakes
+        # The longest wait while a kind is full: its hands' nudges end the wait, and one lost with a Redis that failed
+        # them (which nothing watches: the freed hand is in this process) costs at most this (WAKE_GUARD_SECONDS).
+        self.guard = guard
         self.kinds = {kind.name: kind for kind in kinds}
         self._room = threading.Condition()
         self._resting = False
@@ -129,6 +132,8 @@ class Dispatcher(Loop):
             if self._due[name] <= time.monotonic():
                 self._take(self.kinds[name], room)
         wait = min(self._due[name] for name in open_) - time.monotonic()
+        if len(open_) < len(self.kinds) and not self.stopping:
+            wait = min(wait, self.guard)
         if wait > 0:
             self._rest([self.kinds[name] for name in open_], wait)
         return 0.0
@@ -181,8 +186,9 @@ class Dispatcher(Loop):
                     pass  # the dispatcher's own wait ends with Redis, and the part's work stays in line for it
 
 
-def start(wakes: Wakes, kinds: Sequence[Kind]) -> Dispatcher:
-    """Start the process's dispatcher for ``kinds``; ``wakes`` its waits."""
-    dispatcher = Dispatcher(wakes, kinds)
+def start(wakes: Wakes, kinds: Sequence[Kind], guard: float = LONGEST_WAIT) -> Dispatcher:
+    """Start the process's dispatcher for ``kinds``; ``wakes`` its waits, at most ``guard`` seconds each while a kind
+    is full."""
+    dispatcher = Dispatcher(wakes, kinds, guard)
     dispatcher.start()
     return dispatcher

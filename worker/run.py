@@ -53,7 +53,7 @@ def run(config: Config, stop_signals: tuple[int, ...]) -> int:
     lane_redis = runtime.waiting_connection(config, lanes.WAIT_FOR_TASK)
     lanes_ = lanes.start(lane_redis, [svc.queue], config.log_level, lambda: _download_taken(svc),
                          config.worker_download_concurrency, "download")
-    dispatcher_ = dispatcher.start(wakes, kinds.kinds(svc))
+    dispatcher_ = dispatcher.start(wakes, kinds.kinds(svc), config.wake_guard_seconds)
     # A send or a check taken after a stop signal may be cut off: the first stops them (a flag, safe in a handler).
     stop.on_first = lambda: dispatcher_.stop_taking("send", "check")
     guard = guarding.start(wakes, config.wake_guard_seconds)

@@ -4,9 +4,12 @@ sends idle, measured in the same test), and at rest the dispatcher waits in one 
 
 from __future__ import annotations
 
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import redis
 
 from devtools.hanging_bfl import HangingBFL
 from devtools.processes import wait_until
@@ -14,6 +17,7 @@ from fluxhook.core import transitions as st
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.lifecycle import key_admin
 from fluxhook.lifecycle.sweep import sweep
+from fluxhook.store.wakes import LONGEST_WAIT
 from helpers import commands_during
 from worker import checkers, dispatcher, feeding, kinds, runtime, sending
 
@@ -104,3 +108,49 @@ def test_at_rest_the_dispatcher_waits_for_every_kind_in_one_command(make_service
             one.request_stop()
             wakes.stop(1)
             one.stop()
+
+
+class _Held(dispatcher.Kind):
+    """A kind of one hand, each of whose items waits in it for ``release``; its take hands out what was added."""
+
+    def __init__(self, name: str):
+        super().__init__(name, f"test:{name}:wake", (None,), 1, ThreadPoolExecutor(1), 1.0)
+        self.items: list[int] = []
+        self.ran: list[int] = []
+        self.release = threading.Event()
+
+    def take(self, rooms):
+        taken = [(None, self.items.pop(0)) for _ in range(min(rooms[None], len(self.items)))]
+        return dispatcher.Taken(taken, 0.0 if len(taken) == rooms[None] else LONGEST_WAIT)  # as every kind's take
+
+    def run(self, part, item) -> None:
+        self.ran.append(item)
+        self.release.wait(10)
+
+
+def test_a_full_kinds_nudge_lost_with_redis_costs_at_most_the_guard(make_services, monkeypatch):
+    """A hand freed in a full kind nudges the dispatcher through Redis; refused (a Redis failing over), the
+    dispatcher, resting for the other kinds, still takes the kind's next item within the guard."""
+    svc = make_services(DB)
+    wakes = runtime.wakes_for(svc.config)
+
+    def refused(item: str) -> None:
+        raise redis.ConnectionError("the primary went away")
+
+    monkeypatch.setattr(wakes, "nudge", refused)
+    held, idle = _Held("held"), _Held("idle")
+    held.items = [1, 2]
+    started = dispatcher.start(wakes, [held, idle], guard=0.5)
+    try:
+        wait_until(lambda: held.ran == [1], timeout=5, message="the first item in the kind's one hand")
+        wait_until(lambda: any(c["cmd"] == "blpop" and c["db"] == str(DB) for c in svc.redis.client_list()),
+                   timeout=5, message="the dispatcher resting for the other kind")
+        held.release.set()
+        freed = time.monotonic()
+        wait_until(lambda: held.ran == [1, 2], timeout=3, message="the next item taken with its nudge lost")
+        assert time.monotonic() - freed <= 0.5 + 1.0
+    finally:
+        held.release.set()
+        started.request_stop()
+        wakes.stop(1)
+        started.stop()
