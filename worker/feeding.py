@@ -1,7 +1,7 @@
 """The worker's feeds: moving work into RQ as soon as it joins a line, a kind of the process's dispatcher
 (worker/dispatcher.py) with no hands of its own: its take is the feed.
 
-A callback puts its job in the download line and wakes one worker's dispatcher for a feed (``WorkLines.wait_for_work``),
+A callback puts its job in the download line and wakes one worker's dispatcher for a feed (``Keys.work_added``),
 which moves the jobs whose turn it is into RQ (``enqueueing.feed``); the callback's answer waits for none
 of it. (With no work in any line and room in RQ, its turn is now: the callback queues the task itself, and no
 dispatcher is woken.) Lanes feed too, each time one of them takes a task (the take makes room in RQ's queue; a task's end
