@@ -43,7 +43,7 @@ class Checks(Kind):
         accounts = svc.store.checks.accounts
         super().__init__("check", svc.store.keys.check_added, tuple(accounts), size,
                          ThreadPoolExecutor(size * len(accounts), thread_name_prefix="fluxhook-check"),
-                         IMMINENT_SHUTDOWN_DELAY)
+                         IMMINENT_SHUTDOWN_DELAY, cut_by_stop=True)
         self.svc = svc
         # With no check in line it waits as long as a wait lasts: the sweep pushes a wake-up with every check it adds,
         # and the process's guard (worker/guarding.py) finds a check whose wake-up was lost.

@@ -44,7 +44,9 @@ class Taken:
 @dataclass
 class Kind:
     """A kind of work: its ``name``; its wake-up list; its ``parts`` and at most ``part_size`` hands each, of
-    ``hands`` (None: its take does its work); how long a stop waits for the work in its hands."""
+    ``hands`` (None: its take does its work); how long a stop waits for the work in its hands; whether work of it taken
+    once a stop began may be cut off before it ends (``cut_by_stop``: an exchange with BFL outlasting the stop's wait),
+    so that the first stop signal ends its takes (``Dispatcher.stop_taking``)."""
 
     name: str
     wake: str
@@ -52,6 +54,7 @@ class Kind:
     part_size: int = 0
     hands: ThreadPoolExecutor | None = None
     stop_timeout: float = 0.0
+    cut_by_stop: bool = False
     busy: dict[Hashable, int] = field(default_factory=dict)
 
     def take(self, rooms: dict[Any, int]) -> Taken:
@@ -80,9 +83,11 @@ class Dispatcher(Loop):
         self._watched: dict[str, Watched | None] = dict.fromkeys(self.kinds)
         self._not_taking: frozenset[str] = frozenset()
 
-    def stop_taking(self, *names: str) -> None:
-        """Take no more work of the kinds ``names`` (all: none named). Safe in a signal handler: no lock."""
-        self._not_taking = self._not_taking | frozenset(names or self.kinds)
+    def stop_taking(self, only_cut: bool = False) -> None:
+        """Take no more work: of any kind, or (``only_cut``) of the kinds a stop may cut off (``Kind.cut_by_stop``).
+        Safe in a signal handler: no lock."""
+        names = [name for name, kind in self.kinds.items() if kind.cut_by_stop or not only_cut]
+        self._not_taking = self._not_taking | frozenset(names)
 
     def stop(self, since: float | None = None) -> None:
         """Take no more work; let each kind's work in hand finish, for up to its ``stop_timeout`` counted from

@@ -54,8 +54,8 @@ def run(config: Config, stop_signals: tuple[int, ...]) -> int:
     lanes_ = lanes.start(lane_redis, [svc.queue], config.log_level, lambda: _download_taken(svc),
                          config.worker_download_concurrency, "download")
     dispatcher_ = dispatcher.start(wakes, kinds.kinds(svc), config.wake_guard_seconds)
-    # A send or a check taken after a stop signal may be cut off: the first stops them (a flag, safe in a handler).
-    stop.on_first = lambda: dispatcher_.stop_taking("send", "check")
+    # Work taken after a stop signal that the stop may cut off (sends, checks): the first stops its takes.
+    stop.on_first = lambda: dispatcher_.stop_taking(only_cut=True)
     guard = guarding.start(wakes, config.wake_guard_seconds)
     log.info("worker started", extra={"downloads": config.worker_download_concurrency, **{
         kind.name: kind.part_size * len(kind.parts) for kind in dispatcher_.kinds.values() if kind.hands}})

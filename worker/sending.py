@@ -65,7 +65,7 @@ class Sends(Kind):
         accounts = tuple(account.name for account in svc.config.accounts)
         super().__init__("send", svc.store.keys.slot_freed, accounts, size,
                          ThreadPoolExecutor(size * len(accounts), thread_name_prefix="fluxhook-send"),
-                         SEND_STOP_TIMEOUT)
+                         SEND_STOP_TIMEOUT, cut_by_stop=True)
         self.svc = svc
         # When the next dispatch frees the slots held past their lease (time.monotonic()).
         self._next_lapsed_look = 0.0

@@ -113,8 +113,8 @@ def test_at_rest_the_dispatcher_waits_for_every_kind_in_one_command(make_service
 class _Held(dispatcher.Kind):
     """A kind of one hand, each of whose items waits in it for ``release``; its take hands out what was added."""
 
-    def __init__(self, name: str):
-        super().__init__(name, f"test:{name}:wake", (None,), 1, ThreadPoolExecutor(1), 1.0)
+    def __init__(self, name: str, cut_by_stop: bool = False):
+        super().__init__(name, f"test:{name}:wake", (None,), 1, ThreadPoolExecutor(1), 1.0, cut_by_stop)
         self.items: list[int] = []
         self.ran: list[int] = []
         self.release = threading.Event()
@@ -151,6 +151,33 @@ def test_a_full_kinds_nudge_lost_with_redis_costs_at_most_the_guard(make_service
         assert time.monotonic() - freed <= 0.5 + 1.0
     finally:
         held.release.set()
+        started.request_stop()
+        wakes.stop(1)
+        started.stop()
+
+
+def test_the_first_stop_signal_ends_the_takes_of_the_kinds_a_stop_may_cut_off_alone(make_services):
+    """Sends and checks are the kinds whose work a stop may cut off; after the first signal the dispatcher takes none of
+    theirs, and still takes every other kind's (a notification attempt, a feed)."""
+    svc = make_services(DB)
+    assert {kind.name for kind in kinds.kinds(svc) if kind.cut_by_stop} == {"send", "check"}
+    wakes = runtime.wakes_for(svc.config)
+    cut, kept = _Held("cut", cut_by_stop=True), _Held("kept")
+    cut.release.set()
+    kept.release.set()
+    started = dispatcher.start(wakes, [cut, kept])
+    try:
+        started.stop_taking(only_cut=True)
+        cut.items, kept.items = [1], [2]
+        for kind in (cut, kept):
+            svc.redis.lpush(kind.wake, 1)
+        wait_until(lambda: kept.ran == [2], timeout=5, message="the kept kind's item taken after the first signal")
+        # A step more, for the kept kind: the cut kind had its wake-up and two steps, and its item stays where it was.
+        kept.items.append(3)
+        svc.redis.lpush(kept.wake, 1)
+        wait_until(lambda: kept.ran == [2, 3], timeout=5, message="the kept kind's next item")
+        assert cut.ran == [] and cut.items == [1]
+    finally:
         started.request_stop()
         wakes.stop(1)
         started.stop()
