@@ -70,9 +70,9 @@ DOWNLOAD_TIMEOUT = 3600
 # nothing. The retries' pauses (enqueueing's schedule) come to at most about 4.1 hours, under five attempts' timeouts;
 # with the last attempt's own, six (test_enqueueing checks it against the schedule).
 DOWNLOAD_LOCK_TTL = 6 * DOWNLOAD_TIMEOUT
-# A move from a work line into RQ: its job is due this long after the take (lua/work_moves.lua), and its note stops
-# counting against RQ's room; a move whose task was never queued (its process died, or a Redis primary failed over
-# between the take and the queueing) is then put back in line by the job's check. The take and the queueing are one
+# A move from a work line into RQ: its job is due this long after the take (lua/work_moves.lua), its one hold; a move
+# whose task was never queued (its process died, or a Redis primary failed over between the take and the queueing) is
+# then put back in line by the job's check. The take and the queueing are one
 # short step of a live holder.
 MOVE_LEASE = float(LIVE_LEASE)
 # RQ's rule for a task in a lane is a live hold of two live leases: its heartbeat is beaten every third of it

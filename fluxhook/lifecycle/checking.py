@@ -34,18 +34,20 @@ def check_job(svc: Services, job_id: str, claim: float) -> CheckOutcome | Report
     """Act on a job the sweep claimed with ``claim``, held by it anew for the check; a check whose claim was superseded
     (the job checked, changed or claimed again since) does nothing."""
     now = time.time()
-    if not svc.jobs.confirm_claim(job_id, claim, now + CLAIM_LEASE):
+    hold = now + CLAIM_LEASE
+    if not svc.jobs.confirm_claim(job_id, claim, hold):
         return CheckOutcome.SKIPPED
     job = svc.jobs.get(job_id)
     if job is None:
         svc.jobs.due_no_more(job_id)
         return CheckOutcome.SKIPPED
     with tracing.job_span("fluxhook.check", job.id, job.traceparent):
-        return _check(svc, job, now)
+        return _check(svc, job, now, hold)
 
 
-def _check(svc: Services, job: Job, now: float) -> CheckOutcome | ReportOutcome:
-    if job.status == st.STORED and job.draft_cache_source and ensure_draft_cache(svc, job, now):
+def _check(svc: Services, job: Job, now: float, hold: float) -> CheckOutcome | ReportOutcome:
+    # ``hold``: the job's due time as this check's claim set it, which a move of its work into RQ since would change.
+    if job.status == st.STORED and job.draft_cache_source and ensure_draft_cache(svc, job, hold):
         svc.jobs.let_go(job.id)  # due no more: its draft cache is back in line
         log.warning("stored job's draft cache was not queued; put back in line", extra={"job_id": job.id})
         return CheckOutcome.DRAFT_CACHE_REQUEUED
@@ -55,7 +57,7 @@ def _check(svc: Services, job: Job, now: float) -> CheckOutcome | ReportOutcome:
     if job.status == st.QUEUED:
         return _restart_submission(svc, job, now)
     if job.status == st.READY:
-        return _repair_download(svc, job, now)
+        return _repair_download(svc, job, now, hold)
     if reconciling.awaits_task(job):
         return reconciling.check_uncertain(svc, job, now)  # no task to poll: it may be at BFL, never sent again
     return poll_submitted(svc, job, now)
@@ -119,10 +121,10 @@ def _time_out(svc: Services, job: Job) -> CheckOutcome:
     return CheckOutcome.TIMEOUT
 
 
-def _repair_download(svc: Services, job: Job, now: float) -> CheckOutcome:
+def _repair_download(svc: Services, job: Job, now: float, hold: float) -> CheckOutcome:
     # Ready for minutes with no download queued, scheduled or running: one was lost (a process died
     # between recording Ready and queueing, or RQ dropped it), so this queues it again.
-    repaired = ensure_download(svc, job)
+    repaired = ensure_download(svc, job, hold)
     svc.jobs.update(job.id, only_in=(st.READY,), due=now + schedule.READY_RECHECK)
     if repaired:
         log.warning("ready job had no download queued; queued one", extra={"job_id": job.id})

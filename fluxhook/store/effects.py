@@ -136,8 +136,8 @@ class AccountJobEnded:
     at: float
 
 
-# Work an effect took for RQ at once (``AddWork``): kind -> members (``<owner>:<job id>``), each moving until the
-# caller queues its task (``lifecycle.steps.enqueueing.queue_handed``), else held by its lease (``lua/work_moves.lua``).
+# Work an effect took for RQ at once (``AddWork``): kind -> members (``<owner>:<job id>``), each job held by its move's
+# lease (``lua/work_moves.lua``) until the caller queues its task (``lifecycle.steps.enqueueing.queue_handed``).
 Handed = dict[str, list[str]]
 
 
@@ -228,8 +228,7 @@ def encode(effects: Sequence[Effect], store_keys, keys: list[str], timeline_ttl:
                             "job": effect.job_id, "admin": ADMIN_OWNER, "wake": place(keys, store_keys.work_added),
                             # What taking it at once needs: every line, and what work_take.lua would read and write.
                             "kind": kind, "lines": [place(keys, store_keys.work_line(k)) for k in KINDS],
-                            "moving": place(keys, store_keys.work_moving(kind)), "queue": place(keys, QUEUE_KEY),
-                            "due": place(keys, store_keys.due), "lease": MOVE_LEASE,
+                            "queue": place(keys, QUEUE_KEY), "due": place(keys, store_keys.due), "lease": MOVE_LEASE,
                             "ahead": AHEAD, "now": repr(now), "passes": place(keys, store_keys.work_passes(kind)),
                             "weights": place(keys, store_keys.share_weights), "default_weight": DEFAULT_WEIGHT})
         else:

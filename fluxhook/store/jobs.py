@@ -44,7 +44,7 @@ from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.owners import ADMIN_OWNER, DEFAULT_WEIGHT, owner_of
 from fluxhook.store.prompt_cache import PromptCache
 from fluxhook.store.records import decode_hash, encode_fields, job_from_hash, new_fields
-from fluxhook.store.replies import text
+from fluxhook.store.replies import text, time_score
 from fluxhook.store.scripts import LuaScript
 from fluxhook.store.search_matches import ENTRY_SECONDS, MARGIN_SECONDS, Matches, SearchMatches
 from fluxhook.store.tallies import Tallies
@@ -211,7 +211,7 @@ class JobStore:
         if job.batch_id:
             indexes.append(k.batch_jobs(job.batch_id))
         spec: dict[str, Any] = {
-            "id": job.id, "bfl_id": job.bfl_id or "", "due": _score(due), "ttl": self.ttl or "", "model": job.model or "",
+            "id": job.id, "bfl_id": job.bfl_id or "", "due": time_score(due), "ttl": self.ttl or "", "model": job.model or "",
             "record": place(keys, k.job(job.id)), "indexes": [place(keys, index) for index in indexes],
             "due_index": place(keys, k.due), "models": place(keys, k.models), "replace": replace,
             "sweep_added": place(keys, k.sweep_added)}
@@ -224,7 +224,7 @@ class JobStore:
         elif job.bfl_id:
             spec["bfl_task"] = place(keys, k.bfl_task(job.bfl_id))
         if job.deadline is not None:
-            spec["deadlines"], spec["deadline"] = place(keys, k.deadlines), _score(job.deadline)
+            spec["deadlines"], spec["deadline"] = place(keys, k.deadlines), time_score(job.deadline)
         if naming is not None:
             record, callers = record_keys(k, naming.use)
             spec["hold"] = {"record": place(keys, record), "callers": place(keys, callers), **naming_args(naming)}
@@ -376,9 +376,9 @@ class JobStore:
         if announce := announced(words):
             spec["announce"] = announce
         if due is not None:
-            spec["due"] = _score(due)
+            spec["due"] = time_score(due)
             if due_if_watched is not None:
-                spec["watched"] = {"field": WATCHED_UNTIL, "due": _score(due_if_watched)}
+                spec["watched"] = {"field": WATCHED_UNTIL, "due": time_score(due_if_watched)}
         if self.ttl:
             # How long its record was made to live: its task's index lives as long, and an ended record keeps its end.
             spec["lives"] = self.ttl
@@ -452,12 +452,12 @@ class JobStore:
         Atomic: two sweeps never take the same job. A claimed job comes due again at ``claim`` if
         nobody checks it (a lost task), so nothing is dropped.
         """
-        return [text(i) for i in self._claim_due([self.keys.due], [repr(now), limit, _score(claim)])]
+        return [text(i) for i in self._claim_due([self.keys.due], [repr(now), limit, time_score(claim)])]
 
     def claim_deadlines(self, now: float, limit: int, claim: float) -> list[str]:
         """Take up to ``limit`` jobs whose deadline has passed by ``now``, as ``claim_due`` takes due ones: a job taken
         comes due again at ``claim`` unless ``deadline_done`` drops it first (its end was recorded)."""
-        return [text(i) for i in self._claim_due([self.keys.deadlines], [repr(now), limit, _score(claim)])]
+        return [text(i) for i in self._claim_due([self.keys.deadlines], [repr(now), limit, time_score(claim)])]
 
     def due_no_more(self, job_id: str) -> None:
         """A job whose record is gone is looked at no more: out of the due index (a move into RQ that took its work from
@@ -469,7 +469,7 @@ class JobStore:
         if again_at is None:
             self.connection.zrem(self.keys.deadlines, job_id)
         else:
-            self._sweep_index_add([self.keys.deadlines, self.keys.sweep_added], [_score(again_at), job_id])
+            self._sweep_index_add([self.keys.deadlines, self.keys.sweep_added], [time_score(again_at), job_id])
 
     def lock_for_send(self, job_id: str, lock: Lock) -> tuple[bool, Job | None, bool]:
         """Take the job's submit ``lock`` if free, and read the job as recorded under it and whether it holds a slot,
@@ -487,7 +487,7 @@ class JobStore:
 
     def confirm_claim(self, job_id: str, claim: float, hold_until: float) -> bool:
         """Whether this check still owns the job's ``claim`` (then held until ``hold_until``); False if another has it."""
-        return bool(self._confirm_claim([self.keys.due], [job_id, _score(claim), _score(hold_until)]))
+        return bool(self._confirm_claim([self.keys.due], [job_id, time_score(claim), time_score(hold_until)]))
 
     def claim_notifications(self, now: float, limit: int, claim: float) -> list[str]:
         """Take up to ``limit`` jobs from the notification outbox, oldest first, marking each with ``claim``.
@@ -495,7 +495,7 @@ class JobStore:
         Atomic like ``claim_due``: two sweeps never take the same job. A taken job stays in the outbox
         (due again at ``claim``) until ``notifications_queued`` removes it with the enqueue of its task.
         """
-        return [text(i) for i in self._claim_due([self.keys.outbox], [repr(now), limit, _score(claim)])]
+        return [text(i) for i in self._claim_due([self.keys.outbox], [repr(now), limit, time_score(claim)])]
 
     def model_of(self, job_id: str) -> str | None:
         """The job's model (None: no such job, or none recorded), in one read."""
@@ -545,7 +545,7 @@ class JobStore:
         """The sweep looks at the job again at ``when``, if it is due at all (its check's claim holds it there): one
         that a step took out of the due index meanwhile (an ended job whose slot was given back) is not put back, and
         the record is not touched."""
-        self.connection.zadd(self.keys.due, {job_id: _score(when)}, xx=True)
+        self.connection.zadd(self.keys.due, {job_id: time_score(when)}, xx=True)
 
     def due_at(self, job_id: str) -> float | None:
         """When the sweep will next look at the job; None if never."""
@@ -812,9 +812,3 @@ SEARCH_SECONDS = 1.0
 
 def _json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
-
-
-def _score(when: float | None) -> str:
-    """A time as a sorted-set score argument; '' for none. Millisecond precision, so claims compare exactly."""
-    return "" if when is None else f"{when:.3f}"
-

@@ -296,6 +296,11 @@ class Keys:
         """``kind``'s clock, as releases before it was kept in ``work_passes`` kept it (the migration moves it there)."""
         return f"{self.prefix}work:{kind}:clock"
 
+    def legacy_work_moving(self, kind: str) -> str:
+        """Members of ``kind``'s line taken for RQ whose task was not yet queued -> when they were taken, as releases
+        kept them beside their job's lease (the migration moves a kind's that is gone back into a line)."""
+        return f"{self.prefix}work:{kind}:moving"
+
     @property
     def work_added(self) -> str:
         """A wake-up: a list holding at most one item, pushed when work joins a line: wakes one worker's dispatcher
@@ -330,10 +335,6 @@ class Keys:
         """A worker process's nudges of its own dispatcher: a hand freed in a full part pushes the kind's name, which
         ends the dispatcher's wait (``Wakes.nudge``); it expires as the stop list does."""
         return f"{self.prefix}worker:{process}:nudge"
-
-    def work_moving(self, kind: str) -> str:
-        """Members of ``kind``'s line taken for RQ whose task is not yet queued -> when they were taken."""
-        return f"{self.prefix}work:{kind}:moving"
 
     def paused(self, pool: str, account: str = DEFAULT_ACCOUNT) -> str:
         """Set while BFL asked ``account``'s ``pool`` to wait (Retry-After); expires by itself."""

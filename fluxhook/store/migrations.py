@@ -32,6 +32,11 @@ one beside another, changes nothing twice):
   its notify work line and what was being moved from it into RQ) is due in ``Keys.notify_due``, where today's
   notifiers take every attempt (an RQ task of it still queued puts it there as it runs: ``worker/notify.py``).
 
+Left as it is: the note older releases kept of today's kinds' work being moved into RQ (``Keys.legacy_work_moving``).
+Nothing reads or writes it any more, it holds at most the few moves its processes had in hand as the last of them
+stopped, and each of those jobs was held by its move's lease in the due index as well, by which its check puts its
+work back in line.
+
 One process migrates at a time (``Keys.schema_lock``); another waits until it is done.
 """
 
@@ -188,7 +193,7 @@ class _Migration:
     def old_thumbnails(self) -> int:
         """Move every job waiting for a thumbnail task of an older release into the download line."""
         moved = 0
-        line, moving = self.keys.work_line(LEGACY_THUMBNAIL_KIND), self.keys.work_moving(LEGACY_THUMBNAIL_KIND)
+        line, moving = self.keys.work_line(LEGACY_THUMBNAIL_KIND), self.keys.legacy_work_moving(LEGACY_THUMBNAIL_KIND)
         while members := [text(m) for m in self.connection.zrange(line, 0, BATCH - 1)]:
             pipe = self.connection.pipeline(transaction=True)
             pipe.zrem(line, *members)
@@ -335,7 +340,7 @@ class _Migration:
         """Make each message an older release kept waiting (``<owner>:<message id>``) due in today's set, at the time
         it was due (at once for those in line or being moved)."""
         moved = 0
-        line, moving = self.keys.work_line(LEGACY_NOTIFY_KIND), self.keys.work_moving(LEGACY_NOTIFY_KIND)
+        line, moving = self.keys.work_line(LEGACY_NOTIFY_KIND), self.keys.legacy_work_moving(LEGACY_NOTIFY_KIND)
         for source, read in ((self.keys.messages_due, self._scored), (line, self._scored), (moving, self._hash)):
             while items := read(source):
                 hosts = self.connection.pipeline(transaction=False)

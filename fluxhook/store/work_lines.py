@@ -13,16 +13,23 @@ its batch items, then the earliest deadline, as in the slots' lines (``owners.me
 Adding work wakes one worker's dispatcher for its feeds (``Keys.work_added``, ``store.wakes``), but for work that
 goes straight to RQ's door: when
 no line holds any work and its queue has room, its turn is now, and the step that adds it takes it as a feed would
-(``lua/effects.lua``), so its own caller queues its task, with no wake-up and no take. A job taken is noted as
-moving (``Keys.work_moving``) until its RQ task is queued (``queued``, in the same MULTI as the task), and held by a
-lease like the rest of fluxhook's own work (``lua/work_moves.lua``): if its process dies in between, the job comes due
-and its check puts the work back in line (``lifecycle.checking``). From RQ on, the task is RQ's: its retries and a
-dead worker's hand-back name the same job.
+(``lua/effects.lua``), so its own caller queues its task, with no wake-up and no take. A job taken is held by a lease
+like the rest of fluxhook's own work, and by nothing else: its due time ``MOVE_LEASE`` after the take
+(``lua/work_moves.lua``), until the MULTI that queues its RQ task (``queued``). If its process dies in between, the
+job comes due and its check puts the work back in line (``lifecycle.checking``). From RQ on, the task is RQ's: its
+retries and a dead worker's hand-back name the same job.
+
+A queue's room is ``AHEAD`` less the tasks in it (and those the same take took for it): work taken and not yet
+queued is not counted. So takes overfill a queue only when they fall between another take and its queueing MULTI
+(one round trip, a few milliseconds): at most one ``AHEAD`` more for each other feed taking in that window (a lane's or
+a dispatcher's, of any process), one task more for each step taking at once in it. Counting them would cost every take
+a write and every queueing another, a second hold on work its job's lease holds already; a queue a few tasks over
+for a few milliseconds delays the work behind it by those few tasks. Takes one after another never overfill it: a feed
+queues what it took before its caller takes again.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -31,7 +38,7 @@ from redis import Redis
 from fluxhook.core.holds import MOVE_LEASE
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.owners import DEFAULT_WEIGHT, forms, member_job, owner_of
-from fluxhook.store.replies import text
+from fluxhook.store.replies import text, time_score
 from fluxhook.store.scripts import LuaScript
 
 # Downloads wait in one line per life of their result URLs, shortest first (``lifecycle.steps.enqueueing.download_line``):
@@ -76,14 +83,15 @@ class WorkLines:
     def take(self, queues: Mapping[str, str], ahead: int, now: float) -> Taken:
         """Members (``<owner>:<job id>``, see ``owners.member_job``) from the lines of the kinds in ``queues`` (kind ->
         the RQ queue its tasks go to, a list), kind by kind in that order, one turn at a time across keys, while fewer
-        than ``ahead`` tasks wait in a kind's RQ queue or are being moved; by kind, the kinds with any taken. Each is
-        moving until ``queued`` says its RQ task is queued, its job held by a lease (``lua/work_moves.lua``). One
-        script for every kind, atomic (feeds in many processes never overfill a queue); lines with no work cost next
-        to nothing (``lua/work_take.lua``), and ``Taken.idle`` says none held any."""
+        than ``ahead`` tasks wait in a kind's RQ queue (or were taken for it by this take); by kind, the kinds with any
+        taken. Each one's job is held by its move's lease (``lua/work_moves.lua``) until ``queued`` says its RQ task is
+        queued. One script for every kind, atomic (what another process took and has yet to queue is not counted: the
+        module's docstring says what that costs); lines with no work cost next to nothing (``lua/work_take.lua``),
+        and ``Taken.idle`` says none held any."""
         kinds = [checked_kind(kind) for kind in queues]
         keys = [self.keys.share_weights, self.keys.due]
         for kind in kinds:
-            keys += [self.keys.work_line(kind), self.keys.work_moving(kind), self.keys.work_passes(kind), queues[kind]]
+            keys += [self.keys.work_line(kind), self.keys.work_passes(kind), queues[kind]]
         # Nothing at all (no list a kind) when no line holds work.
         answer = self._take(keys, [ahead, repr(now), DEFAULT_WEIGHT, MOVE_LEASE])
         lists = answer or [[] for _ in kinds]
@@ -91,26 +99,36 @@ class WorkLines:
                      idle=not answer)
 
     def queued(self, kind: str, members: list[str], pipeline) -> None:
-        """On ``pipeline`` (the MULTI that queues their RQ tasks): the ``members`` taken are moving no more. A draft
-        cache's job (stored) is due no more either: its move's lease was all that made it due; a download's job (ready)
-        stays due as its move left it, for its check to find its download in RQ."""
-        if not members:
-            return
-        pipeline.hdel(self.keys.work_moving(checked_kind(kind)), *members)
-        if kind == DRAFT_CACHE:
+        """On ``pipeline`` (the MULTI that queues their RQ tasks): the ``members`` taken are in RQ. A draft cache's job
+        (stored) is due no more: its move's lease was all that made it due; a download's job (ready) stays due as its
+        move left it, for its check to find its download in RQ."""
+        if members and checked_kind(kind) == DRAFT_CACHE:
             pipeline.zrem(self.keys.due, *map(member_job, members))
 
     def pending(self, kind: str, key_id: str | None, job_id: str, deadline: float | None = None,
-                now: float | None = None, end_user: str | None = None) -> bool:
-        """Whether the job (with its ``deadline`` and ``end_user``) waits in ``kind``'s line, or is being moved into RQ
-        (its move's lease not lapsed by ``now``), in any form of its member (``owners.forms``)."""
-        item_forms = forms(owner_of(key_id), job_id, deadline, end_user)
+                end_user: str | None = None, *, hold: float | None = None) -> bool:
+        """Whether the job's work (with its ``deadline`` and ``end_user``) waits in ``kind``'s line, in any form of
+        its member (``owners.forms``), or, asked by a check whose confirmed claim set the job's due time to ``hold``
+        (``JobStore.confirm_claim``), was taken for RQ since: a move whose task may be queued any moment, which the
+        check must not queue again.
+
+        A take holds its job by writing the job's due time (take time + ``MOVE_LEASE``, ``lua/work_moves.lua``), but a
+        due time's value does not say it is a move's lease: the check's own hold is as far ahead, and other steps write
+        a job's due time too. What does say it is a change: the due time no longer the check's ``hold`` (or gone: a
+        draft cache's queueing drops it) means another step acted on the job after the check confirmed its claim, a
+        take among them, and a check whose claim is superseded leaves the job be. A move taken before the claim needs no
+        look: a job is claimed once its due time passed, so that move's lease lapsed, and a lapsed move is what the
+        check puts back. The line is read first, the due time after it in the same round trip: a take between the two
+        reads (its line's member and its lease go in one step) is seen by the second. Without ``hold`` (the caller holds
+        no claim) the line alone answers."""
         pipe = self.connection.pipeline(transaction=False)
-        pipe.zmscore(self.keys.work_line(kind), item_forms)
-        pipe.hmget(self.keys.work_moving(kind), item_forms)
-        waiting, moving = pipe.execute()
-        since = (time.time() if now is None else now) - MOVE_LEASE
-        return any(score is not None for score in waiting) or any(float(at) > since for at in moving if at)
+        pipe.zmscore(self.keys.work_line(kind), forms(owner_of(key_id), job_id, deadline, end_user))
+        if hold is not None:
+            pipe.zscore(self.keys.due, job_id)
+        waiting, *due = pipe.execute()
+        if any(score is not None for score in waiting):
+            return True
+        return bool(due) and (due[0] is None or float(due[0]) != float(time_score(hold)))
 
     def waiting(self, kind: str) -> int:
         """How many jobs wait in ``kind``'s line."""

@@ -147,11 +147,11 @@ def enqueue_download(svc: "Services", job_id: str, model: str | None) -> bool:
     return True
 
 
-def download_pending(svc: "Services", job: "Job") -> bool:
-    """Whether the job's download will still run: it waits in the download line, or its RQ task is queued,
+def download_pending(svc: "Services", job: "Job", hold: float | None = None) -> bool:
+    """Whether the job's download will still run: it waits in the download line, or, asked by a check holding the job
+    until ``hold``, was taken for RQ since the check's claim (``WorkLines.pending``), or its RQ task is queued,
     scheduled for a retry, or running."""
-    if svc.store.work.pending(download_line(job.model), job.key_id, job.id, job.deadline,
-                              end_user=job.end_user):
+    if svc.store.work.pending(download_line(job.model), job.key_id, job.id, job.deadline, job.end_user, hold=hold):
         return True
     return task_live(svc, queued_download(svc, job.id))
 
@@ -184,20 +184,23 @@ def task_live(svc: "Services", rq_id: str) -> bool:
     return status in _PENDING
 
 
-def ensure_download(svc: "Services", job: "Job") -> bool:
-    """Queue the job's download if none is pending (one lost to a crash); True if it queued one."""
-    if download_pending(svc, job):
+def ensure_download(svc: "Services", job: "Job", hold: float) -> bool:
+    """Queue the job's download if none is pending (one lost to a crash), for a check holding the job until ``hold``;
+    True if it queued one. Its download lock does not keep a second task from a move under way: it is released here
+    once nothing says the download is pending, and the task it names is in RQ only once the move's MULTI queued it;
+    the move's lease says so before (``download_pending``)."""
+    if download_pending(svc, job, hold):
         return False
     release_download(svc, job.id)
     return enqueue_download(svc, job.id, job.model)
 
 
-def ensure_draft_cache(svc: "Services", job: "Job", now: float) -> bool:
-    """Put the stored job's draft cache back in its line if it is neither there nor being moved into RQ: its job came
-    due, so the move that took it never queued its task (its process died in between; a task queued clears the due
-    time in the same step, ``WorkLines.queued``). True if it did. One whose URL outlived its life is given up by its
-    task, as any."""
-    if svc.store.work.pending(DRAFT_CACHE, job.key_id, job.id, job.deadline, now, job.end_user):
+def ensure_draft_cache(svc: "Services", job: "Job", hold: float) -> bool:
+    """Put the stored job's draft cache back in its line if it is neither there nor taken for RQ since the claim of
+    the check holding the job until ``hold`` (``WorkLines.pending``): its job came due, so the move that took it never
+    queued its task (its process died in between; a task queued clears the due time in the same step,
+    ``WorkLines.queued``). True if it did. One whose URL outlived its life is given up by its task, as any."""
+    if svc.store.work.pending(DRAFT_CACHE, job.key_id, job.id, job.deadline, job.end_user, hold=hold):
         return False
     queue_handed(svc, svc.store.effects.apply([draft_cache_task(job.id)]))
     return True
@@ -242,8 +245,8 @@ def feed(svc: "Services") -> Taken:
 
 def queue_handed(svc: "Services", handed: Handed, own: str | None = None) -> None:
     """Queue the RQ tasks of work taken from the lines (``feed``) or at once by the step that added it (``AddWork``,
-    when no line held any), in one MULTI that clears their ``moving`` mark. Should this process die first, each job
-    comes due as its move's lease lapses, and its check puts the work back in line (``ensure_download``,
+    when no line held any), in one MULTI (``WorkLines.queued``). Should this process die first, each job comes due as
+    its move's lease lapses, and its check puts the work back in line (``ensure_download``,
     ``ensure_draft_cache``). Each task has an id of its own (``task_id``), which a
     download's lock names (its own part: 8 bytes, where the whole id would take a string's allocation of its own for
     the lock's hours), for ``download_pending``: ``own``, the part the lock was taken with by the step that handed a

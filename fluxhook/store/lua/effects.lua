@@ -4,23 +4,16 @@
 local effects = {}
 
 -- Whether a job's work goes straight to RQ's door, taken as work_take.lua would take it: no line of any kind holds work
--- (so its turn is now, whatever the order of kinds and owners) and its RQ queue has room. It is then moving (its
--- caller queues its task, store/work_lines.py; work_moves.lua), its owner charged its turn: no wake-up, no dispatcher's feed
--- take. ``handed``: what this step took at once before (its kind, its member, ...), those of other kinds counted here
--- as work_take.lua counts them (this kind's are in its moving hash already).
-function effects.at_once(effect, owner, item, handed)
+-- (so its turn is now, whatever the order of kinds and owners) and its RQ queue has room, less what this step took at
+-- once before (``handed``: its kind, its member, ...; every kind's tasks go to the one queue). Its job is then held by
+-- its move's lease (work_moves.lua) while its caller queues its task (store/work_lines.py), its owner charged its
+-- turn: no wake-up, no dispatcher's feed take.
+function effects.at_once(effect, owner, handed)
   local lines = {}
   for i, key in ipairs(effect.lines) do lines[i] = KEYS[key] end
   if redis.call('EXISTS', unpack(lines)) > 0 then return false end
-  local moving, others = KEYS[effect.moving], 0
-  for i = 1, #handed, 2 do
-    if handed[i] ~= effect.kind then others = others + 1 end
-  end
-  local now = tonumber(effect.now)
-  if redis.call('LLEN', KEYS[effect.queue]) + work_moves.counting(moving, now, effect.lease) + others >= effect.ahead then
-    return false
-  end
-  work_moves.take(moving, KEYS[effect.due], item, effect.job, effect.now, effect.lease)
+  if redis.call('LLEN', KEYS[effect.queue]) + #handed / 2 >= effect.ahead then return false end
+  work_moves.take(KEYS[effect.due], effect.job, tonumber(effect.now), effect.lease)
   fair_turns.new(KEYS[effect.passes], KEYS[effect.weights], effect.default_weight).charge(owner, 1)
   return true
 end
@@ -64,7 +57,7 @@ function effects.apply(list, records)
       if status then
         local owner = (key_id and key_id ~= '') and key_id or effect.admin
         local item = members.member(owner, effect.job, batch and batch ~= '', deadline, end_user)
-        if effects.at_once(effect, owner, item, handed) then
+        if effects.at_once(effect, owner, handed) then
           handed[#handed + 1] = effect.kind
           handed[#handed + 1] = item
         else

@@ -37,10 +37,10 @@ def test_the_first_ready_callback_is_three_round_trips_to_redis(lone_app, spy):
     # The job's model (its URL's life says which download line it joins), then one script, then one MULTI.
     assert sent[0].startswith("HGET") and sent[1].startswith("EVALSHA"), sent
     # Inside that one script: the move, the download's lock, the timeline entry, and the download taken at once (no
-    # line holds work, RQ's queue has room): no line joined, no feeder woken. The metric is tallied by the process,
-    # written with others every few seconds.
+    # line holds work, RQ's queue has room), its job held by its move's lease: no line joined, no feeder woken. The
+    # metric is tallied by the process, written with others every few seconds.
     inside = " ".join(c["command"] for c in commands if c["client_type"] == "lua")
-    assert "fh:work:download:moving" in inside and "fh:work:added" not in inside
+    assert "ZADD fh:due " in inside and "ZADD fh:work:" not in inside and "fh:work:added" not in inside
     assert "fh:download:" in inside and "fh:events:" in inside
     assert "fh:metrics" not in inside
     # The RQ task queued in the callback's answer, in the one MULTI a feeder would send: the third round trip.

@@ -229,7 +229,7 @@ def test_thumbnail_work_of_a_release_with_a_thumbnail_task_joins_the_download_li
     waiting, moving, in_rq = (_task(store, st.STORED, key_id=key) for key in ("key_a", None, "key_b"))
     # As a release that made thumbnails in a task of their own left them: in its line, being moved, in its RQ queue.
     connection.zadd(KEYS.work_line("thumbnail"), {member("key_a", waiting.id): 0})
-    connection.hset(KEYS.work_moving("thumbnail"), member(ADMIN_OWNER, moving.id), time.time())
+    connection.hset(KEYS.legacy_work_moving("thumbnail"), member(ADMIN_OWNER, moving.id), time.time())
     queue = Queue("fluxhook-thumbnails", connection=connection)
     task = queue.enqueue_call("worker.thumbnail.make_thumbnail", (in_rq.id,), job_id=f"thumbnail-{in_rq.id}")
 
@@ -237,7 +237,7 @@ def test_thumbnail_work_of_a_release_with_a_thumbnail_task_joins_the_download_li
 
     line = {m.decode() for m in connection.zrange(KEYS.work_line(DOWNLOAD), 0, -1)}
     assert line == {member("key_a", waiting.id), member(ADMIN_OWNER, moving.id), member("key_b", in_rq.id)}
-    assert not connection.exists(KEYS.work_line("thumbnail"), KEYS.work_moving("thumbnail"), queue.key, task.key)
+    assert not connection.exists(KEYS.work_line("thumbnail"), KEYS.legacy_work_moving("thumbnail"), queue.key, task.key)
     assert migrate(connection, _config(), again=True).lines == 0  # a second run finds nothing
 
 
@@ -268,14 +268,14 @@ def test_messages_waiting_where_the_last_release_kept_them_are_due_for_todays_no
     # As the last release left them: a retry's wait, its notify work line, and being moved from there into RQ.
     connection.zadd(KEYS.messages_due, {member("key_a", "msg_job_0"): retry_at})
     connection.zadd(KEYS.work_line("notify"), {member(ADMIN_OWNER, "msg_job_1"): 0, member("key_c", "msg_gone"): 0})
-    connection.hset(KEYS.work_moving("notify"), member("key_b", "msg_job_2"), time.time())
+    connection.hset(KEYS.legacy_work_moving("notify"), member("key_b", "msg_job_2"), time.time())
 
     assert migrate(connection, _config(), again=True).messages == 3  # the one whose message is gone is dropped
 
     due = {m.decode(): score for m, score in connection.zrange(KEYS.notify_due, 0, -1, withscores=True)}
     assert set(due) == {m.member for m in messages}
     assert due[messages[0].member] == pytest.approx(retry_at) and due[messages[1].member] <= time.time()
-    assert not connection.exists(KEYS.messages_due, KEYS.work_line("notify"), KEYS.work_moving("notify"))
+    assert not connection.exists(KEYS.messages_due, KEYS.work_line("notify"), KEYS.legacy_work_moving("notify"))
     assert migrate(connection, _config(), again=True).messages == 0
 
 

@@ -1,6 +1,7 @@
 """The workers' work lines on a real Redis: jobs of one kind are taken for RQ in turn across keys, by the
 slots' own rule (lua/fair_turns.lua), every kind in one call that costs next to nothing when no line has work; a
-job taken is moving until its task is queued, and back in line if its process died in between."""
+job taken is held by its move's lease in the due index alone until its task is queued, pending for a check that
+claimed it before the take, and back in line if its process died in between."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from collections import Counter
 import pytest
 
 from fluxhook.core.fair_turns import FairTurns
-from fluxhook.core.holds import MOVE_LEASE
+from fluxhook.core.holds import CLAIM_LEASE, MOVE_LEASE
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.lifecycle.steps.enqueueing import draft_cache_task
 from fluxhook.store.effects import AddWork, Effects
@@ -109,8 +110,23 @@ def test_the_kinds_have_lines_and_turns_of_their_own(work):
 def test_a_take_fills_the_rq_queue_up_to_its_bound_and_no_further(work, connection):
     add(work, DOWNLOAD, "key_a", 10)
     connection.rpush(QUEUE, "task-1", "task-2")  # two tasks already wait in RQ
-    assert len(take_members(work, DOWNLOAD, 4, time.time())) == 2
-    assert take_members(work, DOWNLOAD, 4, time.time()) == []  # the two taken are moving: no room left
+    first = take_members(work, DOWNLOAD, 4, time.time())
+    assert len(first) == 2
+    connection.rpush(QUEUE, *first)  # queued, as its feed does before it takes again
+    assert take_members(work, DOWNLOAD, 4, time.time()) == []  # no room left
+
+
+def test_takes_between_another_take_and_its_queueing_overfill_by_at_most_one_ahead_each(work, connection):
+    add(work, DOWNLOAD, "key_a", 20)
+    connection.rpush(QUEUE, "task-1")
+    # Three feeds take before any queues what it took: each counts the queue alone, not the others' moves.
+    takes = [take_members(work, DOWNLOAD, AHEAD, time.time()) for _ in range(3)]
+    assert [len(taken) for taken in takes] == [AHEAD - 1] * 3
+    for taken in takes:
+        connection.rpush(QUEUE, *taken)
+    # The queue holds one AHEAD over for each of the two later takes (the bound), and nothing more is taken.
+    assert connection.llen(QUEUE) == AHEAD + 2 * (AHEAD - 1) <= AHEAD + 2 * AHEAD
+    assert take_members(work, DOWNLOAD, AHEAD, time.time()) == []
 
 
 def test_one_take_goes_kind_by_kind_and_the_kinds_share_their_queue_s_room(work):
@@ -144,7 +160,8 @@ def test_a_take_with_no_work_costs_one_command_beside_the_script(work, connectio
     connection.delete(QUEUE)
     commands = commands_during(connection, db, lambda: work.take(every, 4, time.time()))
     names = [c["command"].split()[0] for c in commands if not c["command"].startswith("SELECT")]
-    assert names.count("EXISTS") == 1 and names.count("HSET") == 2, names  # the take: moving, and its owner's pass
+    # The take: its job's lease, and its owner's pass; nothing else notes it.
+    assert names.count("EXISTS") == 1 and names.count("ZADD") == 1 and names.count("HSET") == 1, names
 
 
 def test_adding_work_wakes_one_feeder(work):
@@ -161,36 +178,44 @@ def test_a_batch_is_taken_one_turn_at_a_time(work):
     assert work.waiting(DOWNLOAD) == 6 and take(work, DOWNLOAD, 0) == []
 
 
-def test_a_job_taken_is_pending_until_its_task_is_queued(work):
+def _claimed(work: WorkLines, job_id: str) -> float:
+    """The job made due, claimed by a sweep and confirmed by its check; the hold that check's claim set."""
+    jobs, now = JobStore(work.connection), time.time()
+    work.connection.zadd(KEYS.due, {job_id: now - 1})
+    assert jobs.claim_due(now, 10, now + CLAIM_LEASE) == [job_id]
+    assert jobs.confirm_claim(job_id, now + CLAIM_LEASE, now + CLAIM_LEASE + 1)
+    return now + CLAIM_LEASE + 1
+
+
+def test_a_job_taken_since_a_check_s_claim_is_pending_for_that_check(work):
     [job_id] = add(work, DOWNLOAD, "key_a")
-    [member] = take_members(work, DOWNLOAD, 1, time.time())
+    hold = _claimed(work, job_id)
+    assert work.pending(DOWNLOAD, "key_a", job_id, hold=hold)  # in its line
+    [member] = take_members(work, DOWNLOAD, 1, time.time())  # a feed takes it while the check runs
     assert member == f"key_a:{job_id}" and work.waiting(DOWNLOAD) == 0
-    assert work.pending(DOWNLOAD, "key_a", job_id)  # moving: a repair must not queue it again
-    pipe = work.connection.pipeline(transaction=True)
-    work.queued(DOWNLOAD, [member], pipe)
-    pipe.execute()
-    assert not work.pending(DOWNLOAD, "key_a", job_id)
+    # On its way into RQ, its task queued any moment: the check must not queue it again.
+    assert work.pending(DOWNLOAD, "key_a", job_id, hold=hold)
+    assert not work.pending(DOWNLOAD, "key_a", job_id)  # asked with no claim, only the line answers
+    # A draft cache's queueing drops its job's due time: gone from the check's hold too.
+    [draft] = add(work, DRAFT_CACHE, "key_a")
+    hold = _claimed(work, draft)
+    take(work, DRAFT_CACHE)
+    assert work.connection.zscore(KEYS.due, draft) is None and work.pending(DRAFT_CACHE, "key_a", draft, hold=hold)
 
 
-def test_a_move_is_held_by_a_lease_in_the_due_index_and_one_whose_process_died_stops_counting(work):
-    [lost, kept, after] = add(work, DOWNLOAD, "key_a", 3)
+def test_a_move_is_held_by_a_lease_in_the_due_index_alone_and_one_whose_process_died_is_not_pending(work):
+    [lost, kept] = add(work, DOWNLOAD, "key_a", 2)
     now = time.time()
     assert take_members(work, DOWNLOAD, 1, now - 120) == [f"key_a:{lost}"]  # its process died before queueing
-    # Held like any of fluxhook's own work: the job due when its move's lease lapses, for its check to repair.
+    # Held like any of fluxhook's own work: the job due when its move's lease lapses, for its check to repair; no
+    # other key written for it.
     assert work.connection.zscore(KEYS.due, lost) == pytest.approx(now - 120 + MOVE_LEASE, abs=0.01)
-    assert not work.pending(DOWNLOAD, "key_a", lost, now=now)  # lapsed: its check puts it back in line
-    assert work.pending(DOWNLOAD, "key_a", lost, now=now - 120)
-    # The lapsed note counts against no room, and goes; one taken just now does.
-    assert take_members(work, DOWNLOAD, 1, now) == [f"key_a:{kept}"]
-    assert work.connection.hkeys(KEYS.work_moving(DOWNLOAD)) == [f"key_a:{kept}".encode()]
-    assert take_members(work, DOWNLOAD, 1, now) == []
-    assert work.pending(DOWNLOAD, "key_a", kept) and work.waiting(DOWNLOAD) == 1
-    # Queued: moving no more; a download's job stays due as its move left it (its check finds the task in RQ).
-    pipe = work.connection.pipeline(transaction=True)
-    work.queued(DOWNLOAD, [f"key_a:{kept}"], pipe)
-    pipe.execute()
-    assert not work.connection.exists(KEYS.work_moving(DOWNLOAD)) and work.connection.zscore(KEYS.due, kept)
-    assert take(work, DOWNLOAD, 5) == [after]
+    assert not work.connection.keys("*moving*")
+    # Lapsed, so the sweep claims it: its check finds it neither in line nor taken since, and puts it back.
+    assert not work.pending(DOWNLOAD, "key_a", lost, hold=_claimed(work, lost))
+    # Queued: a download's job stays due as its move left it (its check finds the task in RQ).
+    assert take(work, DOWNLOAD, 5) == [kept]
+    assert work.connection.zscore(KEYS.due, kept) == pytest.approx(time.time() + MOVE_LEASE, abs=1)
 
 
 def test_a_job_added_twice_waits_once(work):
@@ -219,7 +244,6 @@ def test_work_joins_its_line_under_the_job_s_owner_with_the_job_s_change(connect
     work = [draft_cache_task(mine.id), draft_cache_task(admins.id), draft_cache_task("job_gone")]
     # No line holds work and RQ's queue has room: taken at once, for the caller to queue.
     assert effects.apply(work) == {DRAFT_CACHE: [f"key_c:{mine.id}", f"{ADMIN_OWNER}:{admins.id}"]}
-    connection.delete(KEYS.work_moving(DRAFT_CACHE))
     connection.rpush(QUEUE_KEY, *["busy"] * AHEAD)  # RQ's queue full: each joins its line
     assert effects.apply(work) == {}
     assert sorted(m.decode() for m in connection.zrange(KEYS.work_line(DRAFT_CACHE), 0, -1)) == sorted(
@@ -280,11 +304,11 @@ def test_a_key_s_single_job_goes_before_its_own_batch_items_and_another_key_keep
     # made after its whole batch; then A's batch, in order.
     assert members == [f"key_b:{theirs[0].id}", f"key_a:{single.id}", f"key_a:~{batch[0].id}",
                        f"key_b:{theirs[1].id}"]
-    assert work.pending(DOWNLOAD, "key_a", batch[0].id)  # moving, in its bulk form
+    # Taken from the line in its bulk form; the rest of the batch waits in it.
+    assert not work.pending(DOWNLOAD, "key_a", batch[0].id) and work.pending(DOWNLOAD, "key_a", batch[1].id)
     pipe = connection.pipeline(transaction=True)
     work.queued(DOWNLOAD, members, pipe)
     pipe.execute()
-    assert not work.pending(DOWNLOAD, "key_a", batch[0].id) and work.pending(DOWNLOAD, "key_a", batch[1].id)
     assert take(work, DOWNLOAD, 5) == [job.id for job in batch[1:]]
 
 

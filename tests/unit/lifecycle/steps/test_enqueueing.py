@@ -8,7 +8,7 @@ import time
 
 from fluxhook.core import transitions as st
 from fluxhook.core.backoff import backoff_schedule
-from fluxhook.core.holds import DOWNLOAD_LOCK_TTL, DOWNLOAD_TIMEOUT
+from fluxhook.core.holds import CLAIM_LEASE, DOWNLOAD_LOCK_TTL, DOWNLOAD_TIMEOUT
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.lifecycle.steps.enqueueing import (
     AHEAD,
@@ -20,6 +20,7 @@ from fluxhook.lifecycle.steps.enqueueing import (
     download_task,
     download_task_name,
     draft_cache_task_name,
+    ensure_download,
     feed,
     queue_handed,
     queued_download,
@@ -28,7 +29,7 @@ from fluxhook.lifecycle.steps.enqueueing import (
 )
 from fluxhook.media import lifetimes
 from fluxhook.store.owners import ADMIN_OWNER, member
-from fluxhook.store.work_lines import DOWNLOAD, DOWNLOAD_HOUR, DOWNLOAD_LONG, DRAFT_CACHE
+from fluxhook.store.work_lines import DOWNLOAD, DOWNLOAD_HOUR, DOWNLOAD_LONG, DRAFT_CACHE, KINDS
 from helpers import commands_during
 
 
@@ -91,10 +92,9 @@ def test_a_download_with_no_work_waiting_goes_to_rq_at_once_charged_its_turn(mak
     svc = make_services(6)
     [first] = _ready(svc, "flux-2-pro", 1, key_id="key-a")
 
-    # Queued by the step that added it: nothing in a line, no feeder woken, nothing left moving.
+    # Queued by the step that added it: nothing in a line, no feeder woken.
     assert _queued(svc) == [download_task_name(first)]
     assert svc.store.work.waiting(DOWNLOAD) == 0 and not svc.redis.exists(svc.store.keys.work_added)
-    assert not svc.redis.hlen(svc.store.keys.work_moving(DOWNLOAD))
     # Its owner's turn is charged as the feeder's take would charge it (work_take.lua, 1 / weight).
     assert float(svc.redis.hget(svc.store.keys.work_passes(DOWNLOAD), "key-a")) == 1.0
 
@@ -202,3 +202,25 @@ def test_a_download_handed_at_once_is_queued_under_its_locks_own_part_with_no_re
     assert queued == f"{download_task_name(job_id)}-{lock.value}" and queued_download(svc, job_id) == queued
     assert not [c for c in sent if c.startswith("SET ")]  # the lock names the task already
     assert svc.queue.fetch_job(queued).get_status() == "queued"
+
+
+def test_a_check_queues_no_second_download_for_one_a_feed_took_from_the_line_since_its_claim(make_services):
+    # Between a feed's take and the MULTI that queues its task, the download is in no line and no RQ queue, and its
+    # lock names no task there: only the move's lease in the due index says it is on its way.
+    svc = make_services(6)
+    _rq_full(svc)
+    [job_id] = _ready(svc, "flux-2-pro", 1)
+    job = svc.jobs.get(job_id)
+    now = time.time()
+    svc.redis.zadd(svc.store.keys.due, {job_id: now - 1})  # its recheck due: the sweep claims it, its check confirms
+    assert svc.jobs.claim_due(now, 10, now + CLAIM_LEASE) == [job_id]
+    hold = now + 2 * CLAIM_LEASE
+    assert svc.jobs.confirm_claim(job_id, now + CLAIM_LEASE, hold)
+    svc.queue.empty()
+    taken = svc.store.work.take(dict.fromkeys(KINDS, svc.queue.key), AHEAD, time.time())  # a feed, not queued yet
+    assert taken.items == {DOWNLOAD: [f"{ADMIN_OWNER}:{job_id}"]}
+
+    assert not ensure_download(svc, job, hold)
+
+    queue_handed(svc, taken.items)  # the feed's MULTI
+    assert _queued(svc) == [download_task_name(job_id)] and queued_download(svc, job_id) in svc.queue.get_job_ids()
