@@ -32,10 +32,8 @@ one beside another, changes nothing twice):
   its notify work line and what was being moved from it into RQ) is due in ``Keys.notify_due``, where today's
   notifiers take every attempt (an RQ task of it still queued puts it there as it runs: ``worker/notify.py``).
 
-Left as it is: the note older releases kept of today's kinds' work being moved into RQ (``Keys.legacy_work_moving``).
-Nothing reads or writes it any more, it holds at most the few moves its processes had in hand as the last of them
-stopped, and each of those jobs was held by its move's lease in the due index as well, by which its check puts its
-work back in line.
+Left as it is: older releases' note of today's kinds' work being moved into RQ (``Keys.legacy_work_moving``), unread,
+a few moves at most, each job held by its lease in the due index as well.
 
 One process migrates at a time (``Keys.schema_lock``); another waits until it is done.
 """

@@ -10,22 +10,18 @@ turn costing 1 / the owner's ``weight`` (``Keys.share_weights``). So one key's b
 key's result by the few tasks already in RQ, not by the backlog. Within an owner's turns, its single jobs go before
 its batch items, then the earliest deadline, as in the slots' lines (``owners.member``).
 
-Adding work wakes one worker's dispatcher for its feeds (``Keys.work_added``, ``store.wakes``), but for work that
-goes straight to RQ's door: when
-no line holds any work and its queue has room, its turn is now, and the step that adds it takes it as a feed would
-(``lua/effects.lua``), so its own caller queues its task, with no wake-up and no take. A job taken is held by a lease
-like the rest of fluxhook's own work, and by nothing else: its due time ``MOVE_LEASE`` after the take
-(``lua/work_moves.lua``), until the MULTI that queues its RQ task (``queued``). If its process dies in between, the
-job comes due and its check puts the work back in line (``lifecycle.checking``). From RQ on, the task is RQ's: its
-retries and a dead worker's hand-back name the same job.
+Adding work wakes one worker's dispatcher for its feeds (``Keys.work_added``, ``store.wakes``), but for work that goes
+straight to RQ's door: when no line holds any work and its queue has room, its turn is now, and the step that adds it
+takes it as a feed would (``lua/effects.lua``), so its own caller queues its task, with no wake-up and no take. A job
+taken is held by a lease like the rest of fluxhook's own work, and by nothing else: its due time ``MOVE_LEASE`` after
+the take (``lua/work_moves.lua``), until the MULTI that queues its RQ task (``queued``). If its process dies in
+between, the job comes due and its check puts the work back in line (``lifecycle.checking``). From RQ on, the task is
+RQ's: its retries and a dead worker's hand-back name the same job.
 
-A queue's room is ``AHEAD`` less the tasks in it (and those the same take took for it): work taken and not yet
-queued is not counted. So takes overfill a queue only when they fall between another take and its queueing MULTI
-(one round trip, a few milliseconds): at most one ``AHEAD`` more for each other feed taking in that window (a lane's or
-a dispatcher's, of any process), one task more for each step taking at once in it. Counting them would cost every take
-a write and every queueing another, a second hold on work its job's lease holds already; a queue a few tasks over
-for a few milliseconds delays the work behind it by those few tasks. Takes one after another never overfill it: a feed
-queues what it took before its caller takes again.
+A queue's room is ``AHEAD`` less the tasks in it (and those the same take took): work taken and not yet queued is
+not counted, which would be a second hold on it. So only takes between another take and its queueing MULTI (one round
+trip) overfill a queue: by at most one ``AHEAD`` for each other feed taking then (a lane's or a dispatcher's, of any
+process), one task for each step taking at once then. Takes one after another never do.
 """
 
 from __future__ import annotations
@@ -84,10 +80,8 @@ class WorkLines:
         """Members (``<owner>:<job id>``, see ``owners.member_job``) from the lines of the kinds in ``queues`` (kind ->
         the RQ queue its tasks go to, a list), kind by kind in that order, one turn at a time across keys, while fewer
         than ``ahead`` tasks wait in a kind's RQ queue (or were taken for it by this take); by kind, the kinds with any
-        taken. Each one's job is held by its move's lease (``lua/work_moves.lua``) until ``queued`` says its RQ task is
-        queued. One script for every kind, atomic (what another process took and has yet to queue is not counted: the
-        module's docstring says what that costs); lines with no work cost next to nothing (``lua/work_take.lua``),
-        and ``Taken.idle`` says none held any."""
+        taken, each job held by its move's lease (``lua/work_moves.lua``). One script for every kind; lines with no
+        work cost next to nothing (``lua/work_take.lua``), and ``Taken.idle`` says none held any."""
         kinds = [checked_kind(kind) for kind in queues]
         keys = [self.keys.share_weights, self.keys.due]
         for kind in kinds:
@@ -108,19 +102,13 @@ class WorkLines:
     def pending(self, kind: str, key_id: str | None, job_id: str, deadline: float | None = None,
                 end_user: str | None = None, *, hold: float | None = None) -> bool:
         """Whether the job's work (with its ``deadline`` and ``end_user``) waits in ``kind``'s line, in any form of
-        its member (``owners.forms``), or, asked by a check whose confirmed claim set the job's due time to ``hold``
-        (``JobStore.confirm_claim``), was taken for RQ since: a move whose task may be queued any moment, which the
-        check must not queue again.
-
-        A take holds its job by writing the job's due time (take time + ``MOVE_LEASE``, ``lua/work_moves.lua``), but a
-        due time's value does not say it is a move's lease: the check's own hold is as far ahead, and other steps write
-        a job's due time too. What does say it is a change: the due time no longer the check's ``hold`` (or gone: a
-        draft cache's queueing drops it) means another step acted on the job after the check confirmed its claim, a
-        take among them, and a check whose claim is superseded leaves the job be. A move taken before the claim needs no
-        look: a job is claimed once its due time passed, so that move's lease lapsed, and a lapsed move is what the
-        check puts back. The line is read first, the due time after it in the same round trip: a take between the two
-        reads (its line's member and its lease go in one step) is seen by the second. Without ``hold`` (the caller holds
-        no claim) the line alone answers."""
+        its member (``owners.forms``), or, for a check whose claim set the job's due time to ``hold``, was taken for RQ
+        since: its task may be queued any moment, and must not be twice. A take writes the due time (its move's lease),
+        but a value does not tell a lease (the check's hold is as far ahead, other steps write due times too); a change
+        does: a due time no longer ``hold`` (or gone: a draft cache's queueing drops it) means a step acted on the job
+        since, and a check whose claim is superseded leaves the job be. A move before the claim lapsed (a job is
+        claimed once due), which is what the check puts back. The line is read before the due time: a take in between
+        is seen by the second read. Without ``hold``, the line alone answers."""
         pipe = self.connection.pipeline(transaction=False)
         pipe.zmscore(self.keys.work_line(kind), forms(owner_of(key_id), job_id, deadline, end_user))
         if hold is not None:

@@ -186,9 +186,8 @@ def task_live(svc: "Services", rq_id: str) -> bool:
 
 def ensure_download(svc: "Services", job: "Job", hold: float) -> bool:
     """Queue the job's download if none is pending (one lost to a crash), for a check holding the job until ``hold``;
-    True if it queued one. Its download lock does not keep a second task from a move under way: it is released here
-    once nothing says the download is pending, and the task it names is in RQ only once the move's MULTI queued it;
-    the move's lease says so before (``download_pending``)."""
+    True if it queued one. The download lock, released here, cannot tell a move under way (its task is in no queue
+    until the move's MULTI): only the move's lease does (``download_pending``)."""
     if download_pending(svc, job, hold):
         return False
     release_download(svc, job.id)
