@@ -9,7 +9,7 @@
 -- choice between owners, and an owner back from idle starts level with the others anyway.
 -- A taken message holds its room until its attempt ends (notify_finish.lua) or its lease ARGV[2] lapses, noted in
 -- flight by one field of the busy hash (notify_room.note: `m:<member>` -> its lease) and due at its lease: held by
--- that one lease, with no reaper. Lapsed, it is due again: the take that finds it ripe with its note lapsed gives
+-- that one lease, which nothing else looks at. Lapsed, it is due again: the take that finds it ripe with its note lapsed gives
 -- the dead attempt's room back first (notify_room.release, which brings back what was parked behind it), then takes it
 -- as any due message. One ripe while its attempt is under way (sent again meanwhile) waits for that attempt's end,
 -- due at its lease, and is never parked: were its process to die, nothing would bring it back to give its room back.
