@@ -24,9 +24,9 @@ come back from behind a full receiver; at most ``PER_RECEIVER`` in flight to one
 ``PER_OWNER`` for one owner, over every process, each held by one lease, ``ATTEMPT_LEASE``: its message due at the
 lease's end, and noted in flight until then (``Keys.notify_busy``'s ``m:<member>``); an attempt that ends gives its
 room back (``finish``), and one whose process died is due again once its lease lapses, its room given back by the take
-that finds it so, nothing else looking for lapsed ones. During a rolling deploy an older release's process notes its attempts
-in a set of its own (``Keys.legacy_notify_sending``): what each side then does with the other's, and why nothing is
-sent twice at once beyond what the message id lets a receiver drop, nor room held for good, is said in
+that finds it so: nothing else looks for lapsed attempts. During a rolling deploy an older release's process notes
+its attempts in a set of its own (``Keys.legacy_notify_sending``): what each side then does with the other's, and why
+nothing is sent twice at once beyond what the message id lets a receiver drop, nor room held for good, is said in
 ``lua/notify_take.lua``; ``fluxhook migrate --again`` hands the older release's over once it stopped.
 """
 

@@ -42,12 +42,12 @@ local function ripe_ones()
   local leases = redis.call('HMGET', busy, unpack(notes))
   local ripe, back = {}, false
   for i = 1, #read, 2 do
-    local until_ = tonumber(leases[(i + 1) / 2])
-    if until_ and until_ > now then
-      redis.call('ZADD', due, until_, read[i])
+    local note, lease = notes[(i + 1) / 2], leases[(i + 1) / 2]
+    if lease and tonumber(lease) > now then
+      redis.call('ZADD', due, lease, read[i])
     else
-      if until_ then
-        redis.call('HDEL', busy, notes[(i + 1) / 2])
+      if lease then
+        redis.call('HDEL', busy, note)
         back = notify_room.release(due, busy, parked, read[i]) or back
       end
       ripe[#ripe + 1], ripe[#ripe + 2] = read[i], read[i + 1]
