@@ -2,9 +2,10 @@
 -- An attempt of ARGV[1] ended, or it will not be attempted: its note of being in flight goes and its room comes back
 -- (notify_room.release: whatever is parked first behind its receiver or owner comes due again), as long as a note
 -- was there: room given back once per take, never twice, whether an end is told twice or after its lease lapsed
--- and a take gave the room back (an end told once the message was taken again ends the newer attempt's hold
--- instead: that attempt then runs outside the count, and its own end gives back nothing). The message is due again
--- at ARGV[2], or leaves the due set when ARGV[2] is empty.
+-- and a take gave the room back. An end told once the message was taken again ends the newer attempt's hold instead
+-- (that attempt then runs outside the count, and its own end gives back nothing): an attempt outlives its lease, four
+-- of its deadlines, only when its process stalls, too seldom to carry the lease from the take to every end and read
+-- it here. The message is due again at ARGV[2], or leaves the due set when ARGV[2] is empty.
 -- Either makes a message due, so either wakes a notifier (KEYS[4], a wake-up list: store/wakes.py), once for the
 -- step: a notifier waits until the earliest due time it knows of, and a retry sooner, a message back in a room freed,
 -- would otherwise wait for it, whichever process's attempt ended.
