@@ -21,8 +21,13 @@ deadline with ``@<deadline>|`` before it (``Message.member``). Attempts are take
 each its single jobs' messages (and its batches' own) before its batch items', as in its lines (``owners.BULK``),
 then the earliest deadline (its job's, when that comes before its due time; else its due time), the same when they
 come back from behind a full receiver; at most ``PER_RECEIVER`` in flight to one receiver of one owner and
-``PER_OWNER`` for one owner, over every process, each held for ``ATTEMPT_LEASE``; an attempt that ends gives its room
-back (``finish``), and one whose process died has its room back and its message due again once its lease lapses.
+``PER_OWNER`` for one owner, over every process, each held by one lease, ``ATTEMPT_LEASE``: its message due at the
+lease's end, and noted in flight until then (``Keys.notify_busy``'s ``m:<member>``); an attempt that ends gives its
+room back (``finish``), and one whose process died is due again once its lease lapses, its room given back by the take
+that finds it so: nothing else looks for lapsed attempts. During a rolling deploy an older release's process notes
+its attempts in a set of its own (``Keys.legacy_notify_sending``): what each side then does with the other's, and why
+nothing is sent twice at once beyond what the message id lets a receiver drop, nor room held for good, is said in
+``lua/notify_take.lua``; ``fluxhook migrate --again`` hands the older release's over once it stopped.
 """
 
 from __future__ import annotations
@@ -53,6 +58,8 @@ PER_RECEIVER = 2
 PER_OWNER = 4
 # Most messages one take looks at: those it parks (their receiver full) and the one it takes.
 TAKE_LOOKS = 200
+# The busy hash's fields that note an attempt in flight, ``m:<member>`` -> its lease (``lua/notify_room.lua``'s note).
+IN_FLIGHT = "m:"
 
 
 @dataclass(frozen=True)
@@ -127,6 +134,7 @@ class Deliveries:
         self.keys = keys
         self._take = LuaScript(connection, "notify_take")
         self._finish = LuaScript(connection, "notify_finish")
+        self._forget = LuaScript(connection, "notify_forget")
         self._set_if_exists = LuaScript(connection, "job_set_if_exists")
         self._outbox_add = LuaScript(connection, "outbox_add")
 
@@ -295,7 +303,7 @@ class Deliveries:
 
     @property
     def _room_keys(self) -> list[str]:
-        return [self.keys.notify_due, self.keys.notify_sending, self.keys.notify_busy, self.keys.notify_parked]
+        return [self.keys.notify_due, self.keys.notify_busy, self.keys.notify_parked]
 
     # -- targets a 410 disabled
 
@@ -322,10 +330,11 @@ class Deliveries:
         pipe = self.connection.pipeline(transaction=False)
         for message in messages:
             pipe.delete(self.keys.message(message.id))
-            # Out of the due set, but an attempt under way keeps its room until it ends (its own ``finish``): its
-            # receiver still holds it.
-            pipe.zrem(self.keys.notify_due, message.member)
             pipe.zrem(self.keys.owner_messages(message.owner), message.id)
+        if messages:
+            # Out of the due set, but one whose attempt is under way stays due at its lease: its receiver holds it
+            # until it ends (its own ``finish``) or, its process dead, until the lease lapses and a take gives it back.
+            self._forget([self.keys.notify_due, self.keys.notify_busy], [m.member for m in messages], client=pipe)
         pipe.execute()
 
 

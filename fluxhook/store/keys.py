@@ -99,15 +99,17 @@ class Keys:
         return f"{self.prefix}notify:due"
 
     @property
-    def notify_sending(self) -> str:
-        """Messages being attempted, scored by their attempt's lease (``lua/notify_take.lua``)."""
+    def legacy_notify_sending(self) -> str:
+        """An older release's messages being attempted, scored by their attempt's lease: today's note each in
+        ``notify_busy`` (``store.migrations``)."""
         return f"{self.prefix}notify:sending"
 
     @property
     def notify_busy(self) -> str:
-        """Attempts in flight, a hash: ``r:<owner>|<host>`` (one receiver of one owner) and ``o:<owner>`` -> count; and
-        ``n:<either>`` -> the end user whose message parked behind it came back last, dropped with its count once
-        nothing is in flight or parked there (``lua/notify_room.lua``)."""
+        """Attempts in flight, a hash: ``r:<owner>|<host>`` (one receiver of one owner) and ``o:<owner>`` -> count;
+        ``m:<member>`` -> the lease of the attempt of that ``notify_due`` member in flight; and ``n:<either>`` -> the end
+        user whose message parked behind it came back last, dropped with its count once nothing is in flight or
+        parked there (``lua/notify_room.lua``)."""
         return f"{self.prefix}notify:busy"
 
     @property

@@ -30,7 +30,12 @@ one beside another, changes nothing twice):
   the check line once its claim lapses;
 - a notification message waiting for an attempt where an older release kept it (its retries' ``Keys.messages_due``,
   its notify work line and what was being moved from it into RQ) is due in ``Keys.notify_due``, where today's
-  notifiers take every attempt (an RQ task of it still queued puts it there as it runs: ``worker/notify.py``).
+  notifiers take every attempt (an RQ task of it still queued puts it there as it runs: ``worker/notify.py``);
+- a notification attempt in flight that an older release noted in a set of its own (``Keys.legacy_notify_sending``)
+  is noted as today's take notes one (``m:<member>`` in ``Keys.notify_busy``, its lease), its message due at its
+  lease: its process dead, a take finds it lapsed and gives its room back; and every attempt noted so whose lease
+  lapsed and whose message is not due (an older release's take, which reads no note, took it again and ended it) has
+  its room given back, which no take would.
 
 Left as it is: older releases' note of today's kinds' work being moved into RQ (``Keys.legacy_work_moving``), unread,
 a few moves at most, each job held by its lease in the due index as well.
@@ -60,7 +65,7 @@ from fluxhook.core.job import SEALED_FIELDS
 from fluxhook.core.pools import DEFAULT_POOL, pools
 from fluxhook.core.signing import Sealer
 from fluxhook.core.transitions import QUEUED, SUBMITTED
-from fluxhook.store.deliveries import notify_member
+from fluxhook.store.deliveries import IN_FLIGHT, notify_member
 from fluxhook.store.jobs import JobStore
 from fluxhook.store.kept_callbacks import KeptCallbacks
 from fluxhook.store.keys import KEYS, Keys
@@ -72,7 +77,7 @@ from fluxhook.store.work_lines import DOWNLOAD
 from fluxhook.store.work_lines import KINDS as WORK_KINDS
 
 # The shape this release keeps; each migration that changes it raises it by one.
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 # What a release that made thumbnails in a task of their own kept: a work line of that kind and an RQ queue.
 LEGACY_THUMBNAIL_KIND = "thumbnail"
 LEGACY_THUMBNAIL_QUEUE = Queue.redis_queue_namespace_prefix + "fluxhook-thumbnails"
@@ -103,6 +108,7 @@ class Migrated:
     tracks: int = 0  # tracked jobs moved to their owner's place in the task's trackers, and kept bodies made marks
     uncertain: int = 0  # jobs awaiting BFL's word on their task moved from queued to submitted
     messages: int = 0  # notification messages moved to today's due set
+    attempts: int = 0  # notification attempts of an older release noted as today's, or lapsed given their room back
     checks: int = 0  # check tasks of an older release dropped from RQ
 
 
@@ -164,6 +170,7 @@ class _Migration:
         self._record = LuaScript(connection, "migrate_record")
         self._kept = LuaScript(connection, "migrate_kept")
         self._tracks = LuaScript(connection, "migrate_tracks")
+        self._attempts = LuaScript(connection, "migrate_attempts")
         self.marks = KeptCallbacks(connection, self.sealer, keys=keys)
         self.jobs = JobStore(connection, keys=keys, pools=self.pools, accounts=tuple(a.name for a in config.accounts),
                              sealer=self.sealer)
@@ -174,7 +181,8 @@ class _Migration:
         accounts, sealed = self.records()
         return Migrated(ran=True, lines=lines, slots=slots, holders=holders, clocks=clocks, accounts=accounts,
                         sealed=sealed + self.kept_bodies(), tracks=self.trackers() + self.kept_for_tasks(),
-                        uncertain=self.uncertain_sends(), messages=self.old_messages(), checks=self.old_checks())
+                        uncertain=self.uncertain_sends(), messages=self.old_messages(), attempts=self.lapsed_attempts(),
+                        checks=self.old_checks())
 
     def old_lines(self) -> int:
         """Move every job still queued in an old line into today's line of its pool (the default pool's, for a
@@ -353,6 +361,21 @@ class _Migration:
                         moved += 1
                 pipe.execute()
         return moved
+
+    def lapsed_attempts(self) -> int:
+        """Note each notification attempt an older release noted in its own set as today's are, and give back the room
+        of each lapsed one no take of today's would (``lua/migrate_attempts.lua``): how many."""
+        keys = [self.keys.notify_due, self.keys.notify_busy, self.keys.notify_parked, self.keys.legacy_notify_sending]
+        given = 0
+        while (done := int(self._attempts(keys, [repr(time.time()), BATCH]))) > 0:
+            given += done
+        now = time.time()
+        lapsed = [text(field).removeprefix(IN_FLIGHT) for field, lease in
+                  self.connection.hscan_iter(self.keys.notify_busy, match=f"{IN_FLIGHT}*", count=BATCH)
+                  if float(lease) <= now]
+        for start in range(0, len(lapsed), BATCH):
+            given += int(self._attempts(keys, [repr(now), 0, *lapsed[start:start + BATCH]]))
+        return given
 
     def old_checks(self) -> int:
         """Drop the check tasks an older release queued in RQ: the job each named is due again once its claim lapses,

@@ -13,6 +13,12 @@ function notify_room.fields(member)
   return 'r:' .. (owner or '') .. '|' .. (host or ''), 'o:' .. (owner or '')
 end
 
+-- The busy hash's field that notes an attempt of `member` in flight: its lease (the time it lapses), the one hold of
+-- the attempt, beside the counts of the room it holds (notify_take.lua).
+function notify_room.note(member)
+  return 'm:' .. member
+end
+
 -- Of a member: whether it is a batch item's, its end user's tag ('' for none, as every older member), and its job's
 -- deadline (nil for none).
 function notify_room.form(member)

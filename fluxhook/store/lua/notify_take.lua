@@ -1,28 +1,62 @@
 -- needs: fair_turns, notify_room
 -- Take up to ARGV[5] messages due for an attempt by the one rule of every line (docs/fair-share.md): turns between
 -- owners by fair_turns.lua (start-time fair queueing, each attempt a turn costing 1 / the owner's weight, against the
--- passes KEYS[6]); within an owner in turns between its end users, each one's single jobs' before its batch items',
+-- passes KEYS[5]); within an owner in turns between its end users, each one's single jobs' before its batch items',
 -- then the earliest deadline (notify_room.lines); each only while its receiver has fewer than ARGV[3] attempts in
 -- flight and its owner fewer than ARGV[4], across every process. A message whose receiver or owner is full is parked
 -- behind it (out of the due set, so the next is looked at) until an attempt of theirs ends, and comes back in the same
 -- order (notify_room.unpark). A take that finds one owner's messages alone reads and charges no pass: a turn is a
 -- choice between owners, and an owner back from idle starts level with the others anyway.
--- A taken message holds its room until its attempt ends (notify_finish.lua) or its lease ARGV[2] lapses: then it
--- is due again, and its room freed here, before anything is taken. The one rule for every notification attempt.
--- KEYS[1] due (member -> due time), KEYS[2] sending (member -> lease), KEYS[3] busy (hash), KEYS[4] parked (lexical),
--- KEYS[5] the outbox (job -> due), KEYS[6] the owners' passes (with their clock), KEYS[7] owner -> weight.
+-- A taken message holds its room until its attempt ends (notify_finish.lua) or its lease ARGV[2] lapses, noted in
+-- flight by one field of the busy hash (notify_room.note: `m:<member>` -> its lease) and due at its lease: held by
+-- that one lease, which nothing else looks at. Lapsed, it is due again: the take that finds it ripe with its note lapsed gives
+-- the dead attempt's room back first (notify_room.release, which brings back what was parked behind it), then takes it
+-- as any due message. One ripe while its attempt is under way (sent again meanwhile) waits for that attempt's end,
+-- due at its lease, and is never parked: were its process to die, nothing would bring it back to give its room back.
+-- The one rule for every notification attempt.
+-- A process of an older release still running (a rolling deploy) notes its attempts in a set of its own, which this
+-- script never reads; their messages are held in the due set by their lease all the same. Its own end of one gives its
+-- room back; one whose process died, its own take's reaper while one runs, and `fluxhook migrate --again` after
+-- (store/migrations.py: it notes them as ours), never this script. A
+-- message it finds ripe it takes, even one whose attempt of ours is under way (sent again meanwhile: both send one
+-- message id, which the receiver drops as a repeat), and a note of ours it leaves lapsed holds its room until the
+-- message is due again or until `fluxhook migrate --again`: never for good.
+-- KEYS[1] due (member -> due time), KEYS[2] busy (hash), KEYS[3] parked (lexical), KEYS[4] the outbox (job -> due),
+-- KEYS[5] the owners' passes (with their clock), KEYS[6] owner -> weight.
 -- ARGV[1] now, ARGV[2] the lease of what is taken, ARGV[3] most a receiver, ARGV[4] most an owner, ARGV[5] most
 -- to take, ARGV[6] most messages looked at, ARGV[7] the weight of an owner without one.
 -- Returns {members taken, whether the outbox holds events due}.
-local due, sending, busy, parked = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local now, lease = tonumber(ARGV[1]), tonumber(ARGV[2])
+local due, busy, parked = KEYS[1], KEYS[2], KEYS[3]
+local now = tonumber(ARGV[1])
 local per_receiver, per_owner = tonumber(ARGV[3]), tonumber(ARGV[4])
 local want, looks = tonumber(ARGV[5]), tonumber(ARGV[6])
 
-for _, member in ipairs(redis.call('ZRANGEBYSCORE', sending, '-inf', now, 'LIMIT', 0, 100)) do
-  redis.call('ZREM', sending, member)
-  notify_room.release(due, busy, parked, member)
+-- The ripe messages in one read (their order is decided among all of them, not as each comes to the head), and their
+-- notes in one more: one under way waits for its attempt's end; a lapsed attempt's room comes back first, and when
+-- that brings back a message parked behind it, the ripe are read again, so that it goes in its order.
+local function ripe_ones()
+  local read = want > 0 and redis.call('ZRANGEBYSCORE', due, '-inf', now, 'WITHSCORES', 'LIMIT', 0, looks) or {}
+  if #read == 0 then return read, false end
+  local notes = {}
+  for i = 1, #read, 2 do notes[#notes + 1] = notify_room.note(read[i]) end
+  local leases = redis.call('HMGET', busy, unpack(notes))
+  local ripe, back = {}, false
+  for i = 1, #read, 2 do
+    local note, lease = notes[(i + 1) / 2], leases[(i + 1) / 2]
+    if lease and tonumber(lease) > now then
+      redis.call('ZADD', due, lease, read[i])
+    else
+      if lease then
+        redis.call('HDEL', busy, note)
+        back = notify_room.release(due, busy, parked, read[i]) or back
+      end
+      ripe[#ripe + 1], ripe[#ripe + 2] = read[i], read[i + 1]
+    end
+  end
+  return ripe, back
 end
+local ripe, back = ripe_ones()
+while back do ripe, back = ripe_ones() end
 
 -- Each field's attempts in flight, read once (nothing but this script changes them meanwhile), and the fields this
 -- take adds to, written once at its end, in one command.
@@ -39,12 +73,10 @@ local function room(receiver, owner)
 end
 
 local taken = {}
--- The ripe messages in one read: its order is decided among all of them, not as each comes to the head.
-local ripe = want > 0 and redis.call('ZRANGEBYSCORE', due, '-inf', now, 'WITHSCORES', 'LIMIT', 0, looks) or {}
 local heads = notify_room.lines(ripe)
 local turns
 if #heads > 1 then
-  turns = fair_turns.new(KEYS[6], KEYS[7], tonumber(ARGV[7]))
+  turns = fair_turns.new(KEYS[5], KEYS[6], tonumber(ARGV[7]))
   local ids = {}
   for i, head in ipairs(heads) do ids[i] = head.owner end
   turns.read(ids)
@@ -67,18 +99,14 @@ while #taken < want do
   local receiver, owner = notify_room.fields(member)
   local full = room(receiver, owner)
   if full then
-    -- Parked even when an attempt of it is under way (a replay meanwhile): it comes back when its field has room.
     redis.call('ZREM', due, member)
     redis.call('ZADD', parked, 0, notify_room.parked_entry(full, at, member))
-  elseif redis.call('ZADD', sending, 'NX', lease, member) == 0 then
-    -- Sent again (a replay) while an attempt is under way: it waits for that attempt's end.
-    redis.call('ZADD', due, redis.call('ZSCORE', sending, member), member)
   else
     for _, field in ipairs({receiver, owner}) do
       held[field] = held[field] + 1
       if not grown[field] then grown[#grown + 1], grown[field] = field, true end
     end
-    redis.call('ZADD', due, lease, member)
+    redis.call('ZADD', due, ARGV[2], member)
     taken[#taken + 1] = member
     if turns then turns.charge(head.owner, 1) end
   end
@@ -86,7 +114,8 @@ end
 if #grown > 0 then
   local counts = {}
   for _, field in ipairs(grown) do counts[#counts + 1], counts[#counts + 2] = field, held[field] end
+  for _, member in ipairs(taken) do counts[#counts + 1], counts[#counts + 2] = notify_room.note(member), ARGV[2] end
   redis.call('HSET', busy, unpack(counts))
 end
-local events = redis.call('ZCOUNT', KEYS[5], '-inf', now)
+local events = redis.call('ZCOUNT', KEYS[4], '-inf', now)
 return {taken, events}

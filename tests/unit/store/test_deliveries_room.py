@@ -70,8 +70,7 @@ def test_an_owner_s_receivers_together_hold_at_most_four(store):
     taken = store.take(NOW, 16).members
     assert sum(m in taken for batch in mine for m in batch) == PER_OWNER
     assert set(theirs) <= set(taken)
-    busy = {k.decode(): int(v) for k, v in store.connection.hgetall(KEYS.notify_busy).items()}
-    assert busy[f"o:{A}"] == PER_OWNER and busy[f"o:{B}"] == 1
+    assert store.connection.hmget(KEYS.notify_busy, f"o:{A}", f"o:{B}") == [str(PER_OWNER).encode(), b"1"]
 
 
 def test_an_attempt_whose_process_died_is_due_again_once_its_lease_lapses_and_its_room_comes_back(store, other_process):
@@ -126,3 +125,64 @@ def test_an_attempt_s_end_that_brings_a_parked_message_back_or_sets_a_retry_wake
     store.connection.delete(KEYS.notify_added)
     store.finish(slow[1], NOW + 30)  # a retry, and A's room back with nothing behind it: one wake-up for the step
     assert store.connection.lrange(KEYS.notify_added, 0, -1) == [b"1"]
+
+
+def test_a_dead_process_s_attempt_has_its_room_back_and_goes_again_at_its_lease_while_another_key_s_goes(
+        store, other_process):
+    """An attempt is held by its lease alone: one whose process died (taken, never ended) holds its receiver's room
+    while another key's message goes; once its lease lapses the take that finds it due gives that room back and takes
+    it again, and the attempts ended, nothing is left held."""
+    slow = _due(store, A, "slow.example.com:443", 2)
+    assert store.take(NOW, 8).members == slow  # A's receiver full; then this process dies
+    theirs = _due(store, B, "b.example.com:443", 1, at=NOW)
+    assert other_process.take(NOW + 1, 8).members == theirs  # the second key goes meanwhile
+    other_process.finish(theirs[0], None)
+    assert other_process.take(NOW + ATTEMPT_LEASE - 1, 8).members == []  # A's attempts are still theirs
+    assert other_process.take(NOW + ATTEMPT_LEASE + 1, 8).members == slow  # lapsed: their room back, due again
+    busy = store.connection.hmget(KEYS.notify_busy, f"r:{A}|slow.example.com:443", f"o:{A}", f"o:{B}")
+    assert busy == [b"2", b"2", None]
+    for member in slow:
+        other_process.finish(member, None)
+    assert not store.connection.exists(KEYS.notify_busy)
+
+
+def test_a_message_sent_again_while_its_attempt_is_under_way_waits_for_its_lease_not_behind_its_full_receiver(
+        store, other_process):
+    """A replay of a message whose receiver its own attempt fills is not parked (nothing would bring it back were its
+    process to die): it waits for that attempt's end, due at its lease; its process dead, it goes again then."""
+    slow = _due(store, A, "slow.example.com:443", 2)
+    assert store.take(NOW, 8).members == slow  # then this process dies
+    store.connection.zadd(KEYS.notify_due, {slow[0]: NOW + 1})  # sent again meanwhile
+    assert other_process.take(NOW + 2, 8).members == []
+    assert store.connection.zscore(KEYS.notify_due, slow[0]) == NOW + ATTEMPT_LEASE
+    assert store.connection.zcard(KEYS.notify_parked) == 0
+    assert other_process.take(NOW + ATTEMPT_LEASE + 1, 8).members == slow
+    assert store.connection.hget(KEYS.notify_busy, f"r:{A}|slow.example.com:443") == b"2"
+
+
+def test_a_deleted_job_s_message_whose_process_died_mid_attempt_has_its_room_back_at_its_lease(store):
+    messages = [Message(id=f"msg_job_{n}", job_id=f"job_{n}", owner=A, event="job.ended", kind="webhook",
+                        host="slow.example.com:443", target="t") for n in range(3)]
+    add_due(store, [(message, NOW - 10 + n) for n, message in enumerate(messages)])
+    assert store.take(NOW, 8).members == [messages[0].member, messages[1].member]  # then this process dies
+    store.forget_job("job_0", 0)
+    # Its room back at its lease, the one parked behind it first, then taken again: its attempt finds its message
+    # gone and ends it (deliver's finish), and the other lapsed one goes.
+    assert store.take(NOW + ATTEMPT_LEASE + 1, 8).members == [messages[2].member, messages[0].member]
+    store.finish(messages[0].member, None)
+    assert store.take(NOW + ATTEMPT_LEASE + 1, 8).members == [messages[1].member]
+    store.finish(messages[1].member, None)
+    store.finish(messages[2].member, None)
+    assert not store.connection.exists(KEYS.notify_busy) and store.connection.zcard(KEYS.notify_due) == 0
+
+
+def test_an_attempt_ended_after_its_lease_lapsed_and_it_was_taken_again_gives_its_room_back_once(store, other_process):
+    """As the attempts' own set did: the first end told gives one room back, the second nothing; no count goes below
+    what is in flight, and nothing is left held once both ended."""
+    [member] = _due(store, A, "slow.example.com:443", 1)
+    assert store.take(NOW, 8).members == [member]  # a process stalls past its lease
+    assert other_process.take(NOW + ATTEMPT_LEASE + 1, 8).members == [member]  # the lapsed room back, taken again
+    assert store.connection.hget(KEYS.notify_busy, f"r:{A}|slow.example.com:443") == b"1"
+    store.finish(member, None)  # the stalled attempt ends
+    other_process.finish(member, None)  # and the newer
+    assert not store.connection.exists(KEYS.notify_busy)

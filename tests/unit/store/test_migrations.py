@@ -19,7 +19,7 @@ from fluxhook.core.accounts import DEFAULT_ACCOUNT, Account
 from fluxhook.core.job import EARLY_KEPT, Job, new_job_id
 from fluxhook.core.pools import DEFAULT_POOL, KONTEXT_MAX_POOL
 from fluxhook.core.signing import Sealer
-from fluxhook.store.deliveries import Deliveries, Message
+from fluxhook.store.deliveries import IN_FLIGHT, Deliveries, Message, notify_member
 from fluxhook.store.jobs import JobStore, Terms
 from fluxhook.store.kept_callbacks import KeptCallbacks
 from fluxhook.store.keys import KEYS
@@ -277,6 +277,33 @@ def test_messages_waiting_where_the_last_release_kept_them_are_due_for_todays_no
     assert due[messages[0].member] == pytest.approx(retry_at) and due[messages[1].member] <= time.time()
     assert not connection.exists(KEYS.messages_due, KEYS.work_line("notify"), KEYS.legacy_work_moving("notify"))
     assert migrate(connection, _config(), again=True).messages == 0
+
+
+def test_attempts_the_last_release_noted_in_flight_are_held_by_their_lease_as_todays(connection):
+    """Its attempts in its own set become today's notes, each due at its lease (one a replay parked too), so that a take
+    gives their room back once they lapsed; a lapsed note of ours whose message is not due (an older take ended it)
+    has its room back from the migration, which no take would give."""
+    deliveries, now = Deliveries(connection), time.time()
+    mine = [notify_member("key_a", "h.example.com:443", f"msg_job_{n}") for n in range(2)]
+    theirs = notify_member("key_b", "b.example.com:443", "msg_job_b")
+    # As the last release left them: two attempts whose process died, the second sent again and parked behind its
+    # receiver; and an attempt of ours lapsed whose message an older release's take took again and ended.
+    connection.zadd(KEYS.legacy_notify_sending, {m: now - 5 for m in mine})
+    connection.zadd(KEYS.notify_due, {mine[0]: now - 5})
+    connection.zadd(KEYS.notify_parked, {f"r:key_a|h.example.com:443|{now - 30:017.3f}|{mine[1]}": 0})
+    connection.hset(KEYS.notify_busy, mapping={"r:key_a|h.example.com:443": 2, "o:key_a": 2, "r:key_b|b.example.com:443": 1,
+                                               "o:key_b": 1, f"{IN_FLIGHT}{theirs}": f"{now - 5:.3f}"})
+
+    assert migrate(connection, _config(), again=True).attempts == 3
+
+    assert not connection.exists(KEYS.legacy_notify_sending)
+    assert connection.hmget(KEYS.notify_busy, "r:key_b|b.example.com:443", f"{IN_FLIGHT}{theirs}") == [None, None]
+    assert {m: connection.zscore(KEYS.notify_due, m) for m in mine} == {m: pytest.approx(now - 5) for m in mine}
+    assert sorted(deliveries.take(time.time(), 8).members) == mine  # their room back, then taken again
+    assert connection.hget(KEYS.notify_busy, "r:key_a|h.example.com:443") == b"2"
+    for m in mine:
+        deliveries.finish(m, None)
+    assert not connection.exists(KEYS.notify_busy) and migrate(connection, _config(), again=True).attempts == 0
 
 
 def test_a_slot_held_as_the_last_release_kept_it_is_given_back_as_todays(store, connection):

@@ -20,7 +20,8 @@ _PY_WRITE = re.compile(r"\.zadd\([^)]*" + _INDEXES)
 _PY_RESCORE = re.compile(r"xx=True")
 # Scripts whose index in KEYS[5] or named `due` is no sweep index: the notifiers' own line (notify_due, woken by
 # theirs), the idempotency records', and a one-off migration run before any process works.
-_OTHER = {"idempotency_begin.lua", "idempotency_finish.lua", "notify_finish.lua", "notify_room.lua", "notify_take.lua",
+_OTHER = {"idempotency_begin.lua", "idempotency_finish.lua", "migrate_attempts.lua", "notify_finish.lua", "notify_room.lua",
+          "notify_take.lua",
           # The one exception, its reason in the script: a move's lease on work in hand (the guard finds a dead one).
           "work_moves.lua"}
 
