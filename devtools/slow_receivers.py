@@ -14,6 +14,16 @@ TRICKLE = "trickle"
 SILENT = "silent"
 
 
+def _gone(conn: socket.socket) -> bool:
+    """Whether ``conn``'s sender shut it: its end of stream waits to be read (or it was reset)."""
+    try:
+        return conn.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+
+
 class _Loopback:
     """Where a receiver on 127.0.0.1 is, for a notify_url and for NOTIFY_HOST_ALLOWLIST."""
 
@@ -39,6 +49,7 @@ class SlowReceiver(_Loopback):
         self.open = 0
         self.most_open = 0
         self._lock = threading.Lock()
+        self._held: set[socket.socket] = set()
         self._stopped = threading.Event()
         self._sock = socket.create_server(("127.0.0.1", 0))
         self.port = self._sock.getsockname()[1]
@@ -58,8 +69,13 @@ class SlowReceiver(_Loopback):
 
     def _hold(self, conn: socket.socket) -> None:
         with self._lock:
+            # Held at once: those whose sender has not gone away. A connection its sender shut before opening this one
+            # is not, though its thread may not have run since to see it (a loaded machine's scheduling, not the
+            # sender's).
+            live = sum(1 for held in self._held if not _gone(held))
+            self._held.add(conn)
             self.open += 1
-            self.most_open = max(self.most_open, self.open)
+            self.most_open = max(self.most_open, live + 1)
         try:
             if conn.recv(65536):
                 with self._lock:
@@ -79,9 +95,10 @@ class SlowReceiver(_Loopback):
         except OSError:
             pass  # the sender gave up: what the receiver is for
         finally:
-            conn.close()
             with self._lock:
+                self._held.discard(conn)
                 self.open -= 1
+            conn.close()
 
     def wait_closed(self, timeout: float) -> bool:
         """Whether every connection it held is closed within ``timeout`` seconds."""
