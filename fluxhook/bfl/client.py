@@ -17,8 +17,7 @@ from urllib.parse import quote, urljoin, urlsplit
 import requests
 from urllib3.exceptions import NewConnectionError
 
-from fluxhook.bfl.costs import parse_cost
-from fluxhook.bfl.words import words
+from fluxhook.bfl.reports import parse_cost, words
 from fluxhook.core.accounts import Account
 from fluxhook.core.backoff import backoff_delay, retry_after_seconds
 from fluxhook.core.bfl_limits import ATTEMPTS, EXCHANGE_DEADLINE, TIMEOUT

@@ -1,12 +1,22 @@
-"""What BFL tells us about a task, from a callback body or a get_result answer (pure)."""
+"""What BFL says of a task in its answers (pure): a callback body or a get_result answer read into a report, the
+price BFL states for a task, and BFL's own words about a task or a refusal as a person reads them.
+
+BFL states a task's ``cost`` in credits (1 credit = 1 US cent), with the megapixels read and made
+(``input_mp``, ``output_mp``), in its answer to the submission, and sometimes in a result. Anything
+that is not a usable number there is unknown, never an error: a submission must not fail over it.
+
+BFL's words (its ``message``, ``error``, ``details`` or ``detail``) are text, never the repr of the JSON they came
+in. BFL says the same thing in several shapes: a string, an object such as ``{"error": "Generation failed",
+"message": "Internal error"}``, FastAPI's list of field errors, or a list of reasons. Each becomes one line of
+words; an object's ``message`` is its most specific part, then its ``error``.
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, Any, Mapping
 
-from fluxhook.bfl.costs import Cost, result_cost
-from fluxhook.bfl.words import words
 from fluxhook.core import json_body
 from fluxhook.core.errors import InvalidRequest, PayloadTooLarge
 from fluxhook.core.transitions import BFL_READY, bfl_status_word, progress_value
@@ -111,3 +121,102 @@ def _epoch(value: object) -> float | None:
         return None
     seconds = value / 1000 if value > 1e11 else float(value)
     return seconds if 946684800 <= seconds <= 4102444800 else None
+
+
+# --- BFL's price of a task ---
+
+# A task's price above this is not a price but a malformed answer (1,000 USD).
+MAX_CREDITS = 100_000
+MAX_MEGAPIXELS = 1_000
+
+
+@dataclass(frozen=True)
+class Cost:
+    """BFL's price of one task: credits and megapixels in and out, each None when BFL did not say it usably."""
+
+    credits: float | None = None
+    input_mp: float | None = None
+    output_mp: float | None = None
+
+    def fields(self) -> dict[str, float]:
+        """The job record's fields for what is known."""
+        known = {"cost_credits": self.credits, "cost_input_mp": self.input_mp, "cost_output_mp": self.output_mp}
+        return {name: value for name, value in known.items() if value is not None}
+
+
+def parse_cost(payload: object) -> Cost | None:
+    """BFL's ``cost``, ``input_mp`` and ``output_mp`` from an answer; None if none of them is usable.
+
+    Each one missing, not a number (a string, a boolean), negative, not finite or implausibly large is unknown.
+    """
+    if not isinstance(payload, Mapping):
+        return None
+    cost = Cost(credits=_amount(payload.get("cost"), MAX_CREDITS, 6),
+                input_mp=_amount(payload.get("input_mp"), MAX_MEGAPIXELS, 4),
+                output_mp=_amount(payload.get("output_mp"), MAX_MEGAPIXELS, 4))
+    return cost if cost != Cost() else None
+
+
+def result_cost(payload: object) -> Cost | None:
+    """The price in a result (a callback body or a poll answer): beside its ``status``, else inside ``result``."""
+    if not isinstance(payload, Mapping):
+        return None
+    return parse_cost(payload) or parse_cost(payload.get("result"))
+
+
+def _amount(value: Any, largest: float, digits: int) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    # Compared before any conversion: an integer too large for a float must not raise.
+    if not 0 <= value <= largest or not math.isfinite(value):
+        return None
+    return round(float(value), digits)
+
+
+# --- BFL's words ---
+
+# The most of BFL's words a job's error or a refusal repeats.
+MAX_WORDS = 500
+# An object's parts said on their own, the most specific first; any other entry is said as "name: words".
+_OWN_WORDS = ("message", "msg", "error", "detail", "details", "reason")
+# How deep nested objects are read: BFL's are one or two levels, anything deeper is not words for people.
+_DEPTH = 4
+
+
+def words(value: Any) -> str | None:
+    """BFL's ``value`` (from a JSON body) as one line of words, at most ``MAX_WORDS`` characters; None if it says
+    nothing."""
+    said = _words(value, _DEPTH)
+    if not said:
+        return None
+    return said if len(said) <= MAX_WORDS else said[:MAX_WORDS - 1].rstrip() + "…"
+
+
+def _words(value: Any, depth: int) -> str:
+    if value is None or isinstance(value, bool) or depth <= 0:
+        return ""
+    if isinstance(value, str):
+        return " ".join("".join(c if c.isprintable() else " " for c in value[:4 * MAX_WORDS]).split())
+    if isinstance(value, (int, float)):
+        return f"{value:g}" if isinstance(value, float) else str(value)
+    if isinstance(value, list):
+        return "; ".join(dict.fromkeys(said for item in value[:20] if (said := _words(item, depth - 1))))
+    if isinstance(value, dict):
+        return _object_words(value, depth)
+    return ""
+
+
+def _object_words(value: dict, depth: int) -> str:
+    if "loc" in value and ("msg" in value or "type" in value):
+        # FastAPI's field error: where, then what is wrong with it ("prompt: Field required").
+        place = ".".join(str(p) for p in value.get("loc") or [] if p != "body")
+        message = _words(value.get("msg") or value.get("type"), depth - 1) or "invalid"
+        return f"{place}: {message}" if place else message
+    for name in _OWN_WORDS:
+        if said := _words(value.get(name), depth - 1):
+            return said
+    parts = []
+    for name, item in list(value.items())[:20]:
+        if said := _words(item, depth - 1):
+            parts.append(f"{_words(name, 1)}: {said}")
+    return "; ".join(parts)

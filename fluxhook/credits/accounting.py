@@ -35,7 +35,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from fluxhook import metrics
-from fluxhook.bfl.costs import Cost
+from fluxhook.bfl.reports import Cost
 from fluxhook.core import transitions as st
 from fluxhook.core.accounts import DEFAULT_ACCOUNT
 from fluxhook.core.job import Job

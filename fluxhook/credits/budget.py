@@ -37,7 +37,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any, Mapping, NamedTuple
 
 from fluxhook import metrics
-from fluxhook.bfl.costs import Cost
+from fluxhook.bfl.reports import Cost
 from fluxhook.core.accounts import Account
 from fluxhook.core.end_users import named
 from fluxhook.core.errors import BudgetExceeded

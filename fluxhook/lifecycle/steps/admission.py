@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import difflib
 
-from fluxhook.bfl.words import words
+from fluxhook.bfl.reports import words
 from fluxhook.core.catalog import Catalog, Model
 from fluxhook.core.errors import InputRefused, UnknownField, UnknownModel
 from fluxhook.core.request_schema import known_fields

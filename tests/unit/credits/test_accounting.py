@@ -11,7 +11,7 @@ from datetime import date, datetime
 import pytest
 
 from credit_helpers import finish_job, submit_job
-from fluxhook.bfl.costs import Cost
+from fluxhook.bfl.reports import Cost
 from fluxhook.core import transitions as st
 from fluxhook.core.job import Job
 from fluxhook.credits import accounting, reports

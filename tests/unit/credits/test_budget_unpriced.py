@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from fluxhook import metrics
-from fluxhook.bfl.costs import parse_cost
+from fluxhook.bfl.reports import parse_cost
 from fluxhook.core.errors import BudgetExceeded
 from fluxhook.credits import accounting, budget
 from fluxhook.lifecycle import creating

@@ -1,5 +1,5 @@
 """A failed job's error says BFL's words as a sentence, whether its failure came by callback or by poll, and the
-dashboard's job page shows that same sentence: never the repr of the JSON BFL sent (fluxhook/bfl/words.py)."""
+dashboard's job page shows that same sentence: never the repr of the JSON BFL sent (fluxhook/bfl/reports.py)."""
 
 from __future__ import annotations
 
