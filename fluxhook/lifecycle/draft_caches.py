@@ -21,9 +21,8 @@ from fluxhook.core.job import Job
 from fluxhook.core.outcomes import DraftOutcome
 from fluxhook.lifecycle.steps import timeline
 from fluxhook.lifecycle.steps.polling import poll_job
-from fluxhook.media import lifetimes
 from fluxhook.media.draft_caches import key_for
-from fluxhook.media.fetch import fetch_file
+from fluxhook.media.fetch import VIDEO_URL_LIFE, fetch_file
 from fluxhook.media.storage import where
 
 if TYPE_CHECKING:
@@ -40,7 +39,7 @@ def past_life(job: Job, now: float, grace: float = 0.0) -> bool:
     """Whether the job's draft cache URL has outlived its 2 hours (and ``grace`` more) by ``now``: counted
     from when a poll renewed it, else from when BFL finished the task."""
     since = job.draft_cache_since or job.finished_at
-    return since is not None and now > since + lifetimes.VIDEO_URL_LIFE + grace
+    return since is not None and now > since + VIDEO_URL_LIFE + grace
 
 
 def still_coming(job: Job, now: float) -> bool:

@@ -25,9 +25,8 @@ from fluxhook.lifecycle.steps.applying import POLLED, apply_report
 from fluxhook.lifecycle.steps.enqueueing import draft_cache_task, queue_handed, release_download
 from fluxhook.lifecycle.steps.polling import poll_job
 from fluxhook.lifecycle.steps.thumbnailing import make_for, make_for_job
-from fluxhook.media import lifetimes, posters
-from fluxhook.media.fetch import FetchedResult, SizeLimits, fetch_result
-from fluxhook.media.sniff import VIDEO
+from fluxhook.media import posters
+from fluxhook.media.fetch import VIDEO, FetchedResult, SizeLimits, fetch_result, past_life
 from fluxhook.services import Services
 from fluxhook.store.effects import CountStored, Effect
 from fluxhook.store.jobs import Terms
@@ -97,7 +96,7 @@ def _download_and_store(svc: Services, job_id: str, last_attempt: bool) -> Downl
 def _download(svc: Services, job: Job, last_attempt: bool) -> DownloadOutcome:
     started = time.perf_counter()
     url = job.result_url or ""
-    if lifetimes.past_life(job.model, job.finished_at, time.time()):
+    if past_life(job.model, job.finished_at, time.time()):
         # BFL's URL has outlived its life (10 minutes for an image, 2 hours for a video): not worth a
         # request; BFL mints a fresh one on a poll.
         return _recheck_with_bfl(svc, job, ResultURLExpired("the result URL outlived its life"), started,
@@ -123,7 +122,7 @@ def _fetch(svc: Services, job: Job, url: str) -> FetchedResult:
 
 
 def _retry_or_fail(svc: Services, job: Job, exc: RetryableError, last_attempt: bool) -> DownloadOutcome:
-    if last_attempt or lifetimes.past_life(job.model, job.finished_at, time.time()):
+    if last_attempt or past_life(job.model, job.finished_at, time.time()):
         return _finish(svc, job, st.FAILED, "download_failed", f"download failed after retries: {exc.message}")
     log.warning("download will be retried", extra={"job_id": job.id, "error": exc.message})
     raise exc

@@ -1,4 +1,10 @@
-"""Downloading a result safely: allowlisted hosts, checked redirects, capped size, real image or video bytes."""
+"""Downloading BFL's results: how long their URLs may be fetched, and fetching them safely (allowlisted hosts,
+checked redirects, capped size, real image or video bytes, told by the bytes themselves).
+
+A result URL lives as the model catalog says per model: 10 minutes for FLUX.1 and FLUX.2 images, about an hour for
+FLUX 3 Image and BFL's tools, about 2 hours for FLUX 3 video and its draft cache. Downloads are retried for as long
+as a URL may still be fetched, and a URL past its life is not fetched at all: BFL is asked for a fresh one instead.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +20,7 @@ import requests
 from PIL import Image, UnidentifiedImageError
 
 from fluxhook.core import stopping
+from fluxhook.core.catalog import URL_LIFE_BY_KIND, Catalog, in_force
 from fluxhook.core.chunks import CHUNK
 from fluxhook.core.errors import (
     DownloadError,
@@ -24,11 +31,10 @@ from fluxhook.core.errors import (
     TransientDownloadError,
 )
 from fluxhook.core.hosts import HostPattern, check_url
-from fluxhook.media.sniff import HEAD_BYTES, IMAGE, VIDEO, sniff
 from fluxhook.media.storage import discard_upload
 from fluxhook.media.video import CONTENT_TYPE as VIDEO_CONTENT_TYPE
 from fluxhook.media.video import EXTENSION as VIDEO_EXTENSION
-from fluxhook.media.video import VideoInfo
+from fluxhook.media.video import FOURCC_BYTES, VideoInfo
 from fluxhook.media.video import inspect as inspect_video
 from fluxhook.net.deadlines import Deadline, DeadlinePassed, within
 from fluxhook.net.http_client import HTTPClient
@@ -42,6 +48,42 @@ TOTAL_DEADLINE = 120
 MIN_RATE = 1024 * 1024
 _FORMATS = {"JPEG": ("image/jpeg", "jpg"), "PNG": ("image/png", "png"), "WEBP": ("image/webp", "webp")}
 _EXPIRED = (403, 404, 410)
+# The kinds of result, told apart by the first HEAD_BYTES of a file (``sniff``).
+IMAGE, VIDEO = "image", "video"
+HEAD_BYTES = 16
+
+IMAGE_URL_LIFE = URL_LIFE_BY_KIND["image"]
+VIDEO_URL_LIFE = URL_LIFE_BY_KIND["video"]
+# FLUX 3 Image's and BFL's tools' URLs, as the catalog gives them: between an image's and a video's.
+HOUR_URL_LIFE = 3600
+
+
+def expects_video(model: str | None, catalog: Catalog | None = None) -> bool:
+    """Whether a model's results are videos: its catalog kind; a name the catalog does not know is taken for a
+    video when it says so (``flux-3-video`` and its kin)."""
+    entry = (catalog or in_force()).get(model)
+    if entry is not None:
+        return entry.kind == "video"
+    return model is not None and "video" in model
+
+
+def model_url_life(model: str | None, catalog: Catalog | None = None) -> int:
+    """Seconds a result URL of this model lives after BFL finished the task, from the catalog (``catalog``, else
+    the one in force: the shipped one with BFL_MODELS_FILE merged over it).
+
+    A job without a model (a task tracked without one), or with a name the catalog does not know, gets the
+    longer life unless its name says image: retrying an image's URL for too long costs a few requests, giving
+    up on a video's too early loses it.
+    """
+    entry = (catalog or in_force()).get(model)
+    if entry is not None:
+        return entry.result_url_life
+    return IMAGE_URL_LIFE if model is not None and not expects_video(model, catalog) else VIDEO_URL_LIFE
+
+
+def past_life(model: str | None, finished_at: float | None, now: float) -> bool:
+    """Whether a result URL of a task BFL finished at ``finished_at`` has outlived its life by ``now``."""
+    return finished_at is not None and now > finished_at + model_url_life(model)
 
 
 @dataclass
@@ -343,3 +385,14 @@ def identify(file: IO[bytes]) -> tuple[str, str, int, int]:
     finally:
         file.seek(0)
     return kind[0], kind[1], width, height
+
+
+def sniff(head: bytes) -> str | None:
+    """``IMAGE`` for a JPEG, PNG or WebP start, ``VIDEO`` for an ISO base media (MP4) start, else None."""
+    if head[:3] == b"\xff\xd8\xff" or head[:8] == b"\x89PNG\r\n\x1a\n" or (head[:4] == b"RIFF" and head[8:12] == b"WEBP"):
+        return IMAGE
+    if len(head) >= 12 and head[4:8] == b"ftyp":
+        size = int.from_bytes(head[:4], "big")
+        if 16 <= size <= 4096 and all(b in FOURCC_BYTES for b in head[8:12]):
+            return VIDEO
+    return None

@@ -15,7 +15,6 @@ from typing import IO
 from PIL import Image
 
 from fluxhook.core.errors import InvalidResult
-from fluxhook.media.sniff import boxes_cover_file
 
 CONTENT_TYPE = "video/mp4"
 EXTENSION = "mp4"
@@ -26,6 +25,10 @@ POSTER_MAX_SIDE = 1920
 POSTER_AT = 1.0
 # FFmpeg reads headers and one frame: a file that needs more than this many packets to yield a frame is refused.
 MAX_PACKETS_FOR_A_FRAME = 2000
+# What an ISO base media four-character code (a box's type, a brand) is made of: printable ASCII.
+FOURCC_BYTES = frozenset(range(0x20, 0x7F))
+# Real files have a handful of top-level boxes (ftyp, moov, mdat, free...); more is not an MP4 we take.
+MAX_TOP_LEVEL_BOXES = 10_000
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,37 @@ def inspect(file: IO[bytes], size: int) -> VideoInfo:
     if width <= 0 or height <= 0 or duration <= 0:
         raise InvalidResult("the MP4 has no picture or no duration")
     return VideoInfo(width, height, round(duration, 3), fps, has_audio, poster)
+
+
+def boxes_cover_file(file: IO[bytes], size: int) -> bool:
+    """Whether the top-level boxes of an ISO base media file of ``size`` bytes end exactly at its end.
+
+    A file cut short (or padded with garbage) fails: its last box claims bytes that are not there.
+    """
+    position, count = 0, 0
+    while position < size:
+        count += 1
+        if count > MAX_TOP_LEVEL_BOXES:
+            return False
+        file.seek(position)
+        header = file.read(16)
+        if len(header) < 8:
+            return False
+        box_size, kind = int.from_bytes(header[:4], "big"), header[4:8]
+        if not all(b in FOURCC_BYTES for b in kind):
+            return False
+        if box_size == 1:  # a 64-bit size follows the type
+            if len(header) < 16:
+                return False
+            box_size = int.from_bytes(header[8:16], "big")
+            if box_size < 16:
+                return False
+        elif box_size == 0:  # the last box, up to the end of the file
+            return True
+        elif box_size < 8:
+            return False
+        position += box_size
+    return position == size
 
 
 def _duration(container, stream) -> float:

@@ -22,7 +22,7 @@ from rq.job import JobStatus
 
 from fluxhook.core.backoff import backoff_schedule
 from fluxhook.core.holds import DOWNLOAD_LOCK_TTL, DOWNLOAD_TIMEOUT
-from fluxhook.media.lifetimes import HOUR_URL_LIFE, IMAGE_URL_LIFE, model_url_life
+from fluxhook.media.fetch import HOUR_URL_LIFE, IMAGE_URL_LIFE, model_url_life
 from fluxhook.store.effects import AddWork, Handed
 from fluxhook.store.jobs import Lock
 from fluxhook.store.keys import Keys
@@ -48,7 +48,7 @@ DRAFT_CACHE_TASK = "worker.draft_cache.store_draft_cache"
 # A result URL lives 10 minutes (an image) or about 2 hours (a video, a draft cache): retries of a
 # download that fails for a while (the store or the delivery host) go on at least as long as a video's
 # URL (32 retries, 2 s doubling to a 600 s cap, half jitter: 2 to 4 hours in all); the download itself
-# stops retrying once its own URL's life is over (see ``media.lifetimes``), so an image's job is not
+# stops retrying once its own URL's life is over (see ``media.fetch``), so an image's job is not
 # kept waiting for hours.
 DOWNLOAD_RETRIES = 32
 DOWNLOAD_RETRY_CAP = 600

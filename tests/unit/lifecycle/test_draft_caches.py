@@ -10,13 +10,13 @@ from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.outcomes import DraftOutcome
 from fluxhook.lifecycle import draft_caches
 from fluxhook.lifecycle.steps import timeline
-from fluxhook.media import lifetimes
+from fluxhook.media.fetch import VIDEO_URL_LIFE
 
 
 def test_a_draft_urls_life_runs_from_its_renewal_and_the_wait_for_it_ends():
     finished = 1_000_000.0
     job = Job(id="job_x", status="stored", finished_at=finished, draft_cache_source="https://d/x")
-    life = lifetimes.VIDEO_URL_LIFE
+    life = VIDEO_URL_LIFE
     assert not draft_caches.past_life(job, finished + life - 1)
     assert draft_caches.past_life(job, finished + life + 1)
     renewed = Job(id="job_x", status="stored", finished_at=finished, draft_cache_source="https://d/y",

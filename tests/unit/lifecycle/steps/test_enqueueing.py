@@ -1,5 +1,5 @@
 """How worker tasks are queued (fluxhook/lifecycle/steps/enqueueing.py): the download's retries against its URL's life
-(fluxhook/media/lifetimes.py), its lock against its retries, and the downloads taken in the order their URLs expire."""
+(fluxhook/media/fetch.py), its lock against its retries, and the downloads taken in the order their URLs expire."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from fluxhook.lifecycle.steps.enqueueing import (
     task_live,
     task_name,
 )
-from fluxhook.media import lifetimes
+from fluxhook.media.fetch import IMAGE_URL_LIFE, VIDEO_URL_LIFE
 from fluxhook.store.owners import ADMIN_OWNER, member
 from fluxhook.store.work_lines import DOWNLOAD, DOWNLOAD_HOUR, DOWNLOAD_LONG, DRAFT_CACHE, KINDS
 from helpers import commands_during
@@ -47,7 +47,7 @@ class _High(random.Random):
 
 def test_a_failing_download_is_retried_for_as_long_as_a_video_url_lives():
     shortest = sum(backoff_schedule(DOWNLOAD_RETRIES, base=2, cap=DOWNLOAD_RETRY_CAP, rng=_Low()))
-    assert shortest >= lifetimes.VIDEO_URL_LIFE >= lifetimes.IMAGE_URL_LIFE
+    assert shortest >= VIDEO_URL_LIFE >= IMAGE_URL_LIFE
 
 
 def test_the_download_lock_outlives_every_retry():

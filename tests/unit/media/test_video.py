@@ -1,4 +1,5 @@
-"""Telling results apart by their bytes, and MP4 files that lie (fluxhook/media/sniff.py, video.py)."""
+"""What a downloaded MP4 holds (fluxhook/media/video.py): boxes that cover the file, a real MP4 probed with its
+poster, and MP4 files that lie."""
 
 from __future__ import annotations
 
@@ -8,28 +9,10 @@ import struct
 import pytest
 
 from fluxhook.core.errors import InvalidResult
-from fluxhook.media.sniff import IMAGE, VIDEO, boxes_cover_file, sniff
-from fluxhook.media.video import inspect
+from fluxhook.media.video import boxes_cover_file, inspect
 from mp4_samples import free_box, make_mp4
 
 MP4 = make_mp4(seconds=2)
-
-
-@pytest.mark.parametrize("head, kind", [
-    (b"\xff\xd8\xff\xe0\0\x10JFIF\0", IMAGE),
-    (b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR", IMAGE),
-    (b"RIFF\0\0\0\0WEBPVP8 ", IMAGE),
-    (b"\0\0\0\x20ftypisom\0\0\x02\0", VIDEO),
-    (b"\0\0\0\x18ftypmp42\0\0\0\0", VIDEO),
-    (b"\0\0\0\x08ftyp", None),  # too short to hold a brand
-    (b"\0\0\0\x20ftyp\x00\x01\x02\x03", None),  # a brand that is not text
-    (b"\xff\xff\xff\xffftypisom", None),  # an ftyp box larger than any real one
-    (b"GIF89a\0\0\0\0\0\0", None),
-    (b"<html><body>", None),
-    (b"", None),
-])
-def test_sniff(head, kind):
-    assert sniff(head) == kind
 
 
 def _boxes(*boxes: tuple[bytes, int]) -> bytes:
