@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from fluxhook.core.catalog import Model
-from fluxhook.credits.price_bounds import MAX_BATCH, whole_number
+from fluxhook.credits.budget import MAX_BATCH, whole_number
 
 from .models import catalog
 

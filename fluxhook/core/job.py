@@ -171,7 +171,7 @@ class Job:
     batch_index: int | None = None
     counted_credits: int | None = None
     counted_spend: int | None = None
-    # While a large input waits in storage: what its request asks for (``price_bounds.Size.encode``),
+    # While a large input waits in storage: what its request asks for (``budget.Size.encode``),
     # so the budget's check needs no read of the input.
     input_size: str | None = None
     # While the job waits out of line for a reason the slots cannot tell (the budget's, BFL's refusal): that

@@ -1,8 +1,9 @@
-"""The daily credit budget, ``BFL_DAILY_CREDIT_LIMIT``: its rules, and the submission's use of them.
+"""The daily credit budget, ``BFL_DAILY_CREDIT_LIMIT``: its rules, the bound a submission reserves before BFL
+states its price, and the submission's use of them.
 
 BFL tells a task's price only in its answer to the submission, so the check before submitting
 reserves something: an upper bound for that very request, from the model catalog's price rule
-(``fluxhook.credits.price_bounds``; docs/budgets.md). A submission whose bound fits in
+(``bound``; docs/budgets.md). A submission whose bound fits in
 what is left (the limit less the day's spend and the live reservations) reserves it; one with no
 bound yet, or a bound larger than what is left, is sent alone while credits remain (when no other
 reservation is live, reserving all that is left) and otherwise waits for the others to settle. The jobs that
@@ -26,11 +27,24 @@ Each goes back in line only once the budget would let it go, so
 it never takes a slot ahead of the job it waits for, nor turns from other app keys' jobs while its own
 key's day is spent. A reservation lives ``RESERVATION_LEASE`` seconds, so one left by a process that
 died frees itself.
+
+The bound: the budget reserves the most the catalog's price rule can charge
+for the request: its output size as BFL reads ``width`` and ``height`` (whole numbers in any JSON form, as
+BFL's schema coerces them; anything it could not read counts as the model's largest output), at most the
+model's largest output and at least the first megapixel BFL charges whole; every input image BFL reads at the
+most megapixels the catalog says it reads from one; a video's seconds and batch likewise; and where the price
+depends on request fields (FLUX 3 Image's resolution class, FLUX 3 Video's mode, draft and resolution), the rate
+those fields select, the highest when they select none. The bound is never
+learned from earlier answers, so no caller can lower another's bound by what it sends first. BFL's stated
+price settles the reservation; one above the bound is counted, and its model's requests go alone from then on
+(``check_price``). A model the catalog cannot bound (no price) has no bound: its requests go alone.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import re
 import time
 from datetime import datetime, timedelta, timezone
 from enum import Enum
@@ -39,12 +53,13 @@ from typing import TYPE_CHECKING, Any, Mapping, NamedTuple
 from fluxhook import metrics
 from fluxhook.bfl.reports import Cost
 from fluxhook.core.accounts import Account
+from fluxhook.core.catalog import MEGAPIXEL, Model
 from fluxhook.core.end_users import named
 from fluxhook.core.errors import BudgetExceeded
 from fluxhook.core.holds import RESERVATION_LEASE
 from fluxhook.core.job import Job
 from fluxhook.core.wait_reasons import Waiting, WaitReason
-from fluxhook.credits import accounting, price_bounds
+from fluxhook.credits import accounting
 from fluxhook.store.app_keys import AppKey
 from fluxhook.store.owners import owner_of
 from fluxhook.store.prices import PriceCheck
@@ -134,7 +149,7 @@ def limits(svc: "Services", now: float, key: AppKey | None = None, account: Acco
     return found
 
 
-def reserve(svc: "Services", job_id: str, model: str, body: Mapping[str, Any] | price_bounds.Size,
+def reserve(svc: "Services", job_id: str, model: str, body: Mapping[str, Any] | Size,
             now: float | None = None, *, key: AppKey | None = None, account: Account | None = None,
             end_user: EndUserBudget | None = None) -> Reservation | None:
     """Admit the job's submission (``body``: its BFL request fields, or their size) against today's limits (the
@@ -146,7 +161,7 @@ def reserve(svc: "Services", job_id: str, model: str, body: Mapping[str, Any] | 
     return _ask(svc, job_id, model, body, now, ReserveMode.RESERVE, (key, account, end_user))
 
 
-def look_again(svc: "Services", job_id: str, model: str, body: Mapping[str, Any] | price_bounds.Size,
+def look_again(svc: "Services", job_id: str, model: str, body: Mapping[str, Any] | Size,
                now: float | None = None, *, key: AppKey | None = None,
                end_user: EndUserBudget | None = None) -> Reservation | None:
     """What ``reserve`` would decide now for a job waiting aside, renewing its record of waiting (its turn to go
@@ -155,14 +170,14 @@ def look_again(svc: "Services", job_id: str, model: str, body: Mapping[str, Any]
     return _ask(svc, job_id, model, body, now, ReserveMode.LOOK, (key, None, end_user))
 
 
-def would_reserve(svc: "Services", job_id: str, model: str, body: Mapping[str, Any] | price_bounds.Size,
+def would_reserve(svc: "Services", job_id: str, model: str, body: Mapping[str, Any] | Size,
                   now: float | None = None, *, key: AppKey | None = None,
                   account: Account | None = None, end_user: EndUserBudget | None = None) -> Reservation | None:
     """What ``reserve`` would decide now, reserving nothing."""
     return _ask(svc, job_id, model, body, now, ReserveMode.DRY_RUN, (key, account, end_user))
 
 
-def _ask(svc: "Services", job_id: str, model: str, body: Mapping[str, Any] | price_bounds.Size, now: float | None,
+def _ask(svc: "Services", job_id: str, model: str, body: Mapping[str, Any] | Size, now: float | None,
          mode: ReserveMode, payers: tuple[AppKey | None, Account | None, EndUserBudget | None]) -> Reservation | None:
     """The one ask behind ``reserve``, ``look_again`` and ``would_reserve``: the limits that apply, and the turn of
     the job's owner (its app key's, or the admin tokens', as for slots) among those that go alone."""
@@ -175,7 +190,7 @@ def _ask(svc: "Services", job_id: str, model: str, body: Mapping[str, Any] | pri
                                    owner=owner_of(key.id if key is not None else None), mode=mode)
 
 
-def most(svc: "Services", model: str, body: Mapping[str, Any] | price_bounds.Size) -> int | None:
+def most(svc: "Services", model: str, body: Mapping[str, Any] | Size) -> int | None:
     """The catalog's bound of the request's price in micro-credits; None (it goes alone) for a model the catalog
     cannot bound, one BFL has charged more than this very entry bounds, or one BFL has not priced within it yet.
 
@@ -186,8 +201,8 @@ def most(svc: "Services", model: str, body: Mapping[str, Any] | price_bounds.Siz
     entry = svc.config.catalog.get(model)
     if entry is None or entry.price is None or svc.store.prices.check(model, repr(entry.price)) != PriceCheck.WITHIN:
         return None
-    size = body if isinstance(body, price_bounds.Size) else price_bounds.request_size(entry, body)
-    return price_bounds.bound(entry, size)
+    size = body if isinstance(body, Size) else request_size(entry, body)
+    return bound(entry, size)
 
 
 def standing(svc: "Services", now: float | None = None) -> Reservation | None:
@@ -288,7 +303,7 @@ def check_price(svc: "Services", model: str, body: Mapping[str, Any], cost: Cost
     entry = svc.config.catalog.get(model)
     if cost is None or cost.credits is None or entry is None or entry.price is None:
         return
-    most = price_bounds.bound(entry, price_bounds.request_size(entry, body))
+    most = bound(entry, request_size(entry, body))
     charged = accounting.to_micro(cost.credits)
     if most is None:
         return
@@ -300,3 +315,125 @@ def check_price(svc: "Services", model: str, body: Mapping[str, Any], cost: Cost
     log.warning("BFL charged more than the model catalog bounds: its requests go alone until the catalog is "
                 "corrected (BFL_MODELS_FILE)", extra={"model": model, "charged": cost.credits,
                                                      "catalog_bound": accounting.from_micro(most)})
+
+
+# --- The bound: the most a request may cost, from the catalog (pure) ---
+
+# A draft video may be asked in a batch of up to this many.
+MAX_BATCH = 4
+_WHOLE = re.compile(r"^\s*[+-]?\d+\s*$")
+
+
+class Size(NamedTuple):
+    """What a request asks for, as BFL will read it (at most what the model makes)."""
+
+    output_mp: float  # megapixels made, at least one
+    input_images: int  # input images BFL reads
+    seconds: int = 0  # a video's length, times its batch
+    rate: float | None = None  # the price rule's rate the request's fields select; None: the rule's highest
+
+    def encode(self) -> str:
+        """As a job's record keeps it while its input waits in storage."""
+        rate = "" if self.rate is None else f",{self.rate!r}"
+        return f"{self.output_mp!r},{self.input_images},{self.seconds}{rate}"
+
+    @classmethod
+    def decode(cls, text: str | None) -> "Size | None":
+        """A size as ``encode`` wrote it; None for anything else."""
+        parts = (text or "").split(",")
+        if len(parts) not in (3, 4) or not all(p.isascii() and p.isdigit() and len(p) < 12 for p in parts[1:3]):
+            return None
+        try:
+            output, rate = float(parts[0]), float(parts[3]) if len(parts) == 4 else None
+        except ValueError:
+            return None
+        if not math.isfinite(output) or output < 0 or (rate is not None and (not math.isfinite(rate) or rate < 0)):
+            return None
+        return cls(output, int(parts[1]), int(parts[2]), rate)
+
+
+def whole_number(value: Any) -> int | None:
+    """``value`` as BFL's schema reads a whole number (an int, a float with no fraction, a string of digits);
+    None when it would not read one."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value) if math.isfinite(value) and value.is_integer() else None
+    if isinstance(value, str) and _WHOLE.fullmatch(value) and len(value) < 20:
+        return int(value)
+    return None
+
+
+def _output_mp(model: Model, body: Mapping[str, Any]) -> float:
+    width, height = body.get("width"), body.get("height")
+    if width is None and height is None and not any(body.get(name) for name in model.input_fields):
+        return model.default_mp
+    w, h = whole_number(width), whole_number(height)
+    if w is None or h is None or w <= 0 or h <= 0:
+        return model.max_output_mp  # unread, or sized from an input image: at the most the model makes
+    return min(model.max_output_mp, w * h / MEGAPIXEL)
+
+
+def _inputs(model: Model, body: Mapping[str, Any]) -> int:
+    """The input images BFL reads: one per field given, each item of a list field (FLUX 3 Image's ``images``)."""
+    count = 0
+    for name in model.input_fields:
+        value = body.get(name)
+        count += len(value) if isinstance(value, list) else (1 if value else 0)
+    return count
+
+
+def request_size(model: Model, body: Mapping[str, Any]) -> Size:
+    """The size of a submission ``body`` (BFL's request fields) for ``model``, as BFL will read it."""
+    inputs = _inputs(model, body)
+    seconds = 0
+    if model.kind == "video":
+        keyframes = body.get("keyframes")
+        inputs = min(len(keyframes), model.input_images) if isinstance(keyframes, list) else 0
+        asked = body.get("duration")
+        duration = whole_number(asked) if asked is not None else model.default_seconds
+        most = model.max_seconds or 0
+        duration = most if duration is None or duration <= 0 else min(duration, most or duration)
+        batch = whole_number(body.get("batch", 1))
+        batch = MAX_BATCH if batch is None or batch < 1 else min(batch, MAX_BATCH)
+        seconds = duration * batch
+    rate = model.price.rate(body) if model.price is not None and model.price.rule != "megapixel" else None
+    return Size(max(1.0, _output_mp(model, body)), inputs, seconds, rate)
+
+
+def capped(model: Model | None, body: Mapping[str, Any]) -> dict:
+    """The request as it is sent: a video's ``duration`` and ``batch`` no larger than the catalog's most, which its
+    bound counts (``request_size``), so that BFL never charges it for more than it was allowed to reserve."""
+    sent = dict(body)
+    if model is None or model.kind != "video":
+        return sent
+    duration = whole_number(sent.get("duration")) if "duration" in sent else None
+    if model.max_seconds and duration is not None and duration > model.max_seconds:
+        sent["duration"] = model.max_seconds
+    batch = whole_number(sent.get("batch")) if "batch" in sent else None
+    if batch is not None and batch > MAX_BATCH:
+        sent["batch"] = MAX_BATCH
+    return sent
+
+
+def bound(model: Model | None, size: Size) -> int | None:
+    """The most a request of ``size`` may cost, in micro-credits (whole credits, rounded up, so that BFL's own
+    rounding of its price never passes it); None when the catalog cannot bound it."""
+    if model is None or model.price is None:
+        return None
+    price = model.price
+    rate = price.highest if size.rate is None else min(size.rate, price.highest)
+    if price.rule == "image":
+        credits = rate
+    elif price.rule == "second":
+        # Per megapixel-second (video upscaling): every frame at the most the model makes, as the output's size
+        # follows an input BFL alone reads.
+        credits = rate * size.seconds * (model.max_output_mp if price.per_megapixel else 1)
+    else:
+        # BFL states megapixels to two decimals: a request is charged for at most its own, rounded up.
+        made = math.ceil(size.output_mp * 100 - 1e-9) / 100
+        read = size.input_images * model.max_input_mp
+        credits = price.first + (made - 1) * price.each + read * price.each
+    return math.ceil(credits - 1e-9) * accounting.MICRO

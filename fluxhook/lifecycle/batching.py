@@ -49,7 +49,7 @@ from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.pacing import NONE
 from fluxhook.core.pools import pool_for
 from fluxhook.core.wait_reasons import Waiting, WaitReason
-from fluxhook.credits.price_bounds import request_size
+from fluxhook.credits.budget import request_size
 from fluxhook.lifecycle.steps import end_user_limits, ending, key_limits, routing, submission, task_inputs, timeline
 from fluxhook.lifecycle.steps.admission import check_input, strict_input, strict_refusal, unknown_input, usable_model
 from fluxhook.lifecycle.steps.callers import Caller

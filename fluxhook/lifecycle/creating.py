@@ -23,7 +23,7 @@ from fluxhook.core.errors import BFLError, BudgetExceeded
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.pools import pool_for
 from fluxhook.core.wait_reasons import Waiting
-from fluxhook.credits.price_bounds import request_size
+from fluxhook.credits.budget import request_size
 from fluxhook.lifecycle.steps import end_user_limits, key_limits, routing, submission, task_inputs, timeline, waits
 from fluxhook.lifecycle.steps.admission import check_input, strict_input, unknown_input_warnings, usable_model
 from fluxhook.lifecycle.steps.app_webhooks import AppWebhook

@@ -1,4 +1,4 @@
-"""What BFL's stated prices showed of each model's catalog entry, in Redis (see ``fluxhook.credits.price_bounds``):
+"""What BFL's stated prices showed of each model's catalog entry, in Redis (see ``fluxhook.credits.budget``):
 a model BFL has not yet priced within its entry's bound, or has priced above it, is not bounded by it, and its
 requests go alone until BFL prices one within it (a corrected entry starts again)."""
 

@@ -28,9 +28,8 @@ from fluxhook.core.holds import LOST_SEND_TRACE, SUBMIT_LEASE
 from fluxhook.core.job import Job
 from fluxhook.core.outcomes import SKIPPED
 from fluxhook.core.wait_reasons import Waiting, WaitReason
-from fluxhook.credits import accounting, budget, price_bounds
-from fluxhook.credits.budget import Refusal
-from fluxhook.credits.price_bounds import Size
+from fluxhook.credits import accounting, budget
+from fluxhook.credits.budget import Refusal, Size
 from fluxhook.lifecycle.steps import (
     cooling,
     durable,
@@ -313,8 +312,8 @@ def _stand_in(svc: Services, job: Job, measured: dict | Size | None, reserved: i
     model = svc.config.catalog.get(job.model or "")
     bound = None
     if model is not None and measured is not None:
-        size = measured if isinstance(measured, Size) else price_bounds.request_size(model, measured)
-        bound = price_bounds.bound(model, size)
+        size = measured if isinstance(measured, Size) else budget.request_size(model, measured)
+        bound = budget.bound(model, size)
     return bound if bound is not None else reserved
 
 
@@ -341,7 +340,7 @@ def _send(svc: Services, job: Job, measured: dict | Size, account: Account, prim
     request = measured if not isinstance(measured, Size) else task_inputs.load(svc, job.id, job.input)
     # The BFL client leaves the webhook fields out for a model whose schema refuses them; its task is then
     # polled from its submission (first_poll_at).
-    body = dict(price_bounds.capped(config.catalog.get(job.model or ""), request),
+    body = dict(budget.capped(config.catalog.get(job.model or ""), request),
                 webhook_url=signing.job_webhook_url(config.public_base_url, config.secret_keys, job.id, job.model),
                 webhook_secret=signing.job_webhook_secret(config.secret_keys, job.id))
     durable.confirm_before_sending(svc, primary)

@@ -16,7 +16,7 @@ import pytest
 from conftest import API
 from fluxhook.core.bfl_limits import TIMEOUT
 from fluxhook.core.catalog import SHIPPED_CATALOG
-from fluxhook.credits import price_bounds
+from fluxhook.credits import budget
 from fluxhook.credits.accounting import from_micro
 from key_helpers import make_key
 
@@ -32,7 +32,7 @@ REPLAYED = "Idempotent-Replayed"
 def _bound() -> float:
     """The catalog's bound of the request's price, in credits."""
     model = SHIPPED_CATALOG.get(MODEL)
-    return from_micro(price_bounds.bound(model, price_bounds.request_size(model, INPUT)))
+    return from_micro(budget.bound(model, budget.request_size(model, INPUT)))
 
 
 def _spent_today(app: API) -> float:

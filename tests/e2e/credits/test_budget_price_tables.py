@@ -16,7 +16,7 @@ from conftest import API
 from credit_helpers import budget_stack, start_a_fresh_day
 from devtools.processes import wait_until
 from fluxhook.core.catalog import SHIPPED_CATALOG
-from fluxhook.credits.price_bounds import bound, request_size
+from fluxhook.credits.budget import bound, request_size
 from fluxhook.store.usage import UsageStore
 from simulator import pricing
 

@@ -8,7 +8,7 @@ import pytest
 
 from fluxhook.core import catalog
 from fluxhook.core.catalog import SHIPPED_CATALOG, first_poll_at, takes_webhook, without_webhook
-from fluxhook.credits.price_bounds import bound, request_size
+from fluxhook.credits.budget import bound, request_size
 
 VIDEO = SHIPPED_CATALOG.get("flux-3-video")
 IMAGE = SHIPPED_CATALOG.get("flux-3-image")

@@ -23,7 +23,7 @@ from fluxhook.core.holds import RESERVATION_LEASE
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.outcomes import CheckOutcome
 from fluxhook.core.pools import pool_for
-from fluxhook.credits import accounting, budget, price_bounds
+from fluxhook.credits import accounting, budget
 from fluxhook.lifecycle import checking, submitting
 from fluxhook.services import build_services
 from fluxhook.store import usage as usage_store
@@ -301,7 +301,7 @@ def test_a_queued_job_whose_input_waits_in_storage_is_checked_without_reading_it
     # Its record keeps the request's size; no input is stored here at all, so a read would fail the job.
     now = time.time()
     job = Job(id=new_job_id(now), status=st.QUEUED, model=PRO, input=None, pool=pool_for(PRO), created_at=now,
-              updated_at=now, input_size=price_bounds.request_size(svc.config.catalog.get(PRO),
+              updated_at=now, input_size=budget.request_size(svc.config.catalog.get(PRO),
                                                                    {"width": 4096, "height": 4096}).encode())
     svc.jobs.create(job)
     assert svc.slots.acquire(job)  # a sender sends a job that holds a slot

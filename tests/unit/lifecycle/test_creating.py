@@ -19,7 +19,7 @@ from fluxhook.core import signing
 from fluxhook.core import transitions as st
 from fluxhook.core.errors import BudgetExceeded, InsufficientCredits, ModelNotAllowed, RateLimited, UnknownModel
 from fluxhook.core.wait_reasons import Place
-from fluxhook.credits import accounting, price_bounds
+from fluxhook.credits import accounting, budget
 from fluxhook.credits.reports import spent_today
 from fluxhook.lifecycle import key_admin
 from fluxhook.lifecycle.creating import JobRequest, create_job
@@ -163,7 +163,7 @@ def test_a_submission_in_hand_whose_answer_never_came_is_a_submitted_job_its_bou
     now = time.time()
     # Its request's bound while BFL has not said (not the whole day it reserved to go alone, as a model's first does).
     model = svc.config.catalog.get(PRO)
-    bound = price_bounds.bound(model, price_bounds.request_size(model, {"width": 1024, "height": 1024}))
+    bound = budget.bound(model, budget.request_size(model, {"width": 1024, "height": 1024}))
     assert spent_today(svc, now, key_id=caller.key_id) == job.counted_spend == bound > 0
     assert spent_today(svc, now, key_id=other.key_id) == 0 and svc.store.usage.reserved(now) == 0
 

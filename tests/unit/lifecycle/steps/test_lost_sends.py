@@ -15,7 +15,7 @@ from devtools.processes import wait_until
 from fluxhook.bfl.reports import BFLReport
 from fluxhook.core import transitions as st
 from fluxhook.core.outcomes import CheckOutcome
-from fluxhook.credits import budget, price_bounds
+from fluxhook.credits import budget
 from fluxhook.credits.reports import spent_today
 from fluxhook.lifecycle import checking
 from fluxhook.lifecycle.steps import reconciling, submission
@@ -70,7 +70,7 @@ def test_a_send_cut_off_with_its_process_is_never_sent_again_and_takes_the_task_
     assert svc.store.usage.held(job.id) == 0
     # What it counts as spent until BFL says: its request's bound in the catalog, not all that it held to go alone.
     entry = svc.config.catalog.get(job.model)
-    assert spent_today(svc, time.time()) == price_bounds.bound(entry, price_bounds.request_size(entry, job.input))
+    assert spent_today(svc, time.time()) == budget.bound(entry, budget.request_size(entry, job.input))
     assert take_turns(svc, 4).jobs == [] and sim.stats()["submitted"] == sent  # never sent again
     # BFL's callback names the task: the job follows it.
     assert reconciling.adopt_task(svc, waiting, BFLReport(bfl_id="task-of-the-lost-send", status=st.BFL_PENDING))

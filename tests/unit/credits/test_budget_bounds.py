@@ -1,4 +1,4 @@
-"""The bound a submission reserves before BFL states its price (fluxhook/credits/price_bounds.py): the catalog's
+"""The bound a submission reserves before BFL states its price (fluxhook/credits/budget.py, ``bound``): the catalog's
 price rule for the request as BFL reads it, never below what the simulator (priced from the same catalog, as BFL
 states prices) charges for any request."""
 
@@ -10,7 +10,7 @@ import pytest
 
 from fluxhook.core.catalog import SHIPPED_CATALOG, Model, Price
 from fluxhook.credits.accounting import MICRO
-from fluxhook.credits.price_bounds import MAX_BATCH, Size, bound, capped, request_size, whole_number
+from fluxhook.credits.budget import MAX_BATCH, Size, bound, capped, request_size, whole_number
 from simulator import pricing
 
 SIDES = (256, 512, 1024, 1440, 2048, 4096, 4096.0, "2048", 10**6, True, "big", None, -5, 1024.5)
