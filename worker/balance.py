@@ -16,7 +16,7 @@ from fluxhook.core.outcomes import SKIPPED
 from fluxhook.credits.balance import LOOK_EVERY, MAX_STALE, QUIET, Watch, check_every, look
 from fluxhook.services import Services
 
-from .activity import RestingLoop
+from .loops import RestingLoop
 
 # How long after this process last did work (a job sent, a task run) it looks every LOOK_EVERY s: an end is read once
 # QUIET, or MAX_STALE while ends keep coming.

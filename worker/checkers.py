@@ -29,8 +29,8 @@ from fluxhook.services import Services
 from fluxhook.store.check_line import Check
 from fluxhook.store.wakes import LONGEST_WAIT, Watched
 
-from .activity import ACTIVITY
 from .dispatcher import Kind, Taken
+from .loops import ACTIVITY
 
 log = logging.getLogger("fluxhook.worker")
 

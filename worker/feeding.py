@@ -26,8 +26,8 @@ from fluxhook.lifecycle.steps.enqueueing import feed
 from fluxhook.services import Services
 from fluxhook.store.wakes import LONGEST_WAIT, Watched
 
-from .activity import ACTIVITY
 from .dispatcher import Kind, Taken
+from .loops import ACTIVITY
 
 # How long one wait lasts while a line may hold work: work added wakes a dispatcher, and a lane that ends a task feeds;
 # this bound is for a line another process's feed found holding work.

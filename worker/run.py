@@ -22,7 +22,7 @@ from fluxhook.store import migrations
 from fluxhook.store.wakes import Wakes
 
 from . import balance, cron, dispatcher, feeding, guarding, kinds, lanes, runtime, sweeping
-from .activity import ACTIVITY
+from .loops import ACTIVITY
 
 # How often the main thread looks whether a stop was asked for (a signal also ends its wait).
 STOP_CHECK_INTERVAL = 0.5

@@ -37,8 +37,8 @@ from fluxhook.lifecycle.submitting import submit_queued, take_turns
 from fluxhook.services import Services
 from fluxhook.store.wakes import LONGEST_WAIT, Watched
 
-from .activity import ACTIVITY
 from .dispatcher import WAKE_TIMEOUT, Kind, Taken
+from .loops import ACTIVITY
 
 log = logging.getLogger("fluxhook.worker")
 

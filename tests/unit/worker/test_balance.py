@@ -11,7 +11,7 @@ from fluxhook.credits.balance import LOOK_EVERY, QUIET
 from fluxhook.store.effects import AccountJobEnded
 from helpers import run_older_releases_task
 from worker import balance
-from worker.activity import ACTIVITY
+from worker.loops import ACTIVITY
 
 
 def test_the_balance_thread_reads_the_credits_once_per_interval_however_many_processes_look(make_services, sim):
