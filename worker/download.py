@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fluxhook.lifecycle.storing import download_and_store
 
-from .runtime import last_attempt, services
+from .inprocess import last_attempt, services
 
 
 def download_result(job_id: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fluxhook.lifecycle.draft_caches import store_draft_cache as store
 
-from .runtime import last_attempt, services
+from .inprocess import last_attempt, services
 
 
 def store_draft_cache(job_id: str) -> str:

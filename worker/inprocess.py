@@ -1,4 +1,6 @@
-"""The RQ worker class of a lane: tasks run in the worker process itself, not in a process forked per task.
+"""The RQ worker class of a lane: tasks run in the worker process itself, not in a process forked per task; and
+what those tasks use of their process: its services, built once when the worker starts (``init``, ``services``),
+and whether the running task has RQ retries left (``last_attempt``).
 
 RQ's default forks a work horse for every task; fluxhook's tasks are short downloads and polls,
 so that fork would be most of their cost (bench/ measures it). What the fork gave is kept: a
@@ -21,7 +23,7 @@ import threading
 import time
 
 from redis.exceptions import RedisError
-from rq import worker_registration
+from rq import get_current_job, worker_registration
 from rq.exceptions import NoSuchJobError
 from rq.executions import Execution
 from rq.job import Job, JobStatus
@@ -42,6 +44,7 @@ from fluxhook.core.holds import (
 )
 from fluxhook.core.stopping import StopRequested
 from fluxhook.lifecycle.steps.enqueueing import KEEPS_NOTHING
+from fluxhook.services import Services
 from fluxhook.store.queues import retry_scheduled
 
 log = logging.getLogger("fluxhook.worker")
@@ -373,3 +376,25 @@ class InProcessWorker(SimpleWorker):
         # worker is gone, and its task should run again while the result's URL still lives.
         left = job.timeout - working_time if job.timeout and job.timeout > 0 else self.job_monitoring_interval
         return int(min(left, self.job_monitoring_interval)) + HEARTBEAT_GRACE
+
+
+_services: Services | None = None
+
+
+def init(services: Services) -> None:
+    """Install the services tasks use in this process."""
+    global _services
+    _services = services
+
+
+def services() -> Services:
+    """The process's services, as ``init`` installed them."""
+    if _services is None:
+        raise RuntimeError("worker services are not initialised: start workers with `python -m worker`")
+    return _services
+
+
+def last_attempt() -> bool:
+    """Whether the running task has no RQ retries left."""
+    job = get_current_job()
+    return job is None or not job.retries_left

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fluxhook.lifecycle.notifications import take_back
 
-from .runtime import services
+from .inprocess import services
 
 
 def notify_job(name: str) -> str:

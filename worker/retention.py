@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fluxhook.lifecycle.retention import purge_expired
 
-from .runtime import services
+from .inprocess import services
 
 
 def purge() -> int:

@@ -10,6 +10,7 @@ import signal
 import threading
 import time
 
+from redis import Redis
 from redis.exceptions import RedisError
 from rq import Queue
 
@@ -17,17 +18,19 @@ from fluxhook.core import tracing
 from fluxhook.core.config import Config
 from fluxhook.core.holds import IMMINENT_SHUTDOWN_DELAY
 from fluxhook.lifecycle import readiness
-from fluxhook.services import Services, build_services
+from fluxhook.services import Services, build_services, connect_redis
 from fluxhook.store import migrations
-from fluxhook.store.wakes import Wakes
+from fluxhook.store.wakes import LONGEST_WAIT, Wakes
 
-from . import balance, cron, dispatcher, feeding, guarding, kinds, lanes, runtime, sweeping
+from . import balance, cron, dispatcher, feeding, guarding, inprocess, kinds, lanes, sweeping
 from .loops import ACTIVITY
 
 # How often the main thread looks whether a stop was asked for (a signal also ends its wait).
 STOP_CHECK_INTERVAL = 0.5
 # The threads of a process that wait on wake-up lists (store.wakes): the dispatcher, the cron and the sweeper.
 WAITERS = 3
+# How much longer than its longest wait the socket of a wait's connection waits for Redis's answer.
+WAIT_MARGIN = 10.0
 
 log = logging.getLogger("fluxhook.worker")
 
@@ -36,7 +39,7 @@ def run(config: Config, stop_signals: tuple[int, ...]) -> int:
     """Take work until one of ``stop_signals``; the process's exit code."""
     svc = build_services(config)
     tracing.setup("fluxhook-worker")
-    runtime.init(svc)
+    inprocess.init(svc)
     queues = _queues(svc)
     stop = _StopSignals(stop_signals)
     if not _migrated(svc, stop):
@@ -45,12 +48,12 @@ def run(config: Config, stop_signals: tuple[int, ...]) -> int:
     # Its metrics and hourly counts are written every few seconds, not with each task (and once more at the end).
     svc.store.tallies.start()
     # The threads that wait on wake-up lists at rest, and the stop that ends their waits: see store.wakes.
-    wakes = runtime.wakes_for(config)
+    wakes = wakes_for(config)
     cron_thread = cron.start(config, svc.redis, [q.name for q in queues], wakes)
     sweeper = sweeping.start(svc, wakes)
     balance_reader = balance.start(svc)
     # The lanes' own client: a watcher's wait for a task lasts lanes.WAIT_FOR_TASK.
-    lane_redis = runtime.waiting_connection(config, lanes.WAIT_FOR_TASK)
+    lane_redis = waiting_connection(config, lanes.WAIT_FOR_TASK)
     lanes_ = lanes.start(lane_redis, [svc.queue], config.log_level, lambda: _download_taken(svc),
                          config.worker_download_concurrency, "download")
     dispatcher_ = dispatcher.start(wakes, kinds.kinds(svc), config.wake_guard_seconds)
@@ -79,6 +82,20 @@ def run(config: Config, stop_signals: tuple[int, ...]) -> int:
             part.stop()
         svc.store.tallies.stop()
     return 1 if dead else 0
+
+
+def waiting_connection(config: Config, longest: float) -> Redis:
+    """A Redis client of its own for waits of up to ``longest`` seconds: its socket waits that long for an answer and
+    ``WAIT_MARGIN`` more (the services' client gives up on a read after 10 s)."""
+    connection = connect_redis(config)
+    # Before its first connection: every connection of its pool is made with it.
+    connection.connection_pool.connection_kwargs["socket_timeout"] = longest + WAIT_MARGIN
+    return connection
+
+
+def wakes_for(config: Config) -> Wakes:
+    """The process's waits on wake-up lists (``store.wakes``), on a client of their own."""
+    return Wakes(waiting_connection(config, LONGEST_WAIT))
 
 
 def _until_stopped(stop: "_StopSignals", watched: tuple[threading.Thread, ...]) -> list[str]:

@@ -23,7 +23,7 @@ from fluxhook.lifecycle import submitting
 from fluxhook.lifecycle.sweep import sweep
 from fluxhook.store.keys import KEYS
 from helpers import tracked_job
-from worker import checkers, dispatcher, runtime
+from worker import checkers, dispatcher, inprocess, run
 
 DB = 12
 LIMIT = 100
@@ -46,7 +46,7 @@ def services(make_services, monkeypatch):
     """Services on a database of their own, installed for the RQ tasks of this process as `python -m worker` does."""
     def build(**overrides):
         svc = make_services(DB, **overrides)
-        monkeypatch.setattr(runtime, "_services", svc)
+        monkeypatch.setattr(inprocess, "_services", svc)
         return svc
     return build
 
@@ -73,7 +73,7 @@ def _round(svc, count: int, after: float) -> None:
     worker's checkers run them all. Each job comes due again only if its check ran and set its next look: a claim
     lasts longer."""
     assert sweep(svc, now=time.time() + after + 1).due == count
-    pool = dispatcher.start(runtime.wakes_for(svc.config), [checkers.Checks(svc, CHECKERS)])
+    pool = dispatcher.start(run.wakes_for(svc.config), [checkers.Checks(svc, CHECKERS)])
     try:
         wait_until(lambda: svc.store.checks.waiting() == 0 and pool.busy() == 0, timeout=60,
                    message="the checkers to run every check")

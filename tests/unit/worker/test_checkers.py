@@ -13,7 +13,7 @@ from fluxhook.core import transitions as st
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.lifecycle.sweep import sweep
 from helpers import commands_during
-from worker import checkers, dispatcher, runtime
+from worker import checkers, dispatcher, run
 
 DB = 6
 
@@ -48,7 +48,7 @@ def test_another_keys_check_runs_within_one_turn_of_a_keys_backlog_of_overdue_po
     assert sweep(svc).due == 30
     [other] = _due(svc, spy, "key_b")
     assert sweep(svc).due == 1
-    pool = dispatcher.start(runtime.wakes_for(svc.config), [checkers.Checks(svc, 1)])  # one checker: the order is the line's
+    pool = dispatcher.start(run.wakes_for(svc.config), [checkers.Checks(svc, 1)])  # one checker: the order is the line's
     try:
         wait_until(lambda: all(_polled(spy, job) is not None for job in [*backlog, other]), timeout=30,
                    message="every check to run")
@@ -61,7 +61,7 @@ def test_another_keys_check_runs_within_one_turn_of_a_keys_backlog_of_overdue_po
 
 
 def test_at_rest_the_dispatcher_waits_in_one_command_a_check_after_a_rest_starts_at_once_and_a_stop_ends_it(svc, spy):
-    wakes = runtime.wakes_for(svc.config)
+    wakes = run.wakes_for(svc.config)
     pool = dispatcher.start(wakes, [checkers.Checks(svc, 2)])
     try:
         sent = commands_during(svc.redis, DB, lambda: time.sleep(1.5))

@@ -17,7 +17,7 @@ from fluxhook.core import transitions as st
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.lifecycle.steps.applying import Origin, apply_report
 from fluxhook.lifecycle.sweep import sweep
-from worker import checkers, dispatcher, runtime
+from worker import checkers, dispatcher, run
 
 DB = 6
 # How long BFL takes to answer a poll of X's tasks, and how soon Y's failed job must read failed.
@@ -71,7 +71,7 @@ def test_an_account_whose_polls_bfl_answers_in_10_s_delays_no_other_accounts_che
         spy.route(_poll_path(job.bfl_id), 200,
                   lambda task=job.bfl_id: (released.wait(X_POLL_SECONDS), _answer(task, "Pending"))[1])
     alone, beside_x = (_submitted(svc, "y", due=time.time() + 3600) for _ in range(2))
-    pool = dispatcher.start(runtime.wakes_for(svc.config), [checkers.Checks(svc, CHECKERS)])
+    pool = dispatcher.start(run.wakes_for(svc.config), [checkers.Checks(svc, CHECKERS)])
     try:
         idle = _failed_after(svc, spy, alone)  # X idle: nothing of X's in line or running
 

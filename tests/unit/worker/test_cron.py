@@ -13,13 +13,13 @@ from rq import Queue
 from devtools.processes import wait_until
 from fluxhook.store.queues import retry_scheduled
 from helpers import commands_during
-from worker import cron, runtime
+from worker import cron, run
 
 
 def test_a_retry_scheduled_for_later_moves_back_to_its_queue_once_due_and_the_cron_rests_meanwhile(make_services):
     svc = make_services(6)
     queue = Queue("cron-test", connection=svc.redis)
-    wakes = runtime.wakes_for(svc.config)
+    wakes = run.wakes_for(svc.config)
     thread = cron.start(svc.config, svc.redis, [queue.name], wakes)
     try:
         time.sleep(0.5)  # its first step: the cron's registration, its first look (no retry held)
@@ -43,7 +43,7 @@ def test_a_retry_scheduled_for_later_moves_back_to_its_queue_once_due_and_the_cr
 def test_a_wait_cut_by_a_lost_redis_leaves_the_cron_running_and_it_moves_the_retry_held(make_services, monkeypatch):
     svc = make_services(6)
     queue = Queue("cron-test", connection=svc.redis)
-    wakes = runtime.wakes_for(svc.config)
+    wakes = run.wakes_for(svc.config)
     real, cut = wakes.wait, []
 
     def wait_cut_once(key, timeout, watched=None):

@@ -19,7 +19,7 @@ from fluxhook.lifecycle import key_admin
 from fluxhook.lifecycle.sweep import sweep
 from fluxhook.store.wakes import LONGEST_WAIT
 from helpers import commands_during
-from worker import checkers, dispatcher, feeding, kinds, runtime, sending
+from worker import checkers, dispatcher, feeding, kinds, run, sending
 
 DB = 6
 # Senders per account, and key A's jobs: more than its senders, so sends stay full while every one of them hangs.
@@ -59,7 +59,7 @@ def _checked_after(svc, key_id: str) -> float:
 
 def test_a_kind_whose_hands_all_hang_delays_no_other_kinds_take(make_services, hanging):
     svc = make_services(DB, BFL_API_BASE=hanging.url, API_HOST_ALLOWLIST=hanging.host)
-    wakes = runtime.wakes_for(svc.config)
+    wakes = run.wakes_for(svc.config)
     started = dispatcher.start(wakes, [sending.Sends(svc, SENDERS), checkers.Checks(svc, 2)])
     try:
         idle = _checked_after(svc, "key_b")  # sends idle: nothing in line or being sent
@@ -85,7 +85,7 @@ def test_a_kind_whose_hands_all_hang_delays_no_other_kinds_take(make_services, h
 
 def test_at_rest_the_dispatcher_waits_for_every_kind_in_one_command(make_services):
     svc = make_services(DB)
-    wakes = runtime.wakes_for(svc.config)
+    wakes = run.wakes_for(svc.config)
     started: list[dispatcher.Dispatcher] = []
 
     def rest() -> None:
@@ -132,7 +132,7 @@ def test_a_full_kinds_nudge_lost_with_redis_costs_at_most_the_guard(make_service
     """A hand freed in a full kind nudges the dispatcher through Redis; refused (a Redis failing over), the
     dispatcher, resting for the other kinds, still takes the kind's next item within the guard."""
     svc = make_services(DB)
-    wakes = runtime.wakes_for(svc.config)
+    wakes = run.wakes_for(svc.config)
 
     def refused(item: str) -> None:
         raise redis.ConnectionError("the primary went away")
@@ -161,7 +161,7 @@ def test_the_first_stop_signal_ends_the_takes_of_the_kinds_a_stop_may_cut_off_al
     theirs, and still takes every other kind's (a notification attempt, a feed)."""
     svc = make_services(DB)
     assert {kind.name for kind in kinds.kinds(svc) if kind.cut_by_stop} == {"send", "check"}
-    wakes = runtime.wakes_for(svc.config)
+    wakes = run.wakes_for(svc.config)
     cut, kept = _Held("cut", cut_by_stop=True), _Held("kept")
     cut.release.set()
     kept.release.set()

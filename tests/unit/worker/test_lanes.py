@@ -19,7 +19,7 @@ from fluxhook.core.chunks import CHUNK
 from fluxhook.core.holds import HAND_BACK_GRACE, STOP_TIMEOUT
 from fluxhook.media.fetch import fetch_file
 from helpers import commands_during
-from worker import lanes, runtime
+from worker import inprocess, lanes
 
 # Released at the end of the test: until then a task waits on it as a download waits on a socket, in C, where
 # it cannot look whether the worker wants it back.
@@ -42,7 +42,7 @@ def stuck() -> None:
 
 def download(url: str) -> int:
     """A download task: the bytes at ``url`` into the store's upload file; how many."""
-    svc = runtime.services()
+    svc = inprocess.services()
     with fetch_file(svc.http, url, svc.config.result_host_allowlist, 8 * CHUNK, svc.storage.new_upload) as fetched:
         return fetched.size
 
@@ -89,7 +89,7 @@ def test_tasks_stuck_in_a_read_are_handed_back_and_the_lanes_stop_within_the_gra
 def test_a_download_in_flight_stops_at_its_next_piece_goes_back_to_the_front_and_runs_again_whole(
         make_services, spy, caplog):
     svc = make_services(7)
-    runtime.init(svc)
+    inprocess.init(svc)
     queue = Queue("lanes-stop-test", connection=svc.redis)
     first, rest = b"\x01" * (CHUNK + 1), b"\x02" * CHUNK
 
@@ -134,7 +134,7 @@ def test_idle_lanes_wait_in_one_blocking_take_a_task_ends_it_at_once_and_a_stop_
     """docs/scaling.md: a kind's idle lanes cost Redis one BLMOVE per WAIT_FOR_TASK (its watcher's), not one a second each; a
     task queued is taken at once; a stop ends the watcher's wait (CLIENT UNBLOCK) and signs every lane off."""
     svc = make_services(7)
-    runtime.init(svc)
+    inprocess.init(svc)
     queue = Queue("lanes-rest-test", connection=svc.redis)
     running = lanes.start(svc.redis, [queue], "WARNING", after_take=lambda: None, count=4, kind="download")
     try:
@@ -159,7 +159,7 @@ def test_a_lane_checks_for_a_lost_end_once_idle_a_while_not_between_tasks(make_s
     IDLE_CHECK_EVERY after its last task ends, for IDLE_CHECK_FOR: not the moment it waits for the next."""
     monkeypatch.setattr(lanes, "IDLE_CHECK_EVERY", 2.0)
     svc = make_services(7)
-    runtime.init(svc)
+    inprocess.init(svc)
     queue = Queue("lanes-check-test", connection=svc.redis)
     running = lanes.start(svc.redis, [queue], "WARNING", after_take=lambda: None, count=2, kind="download")
     try:
@@ -180,7 +180,7 @@ def test_a_lane_checks_for_a_lost_end_once_idle_a_while_not_between_tasks(make_s
 
 def test_a_lane_feeds_as_it_takes_a_task_whose_take_made_room_in_rq_s_queue_not_once_it_ran(make_services):
     svc = make_services(7)
-    runtime.init(svc)
+    inprocess.init(svc)
     queue = Queue("lanes-take-test", connection=svc.redis)
     tasks = [queue.enqueue("time.time") for _ in range(3)]
     seen: list[tuple[str, int]] = []  # at each feed: the first task's status, and how many wait in RQ's queue

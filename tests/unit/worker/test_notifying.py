@@ -18,7 +18,7 @@ from fluxhook.store.deliveries import PENDING, member_message
 from fluxhook.store.keys import KEYS
 from helpers import commands_during
 from notify_helpers import notified_job
-from worker import dispatcher, notifying, runtime
+from worker import dispatcher, notifying, run
 
 
 @pytest.fixture()
@@ -84,7 +84,7 @@ def test_at_rest_the_notifier_waits_for_a_job_s_end_and_its_notification_starts_
 
 def _start(svc) -> dispatcher.Dispatcher:
     """A dispatcher of notification attempts alone, with 4 attempt threads."""
-    return dispatcher.start(runtime.wakes_for(svc.config), [notifying.Notifications(svc, 4)])
+    return dispatcher.start(run.wakes_for(svc.config), [notifying.Notifications(svc, 4)])
 
 
 def _stop(notifier: dispatcher.Dispatcher) -> None:

@@ -17,7 +17,7 @@ from fluxhook.core.job import Job, new_job_id
 from fluxhook.lifecycle import key_admin
 from helpers import commands_during
 from slot_helpers import in_flight
-from worker import dispatcher, runtime, sending
+from worker import dispatcher, run, sending
 
 
 @pytest.fixture()
@@ -49,7 +49,7 @@ def _two_keys(svc) -> tuple[str, str]:
 
 def _start(svc, senders: int) -> dispatcher.Dispatcher:
     """A dispatcher of sends alone, ``senders`` for each account."""
-    return dispatcher.start(runtime.wakes_for(svc.config), [sending.Sends(svc, senders)])
+    return dispatcher.start(run.wakes_for(svc.config), [sending.Sends(svc, senders)])
 
 
 def _hold_every_slot(svc, key_id: str, senders: int) -> tuple[list[Job], dispatcher.Dispatcher]:

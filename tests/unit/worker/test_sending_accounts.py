@@ -14,7 +14,7 @@ from devtools.processes import wait_until
 from devtools.stack import SIMULATOR_KEY
 from fluxhook.core import transitions as st
 from fluxhook.core.job import Job, new_job_id
-from worker import dispatcher, runtime, sending
+from worker import dispatcher, run, sending
 
 DB = 6
 # Senders per account, and X's jobs: more than X's senders, so X's line keeps jobs while every one of them hangs.
@@ -58,7 +58,7 @@ def _sent_after(svc, account: str) -> float:
 
 
 def test_an_account_whose_submissions_hang_delays_no_other_accounts_send(svc, hanging):
-    senders = dispatcher.start(runtime.wakes_for(svc.config), [sending.Sends(svc, SENDERS)])
+    senders = dispatcher.start(run.wakes_for(svc.config), [sending.Sends(svc, SENDERS)])
     try:
         idle = _sent_after(svc, "y")  # X idle: nothing of X's in line or being sent
 
