@@ -21,9 +21,9 @@ from fluxhook.core.job import Job, is_job_id
 from fluxhook.core.job_filters import parse_listing
 from fluxhook.credits import reports
 from fluxhook.credits.figures import format_credits
-from fluxhook.lifecycle import accounts_view, notifications
+from fluxhook.lifecycle import accounts_view, notifications, sweep
 from fluxhook.lifecycle.removal import remove_job
-from fluxhook.lifecycle.steps import pacing, timeline, waits
+from fluxhook.lifecycle.steps import timeline, waits
 from fluxhook.lifecycle.steps.callers import is_key_id, key_id_in
 from fluxhook.lifecycle.watching import watch
 from fluxhook.media.thumbnails import CONTENT_TYPE as THUMBNAIL_TYPE
@@ -178,7 +178,7 @@ def page():
     now = time.time()
     svc = services()
     data = reports.overview(svc, now, **RANGES[span])
-    storage = storage_panel(pacing.backlog_now(svc, now), svc.store.pacer.level_now())
+    storage = storage_panel(sweep.backlog_now(svc, now), svc.store.pacer.level_now())
     recent, _ = svc.store.batches.list(None, every_owner=True, limit=RECENT_BATCHES)
     return render_template("dashboard/overview.html",
                            view=overview_page(data, span, now, accounts=accounts_view.accounts_now(svc, now),

@@ -11,8 +11,8 @@ from fluxhook import metrics as fm
 from fluxhook.core.pacing import NONE
 from fluxhook.core.wait_reasons import WaitReason
 from fluxhook.credits import accounting, balance, reports
-from fluxhook.lifecycle import readiness
-from fluxhook.lifecycle.steps import pacing, waits
+from fluxhook.lifecycle import readiness, sweep
+from fluxhook.lifecycle.steps import waits
 from fluxhook.lifecycle.steps.key_limits import key_route
 
 from .auth import require_metrics_reader
@@ -89,7 +89,7 @@ class _Snapshot:
 def _storage(svc, waiting: dict[str, int], now: float):
     """How many seconds of storing wait (the results BFL finished that fluxhook has not stored, at the rate it stored
     over the last minute): what an autoscaler scales worker processes on; and how many sends wait for storage."""
-    judged = pacing.backlog_now(svc, now)
+    judged = sweep.backlog_now(svc, now)
     seconds = judged.backlog.seconds
     # No rate yet (a cold start, or storage stopped): the backlog's size stands for its seconds, one a result, so the
     # figure still grows with it rather than reading as infinite.

@@ -15,7 +15,7 @@ from fluxhook.core.job import iso
 from fluxhook.credits import balance as balances
 from fluxhook.credits.accounting import account_spent_field, from_micro, utc_day
 from fluxhook.lifecycle.steps.callers import Caller
-from fluxhook.lifecycle.steps.routing import route_of
+from fluxhook.lifecycle.steps.key_limits import route_of
 from fluxhook.services import Services
 from fluxhook.store.usage import Balance
 

@@ -50,7 +50,7 @@ from fluxhook.core.pacing import NONE
 from fluxhook.core.pools import pool_for
 from fluxhook.core.wait_reasons import Waiting, WaitReason
 from fluxhook.credits.budget import request_size
-from fluxhook.lifecycle.steps import end_user_limits, ending, key_limits, routing, submission, task_inputs, timeline
+from fluxhook.lifecycle.steps import end_user_limits, ending, key_limits, submission, task_inputs, timeline
 from fluxhook.lifecycle.steps.admission import check_input, strict_input, strict_refusal, unknown_input, usable_model
 from fluxhook.lifecycle.steps.callers import Caller
 from fluxhook.lifecycle.steps.presenting import present
@@ -243,7 +243,7 @@ def _busy() -> BatchesBusy:
 
 def _create(svc: Services, caller: Caller, request: BatchRequest, model, making: _Making) -> Batch:
     """Record the checked batch and its items, the key's rate limit and budget admitting it as one job."""
-    route = routing.route_of(svc, caller, model.name, None)
+    route = key_limits.route_of(svc, caller, model.name, None)
     now = time.time()
     taken = key_limits.take_request(svc, caller, now, items=request.items.count)
     for_end_users = None

@@ -2,7 +2,7 @@
 alike, within the caller's app key's limits.
 
 In order: the key's models, the input as BFL's schema reads it (its 422, before anything counts), the accounts
-the job may use (``routing``), and the key's requests per minute; the budget's reservation (402 and nothing
+the job may use (``key_limits.route_of``), and the key's requests per minute; the budget's reservation (402 and nothing
 created when the day is spent); the record (a large input waits in storage, never in Redis) with its place in
 line, in one step, which makes nothing when the key's queue is full (429 ``queue_full``); then a BFL slot and the
 submission in this very request when the caller may wait on BFL (``submit_here``), else it waits in line, from which
@@ -24,7 +24,7 @@ from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.pools import pool_for
 from fluxhook.core.wait_reasons import Waiting
 from fluxhook.credits.budget import request_size
-from fluxhook.lifecycle.steps import end_user_limits, key_limits, routing, submission, task_inputs, timeline, waits
+from fluxhook.lifecycle.steps import end_user_limits, key_limits, submission, task_inputs, timeline, waits
 from fluxhook.lifecycle.steps.admission import check_input, strict_input, unknown_input_warnings, usable_model
 from fluxhook.lifecycle.steps.app_webhooks import AppWebhook
 from fluxhook.lifecycle.steps.callers import Caller
@@ -92,7 +92,7 @@ def create_job(svc: Services, caller: Caller, request: JobRequest, *, submit_her
     check_input(model, request.input)
     warnings = () if request.as_bfl else tuple(unknown_input_warnings(
         model, request.input, strict=strict_input(caller, request.strict_input)))
-    route = routing.route_of(svc, caller, model.name, request.account)
+    route = key_limits.route_of(svc, caller, model.name, request.account)
     now = time.time()
     job_id = new_job_id(now)
     taken = key_limits.take_request(svc, caller, now)

@@ -14,9 +14,9 @@ from fluxhook.core.end_users import BlockReason, EndUserLimits, parse_end_user
 from fluxhook.core.errors import InvalidRequest, KeyNotFound, KeyRevoked
 from fluxhook.core.notify_rules import check_notify_url, field_wording
 from fluxhook.credits import accounting, reports
-from fluxhook.lifecycle.steps import end_user_blocks, notify_secrets, waits
+from fluxhook.lifecycle.steps import notify_secrets, waits
 from fluxhook.lifecycle.steps.callers import is_key_id
-from fluxhook.lifecycle.steps.end_user_limits import blocked_why, limits_of
+from fluxhook.lifecycle.steps.end_user_limits import blocked_why, end_waiting, limits_of
 from fluxhook.lifecycle.steps.key_fields import end_user_limits, new_key, parse, present_key
 from fluxhook.lifecycle.steps.key_limits import key_route
 from fluxhook.store.app_keys import MISSING, REVOKED, AppKey
@@ -148,13 +148,13 @@ def set_end_user_limits(svc: "Services", key_id: str, end_user: str, body: Any, 
 
 def block_end_user(svc: "Services", key_id: str, end_user: str, now: float) -> dict:
     """Block the end user for the rest of the UTC day: its new jobs are refused (403 ``end_user_blocked``), and those
-    not yet sent to BFL end ``canceled`` (``end_user_blocks``)."""
+    not yet sent to BFL end ``canceled`` (``end_user_limits.end_waiting``)."""
     key = find_key(svc, key_id)
     end_user = _end_user(end_user)
     day = accounting.utc_day(now)
     record = _change_end_user(svc, key, end_user, lambda r: replace(r, blocked=day))
     # Its jobs not yet sent to BFL are not sent: those waiting end now, any other as its sender looks at it.
-    ended = end_user_blocks.end_waiting(svc, key.id, end_user, BlockReason.MANUAL)
+    ended = end_waiting(svc, key.id, end_user, BlockReason.MANUAL)
     log.info("end user blocked", extra={"key_id": key.id, "queued_jobs_ended": ended})
     return end_user_described(svc, key, end_user, record, now)
 

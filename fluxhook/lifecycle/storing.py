@@ -1,14 +1,15 @@
 """Download a ready job's image and store it, then make its thumbnail: the work behind the download task.
 
-The thumbnail is made in the same task, right after the job is stored (so it never delays the image), not in a
-task of its own: a second RQ task per job cost Redis about 60 commands and its records. It stays best effort (a
-thumbnail that cannot be made never fails the job, ``steps.thumbnailing``); a task cut off between the two (its
-worker killed, a Redis error) is retried by RQ as any download, and the retry, finding the job stored without its
-thumbnail, makes it.
+The thumbnail is made in the same task, right after the job is stored, not before: decoding a full-size image costs
+as much as the download itself, and a preview must not delay an image. Not in a task of its own either: a second RQ
+task per job cost Redis about 60 commands and its records. It is best effort: a thumbnail that cannot be made or
+stored never fails the job. A task cut off between the two (its worker killed, a Redis error) is retried by RQ as any
+download, and the retry, finding the job stored without its thumbnail, makes it.
 """
 
 from __future__ import annotations
 
+import io
 import logging
 import time
 from dataclasses import replace
@@ -24,14 +25,14 @@ from fluxhook.lifecycle.steps import timeline
 from fluxhook.lifecycle.steps.applying import POLLED, apply_report
 from fluxhook.lifecycle.steps.enqueueing import draft_cache_task, queue_handed, release_download
 from fluxhook.lifecycle.steps.polling import poll_job
-from fluxhook.lifecycle.steps.thumbnailing import make_for, make_for_job
-from fluxhook.media import posters
+from fluxhook.media import posters, thumbnails
 from fluxhook.media.fetch import VIDEO, FetchedResult, SizeLimits, fetch_result, past_life
 from fluxhook.services import Services
 from fluxhook.store.effects import CountStored, Effect
 from fluxhook.store.jobs import Terms
 
 log = logging.getLogger("fluxhook.storing")
+thumbnail_log = logging.getLogger("fluxhook.thumbnailing")
 
 
 def download_and_store(svc: Services, job_id: str, *, last_attempt: bool) -> DownloadOutcome:
@@ -43,7 +44,7 @@ def download_and_store(svc: Services, job_id: str, *, last_attempt: bool) -> Dow
     """
     outcome = _attempt(svc, job_id, last_attempt)
     if outcome == DownloadOutcome.SKIPPED:
-        make_for_job(svc, job_id)  # stored by an attempt cut off before its thumbnail, maybe
+        _thumbnail_of(svc, job_id)  # stored by an attempt cut off before its thumbnail, maybe
     return outcome
 
 
@@ -202,7 +203,7 @@ def _store(svc: Services, job: Job, url: str, image: FetchedResult, started: flo
             "job_id": job.id, "bfl_id": job.bfl_id, "size": image.size,
             "duration_ms": round((time.perf_counter() - started) * 1000, 1),
         })
-        make_for(svc, replace(job, status=st.STORED, storage_key=key, stored_in=svc.storage.location, **result))
+        _thumbnail(svc, replace(job, status=st.STORED, storage_key=key, stored_in=svc.storage.location, **result))
         return DownloadOutcome.STORED
     current = svc.jobs.get(job.id)
     if current is None or current.storage_key != key:
@@ -210,6 +211,37 @@ def _store(svc: Services, job: Job, url: str, image: FetchedResult, started: flo
         if "poster" in result:
             svc.storage.delete(result["poster"]["key"])
     return DownloadOutcome.RESTART if current is not None and current.status == st.READY else DownloadOutcome.SKIPPED
+
+
+def _thumbnail_of(svc: Services, job_id: str) -> str | None:
+    """Make and store the thumbnail of a stored job's image; its key, or None if there is none (logged)."""
+    job = svc.jobs.get(job_id)
+    return None if job is None else _thumbnail(svc, job)
+
+
+def _thumbnail(svc: Services, job: Job) -> str | None:
+    """``_thumbnail_of`` for the job as its caller knows it (as its download just stored it: not read again)."""
+    if job.status != st.STORED or not job.storage_key or job.thumbnail_key:
+        return None
+    job_id = job.id
+    key = thumbnails.key_for(job_id)
+    # A video's thumbnail is made from its poster frame.
+    source_key = job.poster["key"] if job.video and job.poster else job.storage_key
+    try:
+        with tracing.job_span("fluxhook.thumbnail", job.id, job.traceparent):
+            source = svc.storage.open(source_key)
+            if source is None:
+                return None
+            with source:
+                svc.storage.put(key, io.BytesIO(thumbnails.make_thumbnail(source)))
+    except Exception as exc:  # a preview is never worth failing anything over, whatever went wrong
+        thumbnail_log.warning("thumbnail not made",
+                              extra={"job_id": job_id, "error": f"{type(exc).__name__}: {exc}"[:200]})
+        return None
+    if not svc.jobs.set_thumbnail(job_id, key):
+        svc.storage.delete(key)  # the job was deleted meanwhile: leave no stray file
+        return None
+    return key
 
 
 def _finish_on(svc: Services, job: Job, failure: FluxhookError) -> DownloadOutcome:

@@ -12,7 +12,7 @@ from fluxhook.core import transitions as st
 from fluxhook.core.catalog import first_poll_at
 from fluxhook.core.errors import TaskNotTrackable
 from fluxhook.core.job import Job, new_job_id
-from fluxhook.lifecycle.steps import key_limits, recorded, routing
+from fluxhook.lifecycle.steps import key_limits, recorded
 from fluxhook.lifecycle.steps.callers import Caller
 from fluxhook.lifecycle.steps.kept_callbacks import apply_kept_callback
 from fluxhook.services import Services
@@ -58,7 +58,7 @@ def track_task(svc: Services, caller: Caller, request: TrackRequest) -> tuple[Jo
     (``key_limits.check_queue_room``).
     """
     now = time.time()
-    account = routing.tracking_account(svc, caller, request.account)
+    account = key_limits.tracking_account(svc, caller, request.account)
     key_limits.check_queue_room(svc, caller)
     taken = key_limits.take_request(svc, caller, now)
     try:

@@ -13,7 +13,7 @@ from fluxhook.core.job import Job
 from fluxhook.core.live import Shown
 from fluxhook.core.outcomes import ReportOutcome
 from fluxhook.credits import accounting
-from fluxhook.lifecycle.steps import end_user_blocks, erasing, running_on
+from fluxhook.lifecycle.steps import end_user_limits, erasing, running_on
 from fluxhook.lifecycle.steps.confirming import check_now
 from fluxhook.lifecycle.steps.enqueueing import download_lock, download_task, enqueue_download, queue_handed
 from fluxhook.lifecycle.steps.schedule import READY_FIRST_CHECK
@@ -131,7 +131,7 @@ def _apply_to(svc: "Services", job: Job, report: BFLReport, origin: Origin) -> R
                                 error={"code": code, "message": message},
                                 effects=accounting.on_end(job, new_status, time.time()))
     if moved and new_status == st.MODERATED and job.end_user is not None:
-        end_user_blocks.after_moderated(svc, job)  # its end user may be blocked now: its jobs waiting end
+        end_user_limits.after_moderated(svc, job)  # its end user may be blocked now: its jobs waiting end
     return ReportOutcome.FINISHED if moved else ReportOutcome.DUPLICATE
 
 

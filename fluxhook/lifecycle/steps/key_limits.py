@@ -1,5 +1,10 @@
-"""What an app key's limits allow: its requests a minute, its queued jobs, its credits left today, its route, and what
-it is near."""
+"""What an app key's limits allow: its requests a minute, its queued jobs, its credits left today, its route (the BFL
+accounts its jobs may use, as the key and each request narrow them), and what it is near.
+
+Which of a job's accounts sends it is decided later, in the atomic step that gives it a slot (``store.slots``): the
+least busy that is not cooling down and has room. A new job only records its route (``route_of``), so residency and
+billing hold whichever process hands the slot out.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Callable
 
-from fluxhook.core.accounts import route_for
+from fluxhook.core.accounts import ANY_ROUTE, is_finetuned, route_for
 from fluxhook.core.batch import MAX_ITEMS
 from fluxhook.core.config import Config
 from fluxhook.core.errors import InvalidRequest, RateLimited
@@ -223,6 +228,22 @@ def key_route(svc: "Services", key: AppKey) -> str | None:
         return route_for(svc.config.accounts, key_accounts=key.accounts, key_region=key.region)
     except InvalidRequest:
         return None
+
+
+def route_of(svc: "Services", caller: Caller, model: str, account: str | None) -> str | None:
+    """The route of a new job of ``model`` for ``caller`` naming ``account`` (None: any its key may use); None when it
+    may use every account. ``Forbidden`` for an account its key may not use, ``InvalidRequest`` for one that does
+    not exist or a finetune that could reach more than one endpoint."""
+    key = caller.key
+    route = route_for(svc.config.accounts, key_accounts=key.accounts if key else None,
+                      key_region=key.region if key else None, account=account, finetuned=is_finetuned(model))
+    return None if route == ANY_ROUTE else route
+
+
+def tracking_account(svc: "Services", caller: Caller, account: str | None) -> str:
+    """The account a task sent elsewhere is polled through: the one named, else the first the caller's key may use."""
+    route = route_of(svc, caller, "", account)
+    return svc.slots.accounts_for([route])[route][0]
 
 
 # A key is near its daily credits from this share of them on.

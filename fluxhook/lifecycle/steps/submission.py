@@ -33,7 +33,6 @@ from fluxhook.credits.budget import Refusal, Size
 from fluxhook.lifecycle.steps import (
     cooling,
     durable,
-    end_user_blocks,
     end_user_limits,
     ending,
     reconciling,
@@ -132,7 +131,7 @@ def wait_out_of_line(svc: Services, job: Job) -> str | None:
     budget refuses would take a turn ahead of other apps' jobs that can go, and give it back, every time it
     came due."""
     key, live = _key_of(svc, job)
-    if not live or end_user_blocks.ending_if_blocked(svc, key, job, time.time()) is not None:
+    if not live or end_user_limits.ending_if_blocked(svc, key, job, time.time()) is not None:
         return None  # its submission fails it, or ends it as its end user's block does
     if end_user_limits.still_waits_for_active(svc, job):
         return end_user_limits.wait_for_active(svc, job)
@@ -270,7 +269,7 @@ def _submit(svc: Services, job: Job, task_input: dict | None, primary: str | Non
         # A job of a key revoked while it waited is never sent (its revocation may have missed it in line).
         revoked_jobs.fail(svc, job)
         return st.FAILED
-    blocked = end_user_blocks.ending_if_blocked(svc, key, job, time.time())
+    blocked = end_user_limits.ending_if_blocked(svc, key, job, time.time())
     if blocked is not None:
         # Its end user was blocked while it waited (its block may have missed it in line, or come since).
         ending.end_unsent(svc, job, blocked)

@@ -1,7 +1,9 @@
 """Each result URL's life: 10 minutes for an image, about 2 hours for a video. A URL past its life is
 not fetched (BFL is asked for a fresh one); within it, a delivery host failing for a while is retried.
-A stored job's thumbnail is made by the same task, once the job is stored, and by its retry if the task was cut
-off in between; one that cannot be made fails nothing. In-process downloads on their own Redis database, with a
+A stored job's thumbnail (a small WebP of its image, or of a video's poster frame, recorded on the job once) is made
+by the same task, once the job is stored, and by its retry if the task was cut off in between; one that cannot be
+made (a file missing or no image) fails nothing, and a job that ended otherwise or is gone gets none. The preview's
+bytes: tests/unit/media/. In-process downloads on their own Redis database, with a
 spy host as BFL and as the delivery host."""
 
 from __future__ import annotations
@@ -139,6 +141,77 @@ def test_a_thumbnail_that_cannot_be_made_leaves_the_job_stored_and_the_task_succ
     after = svc.jobs.get(job.id)
     assert (after.status, after.thumbnail_key) == (st.STORED, None)
     assert _thumbnail_of(svc, job.id) is None
+
+
+def _png(width: int, height: int) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), (30, 120, 200)).save(out, "PNG")
+    return out.getvalue()
+
+
+def _stored(svc, stored: bytes | None = None, poster: bytes | None = None) -> Job:
+    """A job stored by an attempt cut off before its thumbnail: its file holds ``stored`` (and its poster frame
+    ``poster``: a video)."""
+    job = _ready(svc, "flux-2-pro", "https://delivery.fluxhook-test.invalid/result", finished_ago=5)
+    key = f"{job.id}.{'mp4' if poster is not None else 'png'}"
+    svc.storage.put(key, io.BytesIO(stored if stored is not None else _png(600, 300)))
+    result = {"sha256": "x", "size": 1}
+    if poster is None:
+        svc.jobs.transition(job.id, st.STORED, storage_key=key, image=result)
+    else:
+        svc.storage.put(f"{job.id}-poster.png", io.BytesIO(poster))
+        svc.jobs.transition(job.id, st.STORED, storage_key=key, video=dict(result, duration=1.0),
+                            poster={"key": f"{job.id}-poster.png"})
+    return svc.jobs.get(job.id)
+
+
+def _image(svc, job_id: str) -> Image.Image:
+    return Image.open(io.BytesIO(_thumbnail_of(svc, job_id)))
+
+
+def test_a_stored_images_thumbnail_is_a_small_webp_recorded_on_the_job_once(svc, spy):
+    job = _stored(svc)
+
+    assert download_and_store(svc, job.id, last_attempt=False) == DownloadOutcome.SKIPPED
+
+    made = _image(svc, job.id)
+    assert made.format == "WEBP" and max(made.size) <= thumbnails.MAX_SIDE and made.size[0] > made.size[1]
+    assert svc.jobs.get(job.id).thumbnail_key == thumbnails.key_for(job.id)
+    svc.storage.delete(thumbnails.key_for(job.id))
+    download_and_store(svc, job.id, last_attempt=False)
+    assert _thumbnail_of(svc, job.id) is None  # it has one: not made again
+    assert spy.hits == []
+
+
+def test_a_videos_thumbnail_is_made_from_its_poster_frame(svc):
+    job = _stored(svc, stored=b"\x00\x00\x00\x18ftypmp42 not decoded here", poster=_png(320, 640))
+
+    download_and_store(svc, job.id, last_attempt=False)
+
+    made = _image(svc, job.id)
+    assert made.format == "WEBP" and made.size[1] > made.size[0]  # the poster's shape, not the MP4's
+
+
+def test_a_job_that_ended_otherwise_or_is_gone_gets_no_thumbnail(svc):
+    failed = _ready(svc, "flux-2-pro", "https://delivery.fluxhook-test.invalid/result", finished_ago=5)
+    svc.jobs.transition(failed.id, st.FAILED, error={"code": "x", "message": "x"})
+
+    assert download_and_store(svc, failed.id, last_attempt=False) == DownloadOutcome.SKIPPED
+    assert download_and_store(svc, new_job_id(), last_attempt=False) == DownloadOutcome.SKIPPED
+
+    assert _thumbnail_of(svc, failed.id) is None and svc.jobs.get(failed.id).thumbnail_key is None
+
+
+def test_a_file_that_is_no_image_or_is_missing_gets_no_thumbnail_and_the_job_stays_stored(svc):
+    garbled = _stored(svc, stored=b"these bytes are no image")
+    missing = _stored(svc)
+    svc.storage.delete(missing.storage_key)
+
+    for job in (garbled, missing):
+        assert download_and_store(svc, job.id, last_attempt=False) == DownloadOutcome.SKIPPED
+        after = svc.jobs.get(job.id)
+        assert (after.status, after.thumbnail_key) == (st.STORED, None)
+        assert _thumbnail_of(svc, job.id) is None
 
 
 def test_a_download_reads_its_job_once_counting_its_attempt_and_its_thumbnail_reads_it_not_again(svc, spy):

@@ -1,8 +1,11 @@
 """The fallback sweep (fluxhook/lifecycle/sweep.py) in-process on a real Redis: each due job gets one check, claimed
 until its lease runs out; a finished job's notification is not the sweep's (the notifier's); work a dead process took
 from a line but never queued is due when its move's lease lapses, and its check puts it back in line; a sweep with
-nothing to do costs one round trip. What a check does: test_checking.py; the sweep's thread:
-tests/unit/worker/test_sweeping.py."""
+nothing to do costs one round trip. Sends paced by storage as the sweep judges them: the rule from the settings and
+the catalog, nothing asked of Redis below the floor, the mark set past it by a sweep and lifted by the next once the
+backlog drains, a dispatcher woken in the same step. What a check does: test_checking.py; the sweep's thread:
+tests/unit/worker/test_sweeping.py; the pacing rule itself: tests/unit/core/test_pacing.py; its Lua and the slot
+scripts under its mark: tests/unit/store/test_pacing.py."""
 
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.outcomes import CheckOutcome
 from fluxhook.lifecycle.checking import check_job, take_checks
 from fluxhook.lifecycle.steps.enqueueing import draft_cache_task, queue_handed
-from fluxhook.lifecycle.sweep import sweep
+from fluxhook.lifecycle.sweep import pace, rule_of, sweep
 from fluxhook.store.keys import KEYS
 from fluxhook.store.work_lines import DRAFT_CACHE
 from helpers import commands_during, tracked_job
@@ -126,3 +129,34 @@ def test_a_job_due_whose_record_is_gone_is_checked_once_and_due_no_more(svc):
 
     assert svc.jobs.due_at("job_gone") is None
 
+
+# -- sends paced by storage ---------------------------------------------------------------------------------------
+
+def test_the_rule_is_the_settings_share_of_the_catalogs_shortest_url_life(make_services, tmp_path):
+    models = tmp_path / "models.toml"
+    models.write_text('[models."flux-2-pro"]\nkind = "image"\nurl_life = 60\n', encoding="utf-8")
+    svc = make_services(DB, STORE_PACING_SHARE="0.25", STORE_PACING_FLOOR="8", BFL_MODELS_FILE=str(models))
+    rule = rule_of(svc.config)
+    assert (rule.share, rule.shortest_life, rule.floor, rule.bound) == (0.25, 60.0, 8, 15.0)
+
+
+def test_below_the_floor_nothing_is_judged_and_nothing_asked(svc):
+    sent = commands_during(svc.redis, DB, lambda: pace(svc, svc.config.store_pacing_floor - 1, time.time()))
+    assert [c["command"] for c in sent if not c["command"].startswith(("SELECT", "HELLO", "CLIENT SETINFO"))] == []
+    assert pace(svc, None, time.time()) is None
+
+
+def test_the_sweep_holds_sends_for_storage_past_the_floor_and_wakes_a_dispatcher_once_it_drains(svc):
+    floor = svc.config.store_pacing_floor
+    ready = {f"job_{i:04d}": 0 for i in range(floor)}
+    svc.redis.zadd(KEYS.status(st.READY), ready)
+    now = time.time()
+    sweep(svc, now)
+    # Nothing stored of late, and a backlog at the floor: every send waits.
+    assert svc.redis.get(KEYS.store_held) is not None and svc.store.pacer.judging
+    svc.redis.delete(KEYS.slot_freed)
+    svc.redis.zrem(KEYS.status(st.READY), *list(ready)[1:])
+    # Judged again at the next sweep (each second while it holds), which lifts the mark and wakes one dispatcher.
+    sweep(svc, now + 1)
+    assert svc.redis.get(KEYS.store_held) is None and not svc.store.pacer.judging
+    assert svc.redis.llen(KEYS.slot_freed) == 1

@@ -1,7 +1,12 @@
 """An app key's limits for each of its end users (fluxhook/lifecycle/steps/end_user_limits.py; its admin, key_admin.py):
 past one, the key's own answer for that limit naming the end user, nothing created or counted, while the key's other
-end users and another key's end user of the same name go on. In-process on a real Redis and the simulator; over
-HTTP and under concurrency: tests/e2e/api/test_end_users.py."""
+end users and another key's end user of the same name go on. A block also stops the end user's jobs not yet sent to
+BFL: those still queued, single jobs and batch items alike, end canceled with the error end_user_blocked (nothing
+sent, nothing charged), a job BFL has goes on, and the key's other end user's queued jobs, and another key's end user
+of the same name, are untouched; a job its block missed (it held a slot meanwhile) is ended by its sender instead of
+being sent. In-process on a real Redis and the simulator; over HTTP and under concurrency:
+tests/e2e/api/test_end_users.py, and for blocks with the worker and a moderation block,
+tests/e2e/api/test_end_user_blocks.py."""
 
 from __future__ import annotations
 
@@ -10,12 +15,15 @@ import time
 import pytest
 
 from fluxhook.core import transitions as st
+from fluxhook.core.batch_items import BatchItem, ItemSpool
 from fluxhook.core.errors import BudgetExceeded, EndUserBlocked, QueueFull, RateLimited
 from fluxhook.core.job_filters import JobFilter
 from fluxhook.credits import accounting
-from fluxhook.lifecycle import key_admin
+from fluxhook.lifecycle import key_admin, submitting
+from fluxhook.lifecycle.batching import BatchRequest, create_batch, get_batch, items
 from fluxhook.lifecycle.creating import JobRequest, create_job
 from fluxhook.lifecycle.steps.callers import ADMIN, Caller
+from fluxhook.store.end_users import EndUserRecord
 from fluxhook.store.keys import KEYS
 from unit.lifecycle.batch_helpers import PRO, app_caller
 
@@ -27,8 +35,8 @@ def svc(make_services, sim):
     return make_services(DB)
 
 
-def _make(svc, caller: Caller, end_user: str | None, prompt: str = "[pending] eu"):
-    return create_job(svc, caller, JobRequest(PRO, {"prompt": prompt}, end_user=end_user), submit_here=False).job
+def _make(svc, caller: Caller, end_user: str | None, prompt: str = "[pending] eu", *, send: bool = False):
+    return create_job(svc, caller, JobRequest(PRO, {"prompt": prompt}, end_user=end_user), submit_here=send).job
 
 
 def _made(svc) -> int:
@@ -190,3 +198,50 @@ def test_past_an_end_users_max_active_its_next_job_waits_aside_and_others_go_on(
     assert submission.wait_out_of_line(svc, svc.jobs.get(second.id)) == st.QUEUED  # it looked, and waits on
     svc.jobs.transition(first.id, st.FAILED, only_from=(st.SUBMITTED,))
     assert not end_user_limits.still_waits_for_active(svc, svc.jobs.get(second.id))  # its place came back
+
+
+def test_a_block_ends_its_end_users_queued_jobs_and_batch_items_and_nothing_else(svc, sim):
+    a = app_caller(svc, max_active=1)
+    b = app_caller(svc)
+    at_bfl = _make(svc, a, "x", send=True)
+    assert at_bfl.status == st.SUBMITTED  # the key's one job at BFL: the rest wait
+    waiting = [_make(svc, a, "x"), _make(svc, a, "x")]
+    others = [_make(svc, a, "y"), _make(svc, b, "x")]
+    batch = create_batch(svc, a, BatchRequest(PRO, ItemSpool.of(
+        [BatchItem({"prompt": "[pending] bx"}, {}, "x"), BatchItem({"prompt": "[pending] by"}, {}, "y")])))
+    sent_before = sim.stats()["submitted"]
+
+    key_admin.block_end_user(svc, a.key_id, "x", time.time())
+
+    ended = [svc.jobs.get(j.id) for j in waiting] + [j for j in items(svc, batch) if j.end_user == "x"]
+    assert [(j.status, j.error["code"], j.bfl_id) for j in ended] == [(st.CANCELED, "end_user_blocked", None)] * 3
+    assert "blocked by an admin" in ended[0].error["message"]
+    assert svc.jobs.get(at_bfl.id).status == st.SUBMITTED  # BFL has it: it goes on
+    assert [svc.jobs.get(j.id).status for j in others] == [st.QUEUED, st.QUEUED]
+    assert [j.status for j in items(svc, batch) if j.end_user == "y"] == [st.QUEUED]
+    counts = get_batch(svc, a, batch.id).counts
+    assert (counts.get(st.CANCELED), counts.get(st.QUEUED)) == (1, 1), counts
+    # Nothing sent, nothing charged: x's day counts only its job at BFL.
+    assert sim.stats()["submitted"] == sent_before
+    assert svc.store.end_users.counters_of(a.key_id, "x", time.strftime("%Y-%m-%d", time.gmtime()))["jobs"] == 1
+
+
+def test_a_job_its_block_missed_is_ended_by_its_sender_not_sent(svc, sim):
+    a = app_caller(svc)
+    job = _make(svc, a, "x")
+    other = _make(svc, a, "y")
+    # Blocked as its job took a slot (the block's own pass found it in no line): only the record says so.
+    svc.store.app_keys.change(a.key_id, {"end_user_records": True})
+    svc.store.end_users.change(a.key_id, "x", lambda _: EndUserRecord(blocked=time.strftime("%Y-%m-%d",
+                                                                                             time.gmtime())))
+    sent_before = sim.stats()["submitted"]
+
+    dispatched = submitting.take_turns(svc, 10)
+    assert {job.id, other.id} <= set(dispatched.jobs)
+    assert submitting.submit_queued(svc, job.id, dispatched.accounts[job.id]) == st.CANCELED
+    assert submitting.submit_queued(svc, other.id, dispatched.accounts[other.id]) == st.SUBMITTED
+
+    ended = svc.jobs.get(job.id)
+    assert (ended.status, ended.error["code"], ended.bfl_id) == (st.CANCELED, "end_user_blocked", None)
+    assert sim.stats()["submitted"] == sent_before + 1  # y's alone
+    assert not svc.slots.holds(ended)  # its slot went back with it
