@@ -24,8 +24,7 @@ from fluxhook.core.pacing import RATE_BUCKET, RATE_WINDOW
 from fluxhook.store.cooldowns import ACCOUNT_WIDE
 from fluxhook.store.owners import ADMIN_OWNER, DEFAULT_WEIGHT
 from fluxhook.store.queues import QUEUE_KEY
-from fluxhook.store.replies import text
-from fluxhook.store.scripts import LuaScript
+from fluxhook.store.scripts import LuaScript, text
 from fluxhook.store.timeline import TIMELINE_CAP
 from fluxhook.store.work_lines import AHEAD, KINDS, checked_kind
 

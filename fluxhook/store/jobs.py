@@ -44,8 +44,7 @@ from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.owners import ADMIN_OWNER, DEFAULT_WEIGHT, owner_of
 from fluxhook.store.prompt_cache import PromptCache
 from fluxhook.store.records import decode_hash, encode_fields, job_from_hash, new_fields
-from fluxhook.store.replies import text, time_score
-from fluxhook.store.scripts import LuaScript
+from fluxhook.store.scripts import LuaScript, text, time_score
 from fluxhook.store.search_matches import ENTRY_SECONDS, MARGIN_SECONDS, Matches, SearchMatches
 from fluxhook.store.tallies import Tallies
 

@@ -58,8 +58,7 @@ from fluxhook.store.owners import (
     owner_of,
     owner_range,
 )
-from fluxhook.store.replies import text
-from fluxhook.store.scripts import LuaScript
+from fluxhook.store.scripts import LuaScript, text
 from fluxhook.store.slot_layout import script_keys
 
 # Room held for a batch's items (``holds.QUEUE_ROOM_LEASE``) is moved on every ``queue_room.lua``'s RENEW_EVERY items:
