@@ -12,12 +12,12 @@ from redis import Redis
 from redis.commands.core import Script
 from redis.exceptions import ReadOnlyError, ResponseError
 
-from fluxhook.store import slot_layout
+from fluxhook.store.keys import slot_layout_lua
 
 # A script's first line naming the scripts that must come before it (a shared routine it calls).
 NEEDS = "-- needs: "
 # Scripts written from Python where both sides must agree (a layout of KEYS), needed by name like the files.
-WRITTEN = {"slot_layout": slot_layout.lua_names}
+WRITTEN = {"slot_layout": slot_layout_lua}
 
 
 @cache
