@@ -39,11 +39,10 @@ from fluxhook.core.pools import POOLS
 from fluxhook.core.signing import Sealer
 from fluxhook.store.effects import AddTimelineEntry, AddWork, Effect, Handed, encode, handed, place, split
 from fluxhook.store.idempotency import Hold, key_taken, naming_args, record_keys
-from fluxhook.store.job_changes import announced
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.owners import ADMIN_OWNER, DEFAULT_WEIGHT, owner_of
 from fluxhook.store.prompt_cache import PromptCache
-from fluxhook.store.records import decode_hash, encode_fields, job_from_hash, new_fields
+from fluxhook.store.records import announced, decode_hash, encode_fields, job_from_hash, new_fields
 from fluxhook.store.scripts import LuaScript, text, time_score
 from fluxhook.store.search_matches import ENTRY_SECONDS, MARGIN_SECONDS, Matches, SearchMatches
 from fluxhook.store.tallies import Tallies
