@@ -37,7 +37,17 @@ from fluxhook.core.job_filters import EVERY_JOB, TEXT_WINDOW, JobFilter
 from fluxhook.core.live import Shown, shown
 from fluxhook.core.pools import POOLS
 from fluxhook.core.signing import Sealer
-from fluxhook.store.effects import AddTimelineEntry, AddWork, Effect, Handed, encode, handed, place, split
+from fluxhook.store.effects import (
+    AddTimelineEntry,
+    AddWork,
+    Effect,
+    Handed,
+    Tallies,
+    encode,
+    handed,
+    place,
+    split,
+)
 from fluxhook.store.idempotency import Hold, key_taken, naming_args, record_keys
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.owners import ADMIN_OWNER, DEFAULT_WEIGHT, owner_of
@@ -45,7 +55,6 @@ from fluxhook.store.prompt_cache import PromptCache
 from fluxhook.store.records import announced, decode_hash, encode_fields, job_from_hash, new_fields
 from fluxhook.store.scripts import LuaScript, text, time_score
 from fluxhook.store.search_matches import ENTRY_SECONDS, MARGIN_SECONDS, Matches, SearchMatches
-from fluxhook.store.tallies import Tallies
 
 
 class Lock(NamedTuple):

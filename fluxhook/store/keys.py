@@ -143,7 +143,7 @@ class Keys:
         return f"{self.prefix}metrics"
 
     def tally_marks(self, tally_id: str) -> str:
-        """One process's marks of the batches of its tallied counts written (``store/tallies.py``)."""
+        """One process's marks of the batches of its tallied counts written (``effects.Tallies``)."""
         return f"{self.prefix}tally:{tally_id}"
 
     def _of_account(self, account: str, name: str) -> str:
