@@ -20,11 +20,10 @@ from fluxhook.store.effects import Effects, Tallies
 from fluxhook.store.end_users import EndUsers
 from fluxhook.store.idempotency import IdempotencyStore
 from fluxhook.store.job_changes import JobChanges
-from fluxhook.store.jobs import JobStore
+from fluxhook.store.jobs import JobStore, Locks
 from fluxhook.store.kept_callbacks import KeptCallbacks
 from fluxhook.store.key_counters import KeyCounters
 from fluxhook.store.keys import KEYS, Keys
-from fluxhook.store.locks import Locks
 from fluxhook.store.pacing import Pacer
 from fluxhook.store.prices import PriceChecks
 from fluxhook.store.replication import Replication

@@ -7,6 +7,9 @@ at them next. Every status change runs one Lua script (``lua/job_transition.lua`
 duplicate or late report can never move a job out of a terminal status, whichever process
 sends it; with the change come the consequences its new status has (``transitions.consequences``:
 the BFL slot freed, the notification outbox) and the effects the caller names (``effects``).
+
+A lock (``Lock``: who is downloading or submitting a job right now) is taken or freed with a change, or on its own
+(``Locks``); either way it expires by itself, so a process that dies frees it.
 """
 
 from __future__ import annotations
@@ -63,6 +66,39 @@ class Lock(NamedTuple):
     key: str
     value: str
     ttl: int
+
+
+class Locks:
+    """Locks on one Redis connection, taken and freed on their own."""
+
+    def __init__(self, connection: Redis, keys: Keys = KEYS):
+        self.connection = connection
+        self.keys = keys
+        self._release_own = LuaScript(connection, "lock_release")
+
+    def acquire(self, key: str, value: str, ttl: int) -> bool:
+        """Set ``key`` to ``value`` for ``ttl`` seconds if nobody holds it; whether it was free."""
+        return bool(self.connection.set(key, value, nx=True, ex=ttl))
+
+    def holder(self, key: str) -> str | None:
+        """The value ``key`` is held with, or None if free."""
+        value = self.connection.get(key)
+        return None if value is None else text(value)
+
+    def relabel(self, key: str, value: str, pipeline) -> None:
+        """On ``pipeline``: hold ``key`` with ``value`` from now on, for the rest of its life, only if it is held."""
+        pipeline.set(key, value, xx=True, keepttl=True)
+
+    def seconds_left(self, key: str) -> float:
+        """Seconds until ``key`` lapses; 0 if free."""
+        return max(0.0, self.connection.pttl(key) / 1000)
+
+    def release(self, key: str, value: str | None = None) -> bool:
+        """Free ``key``: whoever holds it, or (``value`` given) only if it is still held with ``value``. Whether
+        it was freed."""
+        if value is None:
+            return bool(self.connection.delete(key))
+        return bool(self._release_own([key], [value]))
 
 
 @dataclass(frozen=True)
