@@ -1,4 +1,5 @@
-"""Job records in Redis: create, read, list, delete, and the one place statuses change.
+"""Job records in Redis: create, read, list, delete, the one place statuses change, and the locks of a job's steps
+(who is downloading or submitting it right now).
 
 A job is a hash (``Keys.job``); ``Keys.bfl_task`` maps BFL's task id to it; ``Keys.all_jobs``
 and ``Keys.status`` are lexically ordered sets of ids (ids sort by creation time) for
@@ -8,8 +9,8 @@ duplicate or late report can never move a job out of a terminal status, whicheve
 sends it; with the change come the consequences its new status has (``transitions.consequences``:
 the BFL slot freed, the notification outbox) and the effects the caller names (``effects``).
 
-A lock (``Lock``: who is downloading or submitting a job right now) is taken or freed with a change, or on its own
-(``Locks``); either way it expires by itself, so a process that dies frees it.
+A lock (``Lock``) is taken or freed with a change, or on its own (``Locks``); either way it expires by itself, so a
+process that dies frees it.
 """
 
 from __future__ import annotations
