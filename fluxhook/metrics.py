@@ -3,7 +3,7 @@
 prometheus_client's multiprocess mode shares files on one machine only; a PaaS runs web and
 worker on different machines. So the counts go to one Redis hash (``Keys.metrics``): each process adds its
 events up and writes them every few seconds, one HINCRBY per field however many events
-(``store/tallies.py``), and ``/metrics`` renders that hash (plus gauges read from Redis at scrape time) with
+(``store/effects.py``'s ``Tallies``), and ``/metrics`` renders that hash (plus gauges read from Redis at scrape time) with
 prometheus_client: the scraping process's own counts up to date, the others' up to ``FLUSH_INTERVAL`` late.
 Recording never raises: a metric must not fail the work it describes.
 """

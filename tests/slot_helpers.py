@@ -12,7 +12,7 @@ from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.pools import pool_for
 from fluxhook.store.jobs import JobStore
 from fluxhook.store.owners import member, member_job, owner_of, owner_range
-from fluxhook.store.replies import text
+from fluxhook.store.scripts import text
 from fluxhook.store.slots import Slots
 from fluxhook.store.work_lines import WorkLines, checked_kind
 

@@ -16,22 +16,20 @@ from fluxhook.store.batches import Batches
 from fluxhook.store.check_line import CheckLine
 from fluxhook.store.cooldowns import Cooldowns
 from fluxhook.store.deliveries import Deliveries
-from fluxhook.store.effects import Effects
+from fluxhook.store.effects import Effects, Tallies
 from fluxhook.store.end_users import EndUsers
 from fluxhook.store.idempotency import IdempotencyStore
 from fluxhook.store.job_changes import JobChanges
-from fluxhook.store.jobs import JobStore
+from fluxhook.store.jobs import JobStore, Locks
 from fluxhook.store.kept_callbacks import KeptCallbacks
 from fluxhook.store.key_counters import KeyCounters
 from fluxhook.store.keys import KEYS, Keys
-from fluxhook.store.locks import Locks
 from fluxhook.store.pacing import Pacer
 from fluxhook.store.prices import PriceChecks
 from fluxhook.store.replication import Replication
 from fluxhook.store.sessions import SignedOutSessions
 from fluxhook.store.slots import Slots
 from fluxhook.store.streams import StreamLeases
-from fluxhook.store.tallies import Tallies
 from fluxhook.store.timeline import TimelineStore
 from fluxhook.store.usage import UsageStore
 from fluxhook.store.variants import VariantRecords

@@ -34,8 +34,7 @@ from fluxhook.core.config import Config
 from fluxhook.core.end_users import EndUserLimits
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.owners import DEFAULT_WEIGHT
-from fluxhook.store.replies import text
-from fluxhook.store.scripts import LuaScript
+from fluxhook.store.scripts import LuaScript, text
 from fluxhook.store.slots import Slots
 
 # The window of ``requests_per_minute``.

@@ -22,8 +22,7 @@ from redis import Redis
 
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.owners import DEFAULT_WEIGHT, owner_of
-from fluxhook.store.replies import text
-from fluxhook.store.scripts import LuaScript
+from fluxhook.store.scripts import LuaScript, text
 
 # A waiter's lease: one whose request no longer looks for this long (its process died) leaves the line.
 WAITER_LEASE = 10.0

@@ -21,8 +21,7 @@ from fluxhook.store.batch_turns import BatchTurns
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.owners import owner_of
 from fluxhook.store.records import decode_hash
-from fluxhook.store.replies import text
-from fluxhook.store.scripts import LuaScript
+from fluxhook.store.scripts import LuaScript, text
 
 # The counts' fields of one batch that a read asks for (``lua/batch_counts.lua``).
 _COUNTED = (*st.STATUSES, "total", "cost", "ended_at", "sent")

@@ -29,8 +29,7 @@ from redis import Redis
 from fluxhook.core.accounts import DEFAULT_ACCOUNT
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.owners import DEFAULT_WEIGHT, member, owner_of
-from fluxhook.store.replies import text
-from fluxhook.store.scripts import LuaScript
+from fluxhook.store.scripts import LuaScript, text
 from fluxhook.store.wakes import push
 
 

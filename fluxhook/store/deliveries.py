@@ -41,8 +41,7 @@ from redis import Redis
 from fluxhook.core.holds import ATTEMPT_LEASE
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.owners import BULK, DEFAULT_WEIGHT, END_USER
-from fluxhook.store.replies import text
-from fluxhook.store.scripts import LuaScript
+from fluxhook.store.scripts import LuaScript, text
 from fluxhook.store.wakes import Watched, push
 
 PENDING, DELIVERED, FAILED, DISABLED = "pending", "delivered", "failed", "disabled"

@@ -20,8 +20,7 @@ from redis.exceptions import WatchError
 from fluxhook.core import transitions as st
 from fluxhook.core.end_users import EndUserLimits
 from fluxhook.store.keys import KEYS, Keys
-from fluxhook.store.replies import text
-from fluxhook.store.scripts import LuaScript
+from fluxhook.store.scripts import LuaScript, text
 
 # The window of an end user's requests_per_minute.
 RATE_WINDOW = 60.0

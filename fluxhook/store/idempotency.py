@@ -10,8 +10,7 @@ from redis import Redis
 
 from fluxhook.core.errors import FailedOver
 from fluxhook.store.keys import KEYS, Keys
-from fluxhook.store.replies import text
-from fluxhook.store.scripts import LuaScript
+from fluxhook.store.scripts import LuaScript, text
 
 HELD, REUSED, IN_USE, MADE, DONE, FULL = "held", "reused", "in_use", "made", "done", "full"
 # How long the first answer is replayed.

@@ -1,7 +1,7 @@
 """Announcements of jobs that change (Redis pub/sub): for requests that wait on a job and the streams following jobs.
 
 The scripts that write a job announce it on ``Keys.job_changes`` (its id) in the same step: ``job_record.lua`` when
-it is made, ``job_transition.lua`` when its status moves or one of ``ANNOUNCED_FIELDS`` really changes (a write of
+it is made, ``job_transition.lua`` when its status moves or one of ``records.ANNOUNCED_FIELDS`` really changes (a write of
 the value it already holds announces nothing). One subscription per process (``JobChanges.listen``) hands every
 announcement to each of the process's listeners.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Callable, Sequence
+from typing import Callable
 
 from redis import Redis
 from redis.exceptions import RedisError
@@ -18,21 +18,6 @@ from redis.exceptions import RedisError
 from fluxhook.store.keys import KEYS, Keys
 
 log = logging.getLogger("fluxhook.waiting")
-
-# The record's fields whose change is announced beside the status: what a job's stream shows changing (its
-# ``bfl_status``, ``progress``, ``cost`` and ``waiting``, docs/api.md).
-ANNOUNCED_FIELDS = frozenset({"bfl_status", "progress", "cost_credits", "cost_input_mp", "cost_output_mp",
-                              "waiting_reason", "waiting_until"})
-
-
-def announced(fields: Sequence[str]) -> list[str]:
-    """The field/value words of a write (``records.encode_fields``) whose change is announced; [] for none."""
-    pairs: list[str] = []
-    for i in range(0, len(fields) - 1, 2):
-        if fields[i] in ANNOUNCED_FIELDS:
-            pairs += [fields[i], fields[i + 1]]
-    return pairs
-
 
 class Listener:
     """What one process does with announcements: ``on_change(job_id)`` for each, ``on_connect()`` after every

@@ -1,4 +1,5 @@
-"""Job records in Redis: create, read, list, delete, and the one place statuses change.
+"""Job records in Redis: create, read, list, delete, the one place statuses change, and the locks of a job's steps
+(who is downloading or submitting it right now).
 
 A job is a hash (``Keys.job``); ``Keys.bfl_task`` maps BFL's task id to it; ``Keys.all_jobs``
 and ``Keys.status`` are lexically ordered sets of ids (ids sort by creation time) for
@@ -7,6 +8,9 @@ at them next. Every status change runs one Lua script (``lua/job_transition.lua`
 duplicate or late report can never move a job out of a terminal status, whichever process
 sends it; with the change come the consequences its new status has (``transitions.consequences``:
 the BFL slot freed, the notification outbox) and the effects the caller names (``effects``).
+
+A lock (``Lock``) is taken or freed with a change, or on its own (``Locks``); either way it expires by itself, so a
+process that dies frees it.
 """
 
 from __future__ import annotations
@@ -37,17 +41,24 @@ from fluxhook.core.job_filters import EVERY_JOB, TEXT_WINDOW, JobFilter
 from fluxhook.core.live import Shown, shown
 from fluxhook.core.pools import POOLS
 from fluxhook.core.signing import Sealer
-from fluxhook.store.effects import AddTimelineEntry, AddWork, Effect, Handed, encode, handed, place, split
+from fluxhook.store.effects import (
+    AddTimelineEntry,
+    AddWork,
+    Effect,
+    Handed,
+    Tallies,
+    encode,
+    handed,
+    place,
+    split,
+)
 from fluxhook.store.idempotency import Hold, key_taken, naming_args, record_keys
-from fluxhook.store.job_changes import announced
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.owners import ADMIN_OWNER, DEFAULT_WEIGHT, owner_of
 from fluxhook.store.prompt_cache import PromptCache
-from fluxhook.store.records import decode_hash, encode_fields, job_from_hash, new_fields
-from fluxhook.store.replies import text, time_score
-from fluxhook.store.scripts import LuaScript
+from fluxhook.store.records import announced, decode_hash, encode_fields, job_from_hash, new_fields
+from fluxhook.store.scripts import LuaScript, text, time_score
 from fluxhook.store.search_matches import ENTRY_SECONDS, MARGIN_SECONDS, Matches, SearchMatches
-from fluxhook.store.tallies import Tallies
 
 
 class Lock(NamedTuple):
@@ -56,6 +67,39 @@ class Lock(NamedTuple):
     key: str
     value: str
     ttl: int
+
+
+class Locks:
+    """Locks on one Redis connection, taken and freed on their own."""
+
+    def __init__(self, connection: Redis, keys: Keys = KEYS):
+        self.connection = connection
+        self.keys = keys
+        self._release_own = LuaScript(connection, "lock_release")
+
+    def acquire(self, key: str, value: str, ttl: int) -> bool:
+        """Set ``key`` to ``value`` for ``ttl`` seconds if nobody holds it; whether it was free."""
+        return bool(self.connection.set(key, value, nx=True, ex=ttl))
+
+    def holder(self, key: str) -> str | None:
+        """The value ``key`` is held with, or None if free."""
+        value = self.connection.get(key)
+        return None if value is None else text(value)
+
+    def relabel(self, key: str, value: str, pipeline) -> None:
+        """On ``pipeline``: hold ``key`` with ``value`` from now on, for the rest of its life, only if it is held."""
+        pipeline.set(key, value, xx=True, keepttl=True)
+
+    def seconds_left(self, key: str) -> float:
+        """Seconds until ``key`` lapses; 0 if free."""
+        return max(0.0, self.connection.pttl(key) / 1000)
+
+    def release(self, key: str, value: str | None = None) -> bool:
+        """Free ``key``: whoever holds it, or (``value`` given) only if it is still held with ``value``. Whether
+        it was freed."""
+        if value is None:
+            return bool(self.connection.delete(key))
+        return bool(self._release_own([key], [value]))
 
 
 @dataclass(frozen=True)

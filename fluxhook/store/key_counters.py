@@ -11,8 +11,7 @@ from redis import Redis
 from fluxhook.store.app_keys import RATE_WINDOW, utc_day_left
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.owners import owner_of
-from fluxhook.store.replies import text
-from fluxhook.store.scripts import LuaScript
+from fluxhook.store.scripts import LuaScript, text
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,7 @@
-"""Every Redis key fluxhook keeps, in one place: nothing else in fluxhook builds a key name.
+"""Every Redis key fluxhook keeps, in one place: nothing else in fluxhook builds a key name. So are the slot scripts'
+KEYS named once here: ``slot_script_keys`` builds them in their order, and the scripts read them by name through the
+Lua ``slot_layout_lua`` writes (loaded as the script ``slot_layout``); a key added to the layout reaches both sides,
+nothing is numbered by hand.
 
 RQ's own keys (its queues and task records) are RQ's, reached only through RQ's API.
 """
@@ -6,8 +9,9 @@ RQ's own keys (its queues and task records) are RQ's, reached only through RQ's 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
-from fluxhook.core.accounts import DEFAULT_ACCOUNT
+from fluxhook.core.accounts import DEFAULT_ACCOUNT, Account
 from fluxhook.core.transitions import QUEUED
 
 
@@ -139,7 +143,7 @@ class Keys:
         return f"{self.prefix}metrics"
 
     def tally_marks(self, tally_id: str) -> str:
-        """One process's marks of the batches of its tallied counts written (``store/tallies.py``)."""
+        """One process's marks of the batches of its tallied counts written (``effects.Tallies``)."""
         return f"{self.prefix}tally:{tally_id}"
 
     def _of_account(self, account: str, name: str) -> str:
@@ -266,7 +270,7 @@ class Keys:
 
     @property
     def queued_jobs(self) -> str:
-        """``status(QUEUED)``, named for the slot scripts' layout (``store/slot_layout.py``): its size bounds any one
+        """``status(QUEUED)``, named for the slot scripts' layout (``SLOT_SHARED``): its size bounds any one
         owner's queued jobs, so a new job whose owner is far from its ``max_queued`` is let in on one ZCARD."""
         return self.status(QUEUED)
 
@@ -635,3 +639,51 @@ class Keys:
 
 
 KEYS = Keys()
+
+
+# The slot scripts' KEYS. Each is a ``Keys`` attribute, and the script's ``K.<name>``: one key each, first, in this order.
+SLOT_SHARED = ("due", "fair_held", "fair_passes", "share_weights", "share_max_active", "slot_holders", "routes",
+               "slot_freed", "aside", "slot_counts", "queued_jobs", "queue_room", "queue_room_lapses", "sweep_added",
+               "store_held")
+# Then per pool, in the scripts' order of pools: ``K.pool[i].<name>`` (``Keys.<name>(pool)``).
+SLOT_PER_POOL = ("line",)
+# Then per account, in their order: ``K.account[j].<name>`` (``Keys.<name>(account)``), then per pool
+# ``K.account[j].pool[i].<name>`` (``Keys.<name>(pool, account)``).
+SLOT_PER_ACCOUNT = ("cooling",)
+SLOT_PER_ACCOUNT_POOL = ("slots", "paused")
+
+
+def slot_script_keys(keys: Keys, pools: Sequence[str], accounts: Sequence[Account]) -> list[str]:
+    """The KEYS of every slot script; the keys a script has of its own follow from ``K.after + 1`` in Lua: a job's
+    record, or for a job ``slots_acquire`` makes, the keys of its record's spec (``JobStore.creation``)."""
+    found = [getattr(keys, name) for name in SLOT_SHARED]
+    found += [getattr(keys, name)(pool) for pool in pools for name in SLOT_PER_POOL]
+    for account in accounts:
+        found += [getattr(keys, name)(account.name) for name in SLOT_PER_ACCOUNT]
+        found += [getattr(keys, name)(pool, account.name) for pool in pools for name in SLOT_PER_ACCOUNT_POOL]
+    return found
+
+
+def slot_layout_lua() -> str:
+    """The Lua that names the KEYS ``slot_script_keys`` builds: ``slot_layout(n_pools, n_accounts)`` returns ``K``."""
+    shared = ", ".join(f"{name} = KEYS[{i}]" for i, name in enumerate(SLOT_SHARED, 1))
+    return "\n".join([
+        "-- Written by store/keys.py (slot_layout_lua): the slot scripts' KEYS by name.",
+        "local function slot_layout(n_pools, n_accounts)",
+        f"  local K = {{{shared}, pool = {{}}, account = {{}}}}",
+        f"  local at = {len(SLOT_SHARED)}",
+        "  local function next_key() at = at + 1; return KEYS[at] end",
+        "  for i = 1, n_pools do",
+        "    K.pool[i] = {" + ", ".join(f"{name} = next_key()" for name in SLOT_PER_POOL) + "}",
+        "  end",
+        "  for j = 1, n_accounts do",
+        "    local account = {" + ", ".join(f"{name} = next_key()" for name in SLOT_PER_ACCOUNT) + ", pool = {}}",
+        "    for i = 1, n_pools do",
+        "      account.pool[i] = {" + ", ".join(f"{name} = next_key()" for name in SLOT_PER_ACCOUNT_POOL) + "}",
+        "    end",
+        "    K.account[j] = account",
+        "  end",
+        "  K.after = at",
+        "  return K",
+        "end",
+    ])

@@ -66,13 +66,11 @@ from fluxhook.core.pools import DEFAULT_POOL, pools
 from fluxhook.core.signing import Sealer
 from fluxhook.core.transitions import QUEUED, SUBMITTED
 from fluxhook.store.deliveries import IN_FLIGHT, notify_member
-from fluxhook.store.jobs import JobStore
+from fluxhook.store.jobs import JobStore, Locks
 from fluxhook.store.kept_callbacks import KeptCallbacks
 from fluxhook.store.keys import KEYS, Keys
-from fluxhook.store.locks import Locks
 from fluxhook.store.owners import ADMIN_OWNER, CLOCK, estimate_field, owner_of
-from fluxhook.store.replies import text
-from fluxhook.store.scripts import LuaScript
+from fluxhook.store.scripts import LuaScript, text
 from fluxhook.store.work_lines import DOWNLOAD
 from fluxhook.store.work_lines import KINDS as WORK_KINDS
 

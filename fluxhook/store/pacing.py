@@ -20,8 +20,7 @@ from redis import Redis
 from fluxhook.core import transitions as st
 from fluxhook.core.pacing import ALL, BULK, MIN_SPAN, NONE, RATE_WINDOW, Backlog, PacingRule
 from fluxhook.store.keys import KEYS, Keys
-from fluxhook.store.replies import text
-from fluxhook.store.scripts import LuaScript
+from fluxhook.store.scripts import LuaScript, text
 
 # How often a sweep reads the backlog while sends go (it reads it at each sweep while they wait, to lift the mark as
 # soon as storage catches up): the most sends that go past the bound are this long's, a small part of the bound's

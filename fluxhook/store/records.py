@@ -1,4 +1,5 @@
-"""A job record as a Redis hash's fields: how each value is written and read back.
+"""A job record as a Redis hash's fields: how each value is written and read back, and which fields' changes are
+announced (``store.job_changes``).
 
 Short fields, so Redis keeps the hash in its compact encoding: the image, a video, its poster and a
 draft cache each as fields under a prefix of their own, the prompt and the store's location in pieces.
@@ -7,7 +8,7 @@ draft cache each as fields under a prefix of their own, the prompt and the store
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Sequence
 
 from fluxhook.core.job import BFL_URL_FIELDS, COUNTERS, Job
 
@@ -38,6 +39,12 @@ _INTEGERS = ("seed", "counted_credits", "counted_spend", "batch_index", "end_use
 UNWRITTEN_DEFAULTS: dict[str, Any] = {"metadata": {}, "ready_proven": True, **{name: 0 for name in COUNTERS}}
 
 
+# The record's fields whose change is announced beside the status: what a job's stream shows changing (its
+# ``bfl_status``, ``progress``, ``cost`` and ``waiting``, docs/api.md).
+ANNOUNCED_FIELDS = frozenset({"bfl_status", "progress", "cost_credits", "cost_input_mp", "cost_output_mp",
+                              "waiting_reason", "waiting_until"})
+
+
 def new_fields(job: Job) -> dict[str, Any]:
     """The fields a new job's record is made of: those with a value, but a default it reads back without."""
     return {name: value for name, value in job.__dict__.items()
@@ -66,6 +73,15 @@ def encode_fields(fields: dict[str, Any]) -> list[str]:
             value = ""
         flat += [name, str(value)]
     return flat
+
+
+def announced(fields: Sequence[str]) -> list[str]:
+    """The field/value words of a write (``encode_fields``) whose change is announced; [] for none."""
+    pairs: list[str] = []
+    for i in range(0, len(fields) - 1, 2):
+        if fields[i] in ANNOUNCED_FIELDS:
+            pairs += [fields[i], fields[i + 1]]
+    return pairs
 
 
 def job_from_hash(data: dict[str, str]) -> Job:

@@ -45,6 +45,9 @@ class Replication:
         self._connection = connection
         self._keys = keys
         self.replicas = replicas
+        # Whether acknowledgements wait for replicas at all: fixed with the setting, so a request without them reads a
+        # flag and runs nothing of this class.
+        self.required = replicas > 0
         self.wait_ms = wait_ms
         # The primary's replication id as this process last saw it: asked on first use, then kept fresh
         # by every confirmation, so a request starts without a round trip; and, under Sentinel, the address
@@ -56,11 +59,6 @@ class Replication:
         # all of them. Kept per primary, not for the last one seen: in a switch the threads' requests straddle both,
         # and a request begun on the old primary must still wait for the replica its promotion took away.
         self._online: dict[str, int] = {}
-
-    @property
-    def required(self) -> bool:
-        """Whether acknowledgements wait for replicas at all."""
-        return self.replicas > 0
 
     def primary(self) -> str:
         """The replication id of the primary as last seen: read before a request writes anything."""

@@ -1,4 +1,6 @@
-"""The Lua scripts in ``lua/``, loaded from the package and run by SHA (redis-py loads them on a miss)."""
+"""Running on Redis: the Lua scripts in ``lua/``, loaded from the package and run by SHA (redis-py loads them on a
+miss), and what Redis answers read as Python values (the store's connections answer bytes), with times written as the
+scores they are compared by."""
 
 from __future__ import annotations
 
@@ -10,12 +12,12 @@ from redis import Redis
 from redis.commands.core import Script
 from redis.exceptions import ReadOnlyError, ResponseError
 
-from fluxhook.store import slot_layout
+from fluxhook.store.keys import slot_layout_lua
 
 # A script's first line naming the scripts that must come before it (a shared routine it calls).
 NEEDS = "-- needs: "
 # Scripts written from Python where both sides must agree (a layout of KEYS), needed by name like the files.
-WRITTEN = {"slot_layout": slot_layout.lua_names}
+WRITTEN = {"slot_layout": slot_layout_lua}
 
 
 @cache
@@ -71,3 +73,13 @@ def refused_by_replica(error: ResponseError) -> bool:
     """Whether a script failed at a write because it ran on a replica: Redis 7 and later answer a plain
     ``READONLY`` (redis-py's ``ReadOnlyError``), Redis 6 wraps it in the script's error."""
     return isinstance(error, ReadOnlyError) or "-READONLY " in str(error)
+
+
+def text(value: Any) -> str:
+    """An answer's bytes as text (a str given stays as it is)."""
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def time_score(when: float | None) -> str:
+    """A time as a sorted-set score argument; '' for none. Millisecond precision, so claims compare exactly."""
+    return "" if when is None else f"{when:.3f}"

@@ -48,7 +48,7 @@ from fluxhook.core.wait_reasons import LineState, Place
 from fluxhook.store import cooldowns
 from fluxhook.store.idempotency import key_taken
 from fluxhook.store.jobs import Creation, Lock
-from fluxhook.store.keys import KEYS, Keys
+from fluxhook.store.keys import KEYS, Keys, slot_script_keys
 from fluxhook.store.owners import (
     ADMIN_OWNER,
     DEFAULT_WEIGHT,
@@ -58,9 +58,7 @@ from fluxhook.store.owners import (
     owner_of,
     owner_range,
 )
-from fluxhook.store.replies import text
-from fluxhook.store.scripts import LuaScript
-from fluxhook.store.slot_layout import script_keys
+from fluxhook.store.scripts import LuaScript, text
 
 # Room held for a batch's items (``holds.QUEUE_ROOM_LEASE``) is moved on every ``queue_room.lua``'s RENEW_EVERY items:
 # a making that stopped (its process died, Redis failed it) gives the room it held back when it lapses.
@@ -314,7 +312,7 @@ class Slots:
         return tuple(self.keys.line(pool) for pool in self.pools)
 
     def _pool_keys(self) -> list[str]:
-        return script_keys(self.keys, self.pools, self.accounts)
+        return slot_script_keys(self.keys, self.pools, self.accounts)
 
     def _pool_args(self, now: float | None = None) -> list:
         args: list = [repr(self.clock() if now is None else now), SLOT_LEASE, SUBMIT_LEASE, ADMIN_OWNER, DEFAULT_WEIGHT,

@@ -2,7 +2,7 @@
 
 Counters are hashes of whole numbers, one per UTC day (``Keys.usage``) and one per UTC hour
 (``Keys.hourly``); they grow with the jobs' transitions (``CountUsage`` effects in the transition's step,
-``CountHourly`` ones tallied by the process and written every few seconds: ``store/tallies.py``),
+``CountHourly`` ones tallied by the process and written every few seconds: ``effects.Tallies``),
 never by scanning records, so reading a year of them costs one round trip whatever the number of
 jobs. What the fields mean is ``fluxhook.credits.accounting``'s business; this class only keeps them.
 """
@@ -16,11 +16,10 @@ from redis import Redis
 
 from fluxhook.core.accounts import Account
 from fluxhook.core.holds import NEXT_LEASE, WAITING_LEASE
+from fluxhook.store.effects import Tallies
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.owners import ADMIN_OWNER, DEFAULT_WEIGHT
-from fluxhook.store.replies import text
-from fluxhook.store.scripts import LuaScript
-from fluxhook.store.tallies import Tallies
+from fluxhook.store.scripts import LuaScript, text
 
 # Whose limit a ``Limit`` is: BFL_DAILY_CREDIT_LIMIT, an app key's daily_credits, BFL_<NAME>_DAILY_CREDIT_LIMIT.
 SERVICE_LIMIT, KEY_LIMIT, BFL_ACCOUNT_LIMIT, END_USER_LIMIT = "service", "key", "bfl_account", "end_user"
@@ -160,7 +159,7 @@ class UsageStore:
 
     def hours(self, hours: Sequence[str]) -> dict[str, dict[str, int]]:
         """The outcome counters of each UTC hour in ``hours`` (``YYYY-MM-DDTHH``), in one round trip (two, when this
-        process has counts not yet written: ``store/tallies.py``)."""
+        process has counts not yet written: ``effects.Tallies``)."""
         if self.tallies is not None:
             self.tallies.flush()
         return self._hashes([self.keys.hourly(hour) for hour in hours], hours)

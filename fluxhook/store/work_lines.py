@@ -34,8 +34,7 @@ from redis import Redis
 from fluxhook.core.holds import MOVE_LEASE
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.owners import DEFAULT_WEIGHT, forms, member_job, owner_of
-from fluxhook.store.replies import text, time_score
-from fluxhook.store.scripts import LuaScript
+from fluxhook.store.scripts import LuaScript, text, time_score
 
 # Downloads wait in one line per life of their result URLs, shortest first (``lifecycle.steps.enqueueing.download_line``):
 # URLs that live 10 minutes (FLUX.1 and FLUX.2 images), an hour (FLUX 3 Image, BFL's tools), longer (video).

@@ -3,7 +3,7 @@
 -- their limits, and reads: an owner's slots held and limit, an account's slots held (a count missing is written as
 -- it is made, slot_counts.lua), its cooldown and pauses; storage's mark.
 --
--- KEYS: named by store/slot_layout.py (K, below); a script's own key follows, at K.after + 1.
+-- KEYS: named by store/keys.py's slot layout (K, below); a script's own key follows, at K.after + 1.
 -- ARGV[1] now, ARGV[2] the slot lease (s), ARGV[3] the submit lease (s), ARGV[4] the admin owner,
 -- ARGV[5] the weight of an owner without one (owners.DEFAULT_WEIGHT), ARGV[6] n pools, then the n pool
 -- names; then m accounts, then per account its name, region ('' for none), max_active and its limit of

@@ -1,5 +1,5 @@
 -- needs: counters
--- Writes one batch of a process's tallied counts (store/tallies.py), once: a batch whose answer was lost is sent
+-- Writes one batch of a process's tallied counts (effects.Tallies), once: a batch whose answer was lost is sent
 -- again with the same id, and the process's marks say it was written, so it never counts twice.
 --
 -- KEYS[1] the process's marks (a hash: batch id -> 1), KEYS[2] the metrics hash, then the hourly counters' hashes.

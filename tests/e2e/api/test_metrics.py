@@ -11,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from conftest import API_TOKEN, ready_payload
 from devtools.processes import wait_until
 from fluxhook.metrics import COUNTERS, HISTOGRAMS
-from fluxhook.store.tallies import FLUSH_INTERVAL
+from fluxhook.store.effects import FLUSH_INTERVAL
 
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 
@@ -74,7 +74,7 @@ def test_counts_add_up_during_a_run(api, sim, stack):
     last = [("fluxhook_downloads_total", {"outcome": "stored"}, 4),
             ("fluxhook_callbacks_total", {"outcome": "refused", "reason": "invalid_request"}, 1),
             ("fluxhook_polls_total", {"outcome": "ready", "account": "default"}, 1)]
-    # Each process writes its counts every few seconds (store/tallies.py): the last of each are in once these are.
+    # Each process writes its counts every few seconds (store/effects.py's Tallies): the last of each are in once these are.
     after = wait_until(lambda: (lambda s: s if all(_delta(before, s, name, **labels) >= count
                                                    for name, labels, count in last) else None)(_scrape(stack)),
                        timeout=20, message="every process's counts")

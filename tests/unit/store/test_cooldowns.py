@@ -11,9 +11,8 @@ import pytest
 
 from fluxhook.core.pools import DEFAULT_POOL
 from fluxhook.store import cooldowns
-from fluxhook.store.effects import AccountAccepted, Effects
+from fluxhook.store.effects import AccountAccepted, Effects, Tallies
 from fluxhook.store.keys import KEYS
-from fluxhook.store.tallies import Tallies
 from helpers import commands_during
 
 NOW = time.time()

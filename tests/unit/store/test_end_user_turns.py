@@ -20,14 +20,13 @@ from fluxhook.core.fair_turns import FairTurns
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.pools import DEFAULT_POOL, pool_for
 from fluxhook.store.check_line import CheckLine
-from fluxhook.store.effects import AddWork, Effects
+from fluxhook.store.effects import AddWork, Effects, Tallies
 from fluxhook.store.jobs import JobStore
 from fluxhook.store.keys import KEYS
 from fluxhook.store.owners import forms, member, member_job, owner_range, tag
 from fluxhook.store.queues import QUEUE_KEY
 from fluxhook.store.scripts import source
 from fluxhook.store.slots import Slots
-from fluxhook.store.tallies import Tallies
 from fluxhook.store.work_lines import AHEAD, DOWNLOAD, WorkLines
 from helpers import commands_during
 from slot_helpers import _config, add_work, waiting_of

@@ -1,5 +1,6 @@
-"""Announcements of job changes (store/job_changes.py, lua/job_transition.lua, lua/job_record.lua) on a real Redis:
-one per real change of what a stream shows, none for a write that changes none of it."""
+"""Announcements of job changes (store/job_changes.py, the fields announced in store/records.py, lua/job_transition.lua,
+lua/job_record.lua) on a real Redis: one per real change of what a stream shows, none for a write that changes none
+of it."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ import pytest
 
 from fluxhook.core import transitions as st
 from fluxhook.core.job import Job, new_job_id
-from fluxhook.store.job_changes import JobChanges, Listener, announced
+from fluxhook.store.job_changes import JobChanges, Listener
 from fluxhook.store.jobs import JobStore
 from fluxhook.store.keys import Keys
+from fluxhook.store.records import announced
 
 KEYS = Keys(prefix="announce-test:")
 

@@ -12,11 +12,10 @@ import pytest
 from fluxhook.core import transitions as st
 from fluxhook.core.pacing import ALL, BULK, NONE, Backlog, PacingRule, holds, level
 from fluxhook.core.wait_reasons import WaitReason, in_line
-from fluxhook.store.effects import STORED_TTL, CountStored
+from fluxhook.store.effects import STORED_TTL, CountStored, Tallies
 from fluxhook.store.keys import KEYS
 from fluxhook.store.pacing import HELD_GUARD, LOOK_EVERY, Pacer
 from fluxhook.store.slots import Slots
-from fluxhook.store.tallies import Tallies
 from slot_helpers import _config, _queued, as_key, slot_freed
 
 RULE = PacingRule(share=0.5, shortest_life=600, floor=4)

@@ -15,7 +15,7 @@ LUA = files("fluxhook.store") / "lua"
 MODULES = ("members", "fair_turns", "routes", "slot_time", "effects", "job_record", "slots_accounts", "slots_prelude",
            "account_standing", "slots_waits", "slot_holders", "slot_counts", "timeline", "notify_room", "batch_counts",
            "queue_room", "work_moves", "token_bucket", "outbox", "sweep_index", "counters")
-# Written from Python (store/slot_layout.py): one top-level function named for it.
+# Written from Python (store/keys.py's slot layout): one top-level function named for it.
 WRITTEN_LIBRARIES = {"slot_layout"}
 
 

@@ -13,11 +13,10 @@ from fluxhook.core.accounts import Account, CoolingReason
 from fluxhook.core.pools import DEFAULT_POOL
 from fluxhook.core.wait_reasons import WaitReason, in_line
 from fluxhook.store.cooldowns import PROBATION, Cooldowns
-from fluxhook.store.effects import AccountAccepted, Effects
+from fluxhook.store.effects import AccountAccepted, Effects, Tallies
 from fluxhook.store.jobs import JobStore
 from fluxhook.store.keys import KEYS
 from fluxhook.store.slots import Slots
-from fluxhook.store.tallies import Tallies
 from helpers import commands_during
 from slot_helpers import _config, _queued, held_by
 

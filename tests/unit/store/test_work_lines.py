@@ -15,12 +15,11 @@ from fluxhook.core.fair_turns import FairTurns
 from fluxhook.core.holds import CLAIM_LEASE, MOVE_LEASE
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.lifecycle.steps.enqueueing import draft_cache_task
-from fluxhook.store.effects import AddWork, Effects
+from fluxhook.store.effects import AddWork, Effects, Tallies
 from fluxhook.store.jobs import JobStore
 from fluxhook.store.keys import KEYS
 from fluxhook.store.owners import ADMIN_OWNER, member_job
 from fluxhook.store.queues import QUEUE_KEY
-from fluxhook.store.tallies import Tallies
 from fluxhook.store.wakes import TIMEOUT, WORK, Wakes
 from fluxhook.store.work_lines import AHEAD, DOWNLOAD, DRAFT_CACHE, KINDS, WorkLines
 from helpers import commands_during
