@@ -25,7 +25,7 @@ from fluxhook.core.batch import Batch, BatchStatus, is_batch_id
 from fluxhook.core.config import Config
 from fluxhook.core.errors import AlreadyEnded, BatchNotFound, InvalidRequest
 from fluxhook.core.job import Job
-from fluxhook.core.strict_input import decimal
+from fluxhook.core.json_body import decimal
 from fluxhook.core.wait_reasons import describe
 from fluxhook.lifecycle import batching
 from fluxhook.lifecycle.steps.callers import ADMIN, Caller, is_key_id
