@@ -30,6 +30,7 @@ from redis.exceptions import RedisError
 
 from fluxhook.core import tracing
 from fluxhook.core import transitions as st
+from fluxhook.core.accounts import pool_for
 from fluxhook.core.batch import MAX_ITEMS, Batch, BatchStatus, interrupted, new_batch_id
 from fluxhook.core.batch_items import NAMED_FIELDS, NAMED_ITEMS, BatchItem, ItemSpool
 from fluxhook.core.deadlines import ABORTED_AT_DEADLINE, ABORTED_WITH_BATCH, batch_cancel_ending
@@ -47,7 +48,6 @@ from fluxhook.core.heartbeats import beating
 from fluxhook.core.holds import BATCH_MAKING_LEASE, CLAIM_LEASE
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.pacing import NONE
-from fluxhook.core.pools import pool_for
 from fluxhook.core.wait_reasons import Waiting, WaitReason
 from fluxhook.credits.price_bounds import request_size
 from fluxhook.lifecycle.steps import end_user_limits, ending, key_limits, routing, submission, task_inputs, timeline

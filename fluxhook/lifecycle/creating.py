@@ -17,11 +17,11 @@ from dataclasses import dataclass, field, replace
 
 from fluxhook.core import tracing
 from fluxhook.core import transitions as st
+from fluxhook.core.accounts import pool_for
 from fluxhook.core.catalog import Model
 from fluxhook.core.end_users import EndUserLimits
 from fluxhook.core.errors import BFLError, BudgetExceeded
 from fluxhook.core.job import Job, new_job_id
-from fluxhook.core.pools import pool_for
 from fluxhook.core.wait_reasons import Waiting
 from fluxhook.credits.price_bounds import request_size
 from fluxhook.lifecycle.steps import end_user_limits, key_limits, routing, submission, task_inputs, timeline, waits

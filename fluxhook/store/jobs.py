@@ -21,7 +21,7 @@ from typing import Any, Callable, NamedTuple, Sequence
 from redis import Redis
 
 from fluxhook.core import transitions as st
-from fluxhook.core.accounts import DEFAULT_ACCOUNT
+from fluxhook.core.accounts import DEFAULT_ACCOUNT, POOLS
 from fluxhook.core.errors import InvalidRequest, SearchTooLong
 from fluxhook.core.job import (
     COUNTERS,
@@ -35,7 +35,6 @@ from fluxhook.core.job import (
 )
 from fluxhook.core.job_filters import EVERY_JOB, TEXT_WINDOW, JobFilter
 from fluxhook.core.live import Shown, shown
-from fluxhook.core.pools import POOLS
 from fluxhook.core.signing import Sealer
 from fluxhook.store.effects import AddTimelineEntry, AddWork, Effect, Handed, encode, handed, place, split
 from fluxhook.store.idempotency import Hold, key_taken, naming_args, record_keys

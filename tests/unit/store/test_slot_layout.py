@@ -7,8 +7,7 @@ import re
 from dataclasses import replace
 from importlib.resources import files
 
-from fluxhook.core.accounts import Account
-from fluxhook.core.pools import pools
+from fluxhook.core.accounts import Account, pools
 from fluxhook.store.keys import KEYS
 from fluxhook.store.scripts import source
 from fluxhook.store.slot_layout import PER_ACCOUNT, PER_ACCOUNT_POOL, PER_POOL, SHARED, script_keys
