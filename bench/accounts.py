@@ -489,7 +489,7 @@ def phase_c(args: argparse.Namespace) -> tuple[Section, list[tuple[str, bool]]]:
 def phase_dispatch(args: argparse.Namespace) -> tuple[Section, list[tuple[str, bool]]]:
     from dataclasses import replace
 
-    from fluxhook.core import transitions as st
+    from fluxhook.core import job as st
     from fluxhook.core.accounts import Account, CoolingReason, pool_for
     from fluxhook.core.config import Config
     from fluxhook.core.job import Job, new_job_id

@@ -20,7 +20,7 @@ import math
 
 from flask import Response, redirect, render_template, request, stream_with_context, url_for
 
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.batch import Batch, BatchStatus, is_batch_id
 from fluxhook.core.config import Config
 from fluxhook.core.errors import AlreadyEnded, BatchNotFound, InvalidRequest

@@ -11,7 +11,7 @@ from typing import Mapping
 
 from markupsafe import Markup
 
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.accounts import DEFAULT_POOL
 from fluxhook.core.batch import Batch, BatchStatus
 from fluxhook.core.pacing import BULK, NONE

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Iterator
 
 from devtools.processes import free_port, wait_until
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.accounts import pool_for
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.credits import accounting

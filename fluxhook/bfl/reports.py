@@ -9,7 +9,7 @@ from fluxhook.bfl.costs import Cost, result_cost
 from fluxhook.bfl.words import words
 from fluxhook.core import json_body
 from fluxhook.core.errors import InvalidRequest, PayloadTooLarge
-from fluxhook.core.transitions import BFL_READY, bfl_status_word, progress_value
+from fluxhook.core.job import BFL_READY, bfl_status_word, progress_value
 
 # BFL echoes the prompt (and the input) in its callbacks: long prompts make long bodies.
 MAX_CALLBACK_BYTES = 1024 * 1024

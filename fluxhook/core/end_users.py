@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from enum import Enum
 from typing import Any
 
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.deadlines import Ending
 from fluxhook.core.errors import EndUserBlocked, InvalidRequest
 

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.accounts import ACCOUNT_NAME
 from fluxhook.core.batch import is_batch_id
 from fluxhook.core.end_users import parse_end_user

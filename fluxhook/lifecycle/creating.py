@@ -15,8 +15,8 @@ import logging
 import time
 from dataclasses import dataclass, field, replace
 
+from fluxhook.core import job as st
 from fluxhook.core import tracing
-from fluxhook.core import transitions as st
 from fluxhook.core.accounts import pool_for
 from fluxhook.core.catalog import Model
 from fluxhook.core.end_users import EndUserLimits

@@ -7,7 +7,7 @@ from typing import NamedTuple, cast
 
 from redis import Redis
 
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.accounts import pools
 from fluxhook.core.config import Config
 from fluxhook.core.signing import Sealer

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fluxhook.core.accounts import DEFAULT_ACCOUNT
-from fluxhook.core.transitions import QUEUED
+from fluxhook.core.job import QUEUED
 
 
 @dataclass(frozen=True)

@@ -61,9 +61,8 @@ from fluxhook.core.bfl_limits import TASK_DEADLINE
 from fluxhook.core.config import Config
 from fluxhook.core.heartbeats import beating
 from fluxhook.core.holds import MIGRATION_LOCK_SECONDS
-from fluxhook.core.job import SEALED_FIELDS
+from fluxhook.core.job import QUEUED, SEALED_FIELDS, SUBMITTED
 from fluxhook.core.signing import Sealer
-from fluxhook.core.transitions import QUEUED, SUBMITTED
 from fluxhook.store.deliveries import IN_FLIGHT, notify_member
 from fluxhook.store.jobs import JobStore
 from fluxhook.store.kept_callbacks import KeptCallbacks

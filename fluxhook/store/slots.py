@@ -37,7 +37,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from redis import Redis
 
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.accounts import ANY_ROUTE, DEFAULT_ACCOUNT, Account, Cooling, pool_for, pools
 from fluxhook.core.config import Config
 from fluxhook.core.errors import QueueFull

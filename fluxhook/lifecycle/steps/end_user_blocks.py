@@ -16,7 +16,7 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.deadlines import Ending
 from fluxhook.core.end_users import BLOCKED_ENDINGS, BlockReason
 from fluxhook.core.job import Job

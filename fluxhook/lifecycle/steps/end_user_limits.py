@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterator, Mapping
 
 from fluxhook import metrics
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.batch_items import MAX_END_USERS
 from fluxhook.core.end_users import BlockReason, EndUserLimits, named
 from fluxhook.core.errors import EndUserBlocked, FluxhookError, InvalidRequest, QueueFull, RateLimited

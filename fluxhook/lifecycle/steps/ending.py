@@ -17,7 +17,7 @@ import time
 from enum import StrEnum
 from typing import TYPE_CHECKING, Callable
 
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.deadlines import BATCH_CANCELED_CODE, Ending
 from fluxhook.core.holds import SUBMIT_LEASE
 from fluxhook.core.job import Job

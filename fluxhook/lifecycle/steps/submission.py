@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 from fluxhook import metrics
 from fluxhook.core import deadlines, signing, tracing
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.accounts import DEFAULT_ACCOUNT, Account
 from fluxhook.core.backoff import backoff_delay
 from fluxhook.core.catalog import first_poll_at

@@ -10,8 +10,8 @@ from __future__ import annotations
 import io
 import logging
 
+from fluxhook.core import job as st
 from fluxhook.core import tracing
-from fluxhook.core import transitions as st
 from fluxhook.core.job import Job
 from fluxhook.media.thumbnails import key_for, make_thumbnail
 from fluxhook.services import Services

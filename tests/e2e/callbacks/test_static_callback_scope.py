@@ -15,7 +15,7 @@ import requests
 from conftest import STATIC_SECRET, ready_payload
 from devtools.stack import SIMULATOR_KEY
 from fluxhook.bfl.reports import MAX_CALLBACK_BYTES
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.accounts import pool_for
 from fluxhook.core.config import Config
 from fluxhook.core.job import Job, new_job_id

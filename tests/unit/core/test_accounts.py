@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.accounts import (
     ANY_ROUTE,
     COOL_CAP,

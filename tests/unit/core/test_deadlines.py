@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fluxhook.core import deadlines
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.errors import InvalidCancelAfter, InvalidRequest
 
 

@@ -15,7 +15,7 @@ import pytest
 from credit_helpers import priced_within_catalog, submit_job
 from fluxhook import metrics
 from fluxhook.bfl.costs import parse_cost
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.accounts import pool_for
 from fluxhook.core.catalog import Catalog, Price
 from fluxhook.core.config import Config

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from credit_helpers import LARGE, ONE_MP, PRO, VIDEO, Clock, limited_services, priced_within_catalog, settle
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.accounts import pool_for
 from fluxhook.core.holds import WAITING_LEASE
 from fluxhook.core.job import Job

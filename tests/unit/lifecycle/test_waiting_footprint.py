@@ -14,7 +14,7 @@ import time
 import pytest
 
 from devtools.processes import wait_until
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.accounts import pool_for
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.wait_reasons import WaitReason

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.accounts import pool_for
 from fluxhook.core.errors import QueueFull
 from fluxhook.core.holds import QUEUE_ROOM_LEASE

@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pytest
 
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.accounts import DEFAULT_POOL, Account, CoolingReason
 from fluxhook.core.wait_reasons import WaitReason, in_line
 from fluxhook.store.cooldowns import PROBATION, Cooldowns

@@ -9,7 +9,7 @@ import time
 import pytest
 import redis
 
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.accounts import DEFAULT_POOL, KONTEXT_MAX_POOL, pool_for, pool_limit
 from fluxhook.core.config import Config
 from fluxhook.core.job import Job, new_job_id

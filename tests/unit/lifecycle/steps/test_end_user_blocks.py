@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.batch_items import BatchItem, ItemSpool
 from fluxhook.lifecycle import key_admin, submitting
 from fluxhook.lifecycle.batching import BatchRequest, create_batch, get_batch, items

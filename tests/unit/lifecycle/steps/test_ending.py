@@ -8,7 +8,7 @@ import pytest
 
 from ending_helpers import queued_job
 from fluxhook.core import deadlines
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.lifecycle.steps import ending
 from fluxhook.store.keys import KEYS
 

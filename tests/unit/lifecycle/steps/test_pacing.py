@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.lifecycle.steps.pacing import pace, rule_of
 from fluxhook.lifecycle.sweep import sweep
 from fluxhook.store.keys import KEYS

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.accounts import pool_for
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.lifecycle.steps import revoked_jobs, task_inputs, timeline

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from conftest import ready_payload
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.accounts import DEFAULT_POOL
 from fluxhook.core.job import Job
 from fluxhook.core.live import WATCHED_POLL_DUE

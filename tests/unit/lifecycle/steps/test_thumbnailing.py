@@ -10,7 +10,7 @@ import time
 import pytest
 from PIL import Image
 
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.lifecycle.steps.thumbnailing import make_for_job
 from fluxhook.media import thumbnails
