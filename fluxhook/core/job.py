@@ -1,5 +1,6 @@
 """A job (pure): its record, what fluxhook knows of one task, and its id; its statuses and the rules for moving between
-them (applied atomically by ``store.jobs``), with what BFL's status words mean for them."""
+them (applied atomically by ``store.jobs``), with what BFL's status words mean for them, and the status a job ended on
+purpose (a caller's cancel, its ``Cancel-After`` deadline) ends in."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from enum import StrEnum
 from typing import NamedTuple
+
+from fluxhook.core.errors import InvalidCancelAfter
 
 # --- Statuses and their moves ---
 
@@ -156,6 +159,87 @@ def terminal_outcome(bfl_status: str) -> tuple[str, str, str]:
     return FAILED, "bfl_error", "BFL reported that the generation failed"
 
 
+# --- Ending on purpose ---
+# A job ended before it ends by itself: the ``Cancel-After`` header it may be made with, and the status a cancel or a
+# passed deadline ends it in. A job not yet sent to BFL ends without ever being sent: a caller's cancel makes it
+# ``canceled``, its deadline ``aborted`` (never sent, never charged). A job BFL has (``submitted``, ``ready``) ends
+# ``canceled`` either way: BFL has no cancel, so its charge stays recorded, and its result is never downloaded. A
+# terminal job stays as it is.
+
+CANCEL_AFTER = "Cancel-After"
+MIN_CANCEL_AFTER = 5
+MAX_CANCEL_AFTER = 24 * 3600
+# `30s`, `5m`, `1h30m`, `1h5m10s`: hours, minutes, seconds in that order, each a whole number, at least one.
+_DURATION = re.compile(r"(?:([0-9]{1,5})h)?(?:([0-9]{1,7})m)?(?:([0-9]{1,9})s)?")
+_EXAMPLES = "such as 30s, 5m or 1h30m"
+
+
+def parse_cancel_after(text: str) -> int:
+    """The seconds a ``Cancel-After`` value names; ``InvalidCancelAfter`` (400) for a malformed one or one outside
+    ``MIN_CANCEL_AFTER`` to ``MAX_CANCEL_AFTER``."""
+    value = text.strip().lower()
+    match = _DURATION.fullmatch(value)
+    if not value or match is None:
+        raise InvalidCancelAfter(f"{CANCEL_AFTER} must be a duration in hours, minutes and seconds, {_EXAMPLES}; "
+                                 f"got {text[:40]!r}")
+    hours, minutes, seconds = (int(part or 0) for part in match.groups())
+    total = hours * 3600 + minutes * 60 + seconds
+    if not MIN_CANCEL_AFTER <= total <= MAX_CANCEL_AFTER:
+        raise InvalidCancelAfter(f"{CANCEL_AFTER} must be from {MIN_CANCEL_AFTER}s to 24h; got {text[:40]!r} "
+                                 f"({total:,} seconds)")
+    return total
+
+
+class Ending(NamedTuple):
+    """How a job that is ended on purpose ends: its status and its error."""
+
+    status: str
+    code: str
+    message: str
+
+
+# Error codes of a job ended on purpose.
+CANCELED_CODE, DEADLINE_CODE = "canceled", "deadline_exceeded"
+
+CANCELED_UNSENT = Ending(CANCELED, CANCELED_CODE, "canceled before it was sent to BFL; nothing was charged")
+CANCELED_SENT = Ending(CANCELED, CANCELED_CODE, "canceled after it was sent to BFL, which has no cancel: its charge stays "
+                                                "and its result is not downloaded")
+ABORTED_AT_DEADLINE = Ending(ABORTED, DEADLINE_CODE, "its deadline (Cancel-After) passed before it was sent to BFL; "
+                                                     "nothing was charged")
+CANCELED_AT_DEADLINE = Ending(CANCELED, DEADLINE_CODE, "its deadline (Cancel-After) passed before its result was "
+                                                       "stored; BFL's charge stays and its result is not downloaded")
+BATCH_CANCELED_CODE = "batch_canceled"
+ABORTED_WITH_BATCH = Ending(ABORTED, BATCH_CANCELED_CODE, "its batch was canceled before it was sent to BFL; nothing "
+                                                         "was charged")
+# Statuses of a job BFL has: it ends canceled either way, its charge kept.
+_SENT = (SUBMITTED, READY)
+
+
+def cancel_ending(status: str) -> Ending | None:
+    """How a caller's cancel ends a job in ``status``; None if it has ended already."""
+    if status == QUEUED:
+        return CANCELED_UNSENT
+    return CANCELED_SENT if status in _SENT else None
+
+
+def deadline_ending(status: str) -> Ending | None:
+    """How a passed deadline (``Cancel-After``) ends a job in ``status``; None if it has ended already."""
+    if status == QUEUED:
+        return ABORTED_AT_DEADLINE
+    return CANCELED_AT_DEADLINE if status in _SENT else None
+
+
+def batch_cancel_ending(status: str) -> Ending | None:
+    """How its batch's cancel ends an item in ``status`` (docs/api.md as amended): unsent, ``aborted``; None for one BFL
+    has (it is paid for whatever happens, so it goes on and its result is stored as any item's) or one ended."""
+    return ABORTED_WITH_BATCH if status == QUEUED else None
+
+
+def deadline_passed(deadline: float | None, now: float) -> bool:
+    """Whether a job's ``deadline`` (None: it has none) has passed at ``now``."""
+    return deadline is not None and now >= deadline
+
+
 # --- The record ---
 
 _JOB_ID = re.compile(r"^job_[0-9A-HJKMNP-TV-Z]{26}$")
@@ -240,7 +324,7 @@ class Job:
     created_at: float = 0.0
     updated_at: float = 0.0
     completed_at: float | None = None
-    # When the job ends unless it has ended by then (``Cancel-After``, ``core.deadlines``); None: never.
+    # When the job ends unless it has ended by then (``Cancel-After``, ``parse_cancel_after``); None: never.
     deadline: float | None = None
     # When BFL accepted the task (tracked jobs: when tracking began); the one-hour limit counts from here.
     submitted_at: float | None = None

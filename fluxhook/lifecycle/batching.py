@@ -33,7 +33,6 @@ from fluxhook.core import tracing
 from fluxhook.core.accounts import pool_for
 from fluxhook.core.batch import MAX_ITEMS, Batch, BatchStatus, interrupted, new_batch_id
 from fluxhook.core.batch_items import NAMED_FIELDS, NAMED_ITEMS, BatchItem, ItemSpool
-from fluxhook.core.deadlines import ABORTED_AT_DEADLINE, ABORTED_WITH_BATCH, batch_cancel_ending
 from fluxhook.core.end_users import EndUserLimits
 from fluxhook.core.errors import (
     AlreadyEnded,
@@ -46,7 +45,7 @@ from fluxhook.core.errors import (
 )
 from fluxhook.core.heartbeats import beating
 from fluxhook.core.holds import BATCH_MAKING_LEASE, CLAIM_LEASE
-from fluxhook.core.job import Job, new_job_id
+from fluxhook.core.job import ABORTED_AT_DEADLINE, ABORTED_WITH_BATCH, Job, batch_cancel_ending, new_job_id
 from fluxhook.core.pacing import NONE
 from fluxhook.core.wait_reasons import Waiting, WaitReason
 from fluxhook.credits.price_bounds import request_size

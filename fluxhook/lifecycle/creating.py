@@ -51,7 +51,7 @@ class JobRequest:
     account: str | None = None
     # The request's hold on its Idempotency-Key, which the job names itself in when it is recorded.
     idempotency: Hold | None = None
-    # Seconds from creation to the job's deadline (``Cancel-After``, ``core.deadlines``); None: it has none.
+    # Seconds from creation to the job's deadline (``Cancel-After``, ``core.job.parse_cancel_after``); None: it has none.
     cancel_after: int | None = None
     # Whether the request asks for strict input (``Prefer: handling=strict``): a field of ``input`` the model's schema
     # does not know is refused, as it is for a key with ``strict_input``.

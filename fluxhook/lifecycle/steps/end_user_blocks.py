@@ -17,9 +17,8 @@ import time
 from typing import TYPE_CHECKING
 
 from fluxhook.core import job as st
-from fluxhook.core.deadlines import Ending
 from fluxhook.core.end_users import BLOCKED_ENDINGS, BlockReason
-from fluxhook.core.job import Job
+from fluxhook.core.job import Ending, Job
 from fluxhook.credits import accounting
 from fluxhook.lifecycle.steps import ending
 from fluxhook.lifecycle.steps.end_user_limits import blocked_why

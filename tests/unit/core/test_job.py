@@ -1,5 +1,5 @@
 """A job (fluxhook/core/job.py): its record's ids, timestamps, and the round trip from Redis hash to API answer; its
-statuses, the moves between them and what BFL's status words mean.
+statuses, the moves between them and what BFL's status words mean; Cancel-After and how a job ended on purpose ends.
 
 No Redis: the hash is what JobStore would write; tests/unit/store/test_jobs.py covers the store itself.
 """
@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 import pytest
 
 from fluxhook.core import job as st
+from fluxhook.core.errors import InvalidCancelAfter, InvalidRequest
 from fluxhook.core.job import Job, is_job_id, iso, new_job_id
 from fluxhook.store.records import encode_fields, job_from_hash
 
@@ -399,3 +400,65 @@ def test_an_end_with_the_task_running_holds_the_slot_it_would_free():
     # No end, no hold: a move to ready frees its slot, a change of fields touches none.
     assert not st.consequences("ready", task_runs=True).hold_slot and st.consequences("ready").free_slot
     assert st.consequences("", task_runs=True) == st.Consequences(False, False, False, False)
+
+
+@pytest.mark.parametrize(("text", "seconds"), [
+    ("30s", 30), ("5m", 300), ("1h30m", 5400), ("1h", 3600), ("5s", 5), ("24h", 86400), ("23h59m60s", 86400),
+    ("90m", 5400), ("1h0m5s", 3605), ("2M", 120), (" 45s ", 45), ("0h0m5s", 5),
+])
+def test_a_duration_is_read_as_seconds(text, seconds):
+    assert st.parse_cancel_after(text) == seconds
+
+
+@pytest.mark.parametrize("text", [
+    "", " ", "30", "s", "h", "1.5m", "-5s", "5 s", "30sec", "1m30", "30s5m", "5m1h", "1d", "PT5M", "5s5s",
+    "99999999999999999999s", "\u0665s",
+])
+def test_a_malformed_value_is_refused_saying_what_to_send(text):
+    with pytest.raises(InvalidCancelAfter) as refused:
+        st.parse_cancel_after(text)
+    assert refused.value.status == 400 and refused.value.code == "invalid_cancel_after"
+    assert "30s, 5m or 1h30m" in refused.value.message
+
+
+@pytest.mark.parametrize("text", ["4s", "0s", "24h1s", "25h", "1441m", "86401s"])
+def test_a_value_outside_5s_to_24h_is_refused_naming_the_range(text):
+    with pytest.raises(InvalidCancelAfter, match="from 5s to 24h"):
+        st.parse_cancel_after(text)
+
+
+def test_the_refusal_is_no_invalid_request_so_the_drop_in_answers_400_not_bfls_422():
+    assert not issubclass(InvalidCancelAfter, InvalidRequest)
+
+
+def test_a_cancel_ends_every_running_job_canceled_and_leaves_an_ended_one():
+    assert st.cancel_ending(st.QUEUED).status == st.CANCELED
+    assert "nothing was charged" in st.cancel_ending(st.QUEUED).message
+    for sent in (st.SUBMITTED, st.READY):
+        ending = st.cancel_ending(sent)
+        assert (ending.status, ending.code) == (st.CANCELED, "canceled") and "charge stays" in ending.message
+    for ended in st.TERMINAL:
+        assert st.cancel_ending(ended) is None
+
+
+def test_a_deadline_aborts_an_unsent_job_and_cancels_a_sent_one():
+    assert st.deadline_ending(st.QUEUED) == st.ABORTED_AT_DEADLINE
+    assert st.ABORTED_AT_DEADLINE.status == st.ABORTED
+    for sent in (st.SUBMITTED, st.READY):
+        assert st.deadline_ending(sent) == st.CANCELED_AT_DEADLINE
+    assert st.CANCELED_AT_DEADLINE.code == st.ABORTED_AT_DEADLINE.code == "deadline_exceeded"
+    for ended in st.TERMINAL:
+        assert st.deadline_ending(ended) is None
+
+
+def test_every_ending_is_a_move_the_rules_allow():
+    for status in st.ACTIVE:
+        for rule in (st.cancel_ending, st.deadline_ending):
+            ending = rule(status)
+            assert ending is not None and st.can_transition(status, ending.status)
+
+
+def test_deadline_passed():
+    assert not st.deadline_passed(None, 10.0)
+    assert not st.deadline_passed(10.5, 10.0)
+    assert st.deadline_passed(10.0, 10.0) and st.deadline_passed(9.0, 10.0)
