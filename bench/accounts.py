@@ -489,11 +489,10 @@ def phase_c(args: argparse.Namespace) -> tuple[Section, list[tuple[str, bool]]]:
 def phase_dispatch(args: argparse.Namespace) -> tuple[Section, list[tuple[str, bool]]]:
     from dataclasses import replace
 
-    from fluxhook.core import transitions as st
-    from fluxhook.core.accounts import Account, CoolingReason
+    from fluxhook.core import job as st
+    from fluxhook.core.accounts import Account, CoolingReason, pool_for
     from fluxhook.core.config import Config
     from fluxhook.core.job import Job, new_job_id
-    from fluxhook.core.pools import pool_for
     from fluxhook.store.cooldowns import Cooldowns
     from fluxhook.store.keys import KEYS
     from fluxhook.store.slots import Slots

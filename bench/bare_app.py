@@ -55,7 +55,8 @@ def create_steps_app(enqueue: bool = True) -> Flask:
     # Imported here: the bare baselines, whose memory the footprint section reports, load none of it.
     from fluxhook.bfl.reports import parse_callback
     from fluxhook.bfl.verification import verify_callback
-    from fluxhook.core import signing, transitions
+    from fluxhook.core import job as st
+    from fluxhook.core import signing
     from fluxhook.core.config import Config
     from fluxhook.lifecycle.steps.applying import accept_ready, from_callback, ready_fields
     from fluxhook.services import build_services
@@ -77,7 +78,7 @@ def create_steps_app(enqueue: bool = True) -> Flask:
             change = accept_ready(svc, job_id, event.bfl_id, event, from_callback(proven))
         else:
             # accept_ready's transition, without the download's lock and task.
-            change = svc.jobs.transition(job_id, transitions.READY,
+            change = svc.jobs.transition(job_id, st.READY,
                                          terms=Terms(if_equal=("bfl_id", event.bfl_id), count="webhooks"),
                                          **ready_fields(event, from_callback(proven)))
         return {"ok": True, "moved": change.moved}

@@ -168,8 +168,7 @@ class SlotWatch:
     job holds its slot for its submission's second at least, so none is missed), each job's score kept."""
 
     def __init__(self, stack: BenchStack):
-        from fluxhook.core.accounts import DEFAULT_ACCOUNT
-        from fluxhook.core.pools import pool_for
+        from fluxhook.core.accounts import DEFAULT_ACCOUNT, pool_for
         from fluxhook.store.keys import KEYS
 
         self.db, self.key = stack.redis(), KEYS.slots(pool_for("flux-2-pro"), DEFAULT_ACCOUNT)

@@ -283,9 +283,9 @@ def _queuer(svc, key_ids: dict[str, str] | None = None):
     Also whether the slots know owners (the FIFO tree's do not: there every job is queued alike).
     With ``key_ids`` (owner name -> app key id), a job is its owner's key's, as one made with that key."""
     try:
-        from fluxhook.core import transitions as st
+        from fluxhook.core import job as st
+        from fluxhook.core.accounts import pool_for
         from fluxhook.core.job import Job, new_job_id
-        from fluxhook.core.pools import pool_for
     except ImportError:  # the FIFO tree, from before fluxhook/core/
         from fluxhook import transitions as st
         from fluxhook.job import Job, new_job_id

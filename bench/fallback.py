@@ -32,7 +32,7 @@ import requests
 
 from devtools.processes import free_port, start_process, stop_process
 from devtools.stack import Stack, procfile_commands
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.config import Config
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.lifecycle.sweep import sweep

@@ -27,7 +27,7 @@ from pathlib import Path
 import requests
 
 from devtools.processes import wait_until
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.store.keys import KEYS
 
 from .common import BenchStack, Row, Section, fmt, log, percentile, print_report

@@ -40,7 +40,7 @@ import requests
 from devtools.processes import RedisServer, free_port, python, require_tools, start_process, stop_process, wait_until
 from devtools.stack import SIMULATOR_KEY, procfile_commands, start_simulator
 from fluxhook import client as fluxhook_client
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.store.keys import KEYS
 
 DRAIN_SECONDS = 600

@@ -29,7 +29,7 @@ from fluxhook.core import json_body
 from fluxhook.core.batch_items import BatchItem, ItemSpool
 from fluxhook.core.chunks import CHUNK
 from fluxhook.core.errors import FluxhookError, InvalidRequest, PayloadTooLarge
-from fluxhook.core.strict_input import refuse_unknown
+from fluxhook.core.json_body import refuse_unknown
 
 from .idempotency_keys import HEADER, Parsed
 from .json_request import require_json

@@ -13,8 +13,8 @@ from fluxhook.core.catalog import Catalog
 from fluxhook.core.end_users import parse_end_user
 from fluxhook.core.errors import BatchNotFound, InvalidRequest
 from fluxhook.core.job_filters import parse_limit
+from fluxhook.core.json_body import refuse_unknown
 from fluxhook.core.notify_rules import parse_batch_events
-from fluxhook.core.strict_input import refuse_unknown
 from fluxhook.lifecycle import batching
 from fluxhook.lifecycle.batching import BatchRequest
 from fluxhook.lifecycle.notifications import requested_url

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from fluxhook.core.pools import limit_in
+from fluxhook.core.accounts import limit_in
 
 from .auth import require_bearer
 from .context import services

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, g, redirect, render_template, request, url_for
 
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.errors import InvalidRequest
 from fluxhook.core.job import Job, is_job_id
 from fluxhook.core.job_filters import parse_listing

@@ -20,12 +20,12 @@ import math
 
 from flask import Response, redirect, render_template, request, stream_with_context, url_for
 
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.batch import Batch, BatchStatus, is_batch_id
 from fluxhook.core.config import Config
 from fluxhook.core.errors import AlreadyEnded, BatchNotFound, InvalidRequest
 from fluxhook.core.job import Job
-from fluxhook.core.strict_input import decimal
+from fluxhook.core.json_body import decimal
 from fluxhook.core.wait_reasons import describe
 from fluxhook.lifecycle import batching
 from fluxhook.lifecycle.steps.callers import ADMIN, Caller, is_key_id

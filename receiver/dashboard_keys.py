@@ -15,7 +15,7 @@ from flask import redirect, render_template, request, url_for
 
 from fluxhook.core.errors import InvalidRequest, KeyNotFound, KeyRevoked
 from fluxhook.core.job import iso
-from fluxhook.core.strict_input import decimal
+from fluxhook.core.json_body import decimal
 from fluxhook.lifecycle import key_admin, revoking
 from fluxhook.lifecycle.steps import callers, key_fields, notify_secrets
 

@@ -11,10 +11,10 @@ from typing import Mapping
 
 from markupsafe import Markup
 
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
+from fluxhook.core.accounts import DEFAULT_POOL
 from fluxhook.core.batch import Batch, BatchStatus
 from fluxhook.core.pacing import BULK, NONE
-from fluxhook.core.pools import DEFAULT_POOL
 from fluxhook.credits.figures import epoch, format_credits, read_ago
 from fluxhook.store.pacing import Judged
 

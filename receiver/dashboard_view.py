@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from urllib.parse import urlencode
 
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.batch import Batch, BatchStatus
 from fluxhook.core.config import Config
 from fluxhook.core.job import Job, iso

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.outcomes import DownloadOutcome, ReportOutcome
 from fluxhook.core.wait_reasons import describe
 from fluxhook.lifecycle.steps.timeline import Kind

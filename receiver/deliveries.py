@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from flask import request
 
 from fluxhook.core.errors import Forbidden, InvalidRequest
-from fluxhook.core.strict_input import decimal
+from fluxhook.core.json_body import decimal
 from fluxhook.lifecycle import notifications
 from fluxhook.lifecycle.steps.callers import Caller, is_key_id
 from fluxhook.store.deliveries import Message

@@ -27,8 +27,8 @@ from redis.exceptions import RedisError
 
 from fluxhook.core.end_users import HEADER
 from fluxhook.core.errors import FluxhookError, InvalidIdempotencyKey, InvalidRequest
+from fluxhook.core.json_body import decimal
 from fluxhook.core.models import MODEL
-from fluxhook.core.strict_input import decimal
 from fluxhook.lifecycle.steps import end_user_limits, head_limits
 from fluxhook.lifecycle.steps.callers import KeyResolver, key_id_in
 from fluxhook.lifecycle.steps.head_limits import Asks

@@ -15,8 +15,8 @@ from fluxhook.core.accounts import ACCOUNT_NAME
 from fluxhook.core.errors import Gone, InvalidRequest, JobNotFound, NotReady, UnknownModel
 from fluxhook.core.job import Job, prompt_warnings
 from fluxhook.core.job_filters import JobFilter, parse_listing
+from fluxhook.core.json_body import refuse_unknown
 from fluxhook.core.models import MODEL
-from fluxhook.core.strict_input import refuse_unknown
 from fluxhook.core.wait_reasons import Waiting
 from fluxhook.lifecycle.creating import JobRequest, create_job
 from fluxhook.lifecycle.notifications import ask_events, requested_events, requested_url

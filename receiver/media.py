@@ -13,8 +13,7 @@ from werkzeug.http import is_resource_modified, parse_etags
 from werkzeug.wsgi import ClosingIterator
 
 from fluxhook.core.errors import Gone, JobNotFound, NotReady, RangeNotSatisfiable, Unauthorized
-from fluxhook.core.job import Job
-from fluxhook.core.transitions import STORED
+from fluxhook.core.job import STORED, Job
 from fluxhook.lifecycle import draft_caches
 from fluxhook.lifecycle.steps import key_limits, presenting
 from fluxhook.media import storage

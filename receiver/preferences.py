@@ -1,13 +1,13 @@
 """What a request's headers ask of its handling: ``Prefer: wait=N`` and ``Prefer: handling=strict`` (RFC 7240), read
 the lenient way the RFC asks for, and ``Cancel-After`` on the submitting routes (``POST /v1/jobs``, the drop-in's
 ``POST /v1/{model}``), read with the request, so a bad value answers 400 before anything is created or counted
-(``core.deadlines`` parses it)."""
+(``core.job.parse_cancel_after`` parses it)."""
 
 from __future__ import annotations
 
 from flask import request
 
-from fluxhook.core.deadlines import HEADER, parse_cancel_after
+from fluxhook.core.job import CANCEL_AFTER, parse_cancel_after
 
 MIN_WAIT, MAX_WAIT = 1, 60
 
@@ -45,5 +45,5 @@ def requested_strict(header: str | None) -> bool:
 def requested_cancel_after() -> int | None:
     """The seconds the request's ``Cancel-After`` names (None: it sends none); ``InvalidCancelAfter`` (400) for a
     bad value."""
-    value = request.headers.get(HEADER)
+    value = request.headers.get(CANCEL_AFTER)
     return None if value is None else parse_cancel_after(value)

@@ -28,7 +28,7 @@ import uuid
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.batch import Batch
 from fluxhook.core.job import Job
 from fluxhook.core.job_filters import JobFilter

@@ -2,7 +2,7 @@
 checks (``fluxhook/core/catalog.toml``, the one home of both).
 
 An unknown model is a 404 at BFL; a body its schema refuses is a 422 whose ``detail`` lists each refused field
-(``loc``, ``msg``, ``type``, as FastAPI and pydantic word them), read by ``fluxhook.core.request_schema``, the very
+(``loc``, ``msg``, ``type``, as FastAPI and pydantic word them), read by ``fluxhook.core.catalog``, the very
 rules fluxhook refuses a body by before sending it.
 """
 

@@ -26,7 +26,8 @@ import requests
 
 from devtools.processes import RedisServer, free_port, stop_process, wait_until
 from devtools.stack import SIMULATOR_KEY, Stack, start_simulator
-from fluxhook.core import signing, transitions
+from fluxhook.core import job as st
+from fluxhook.core import signing
 
 SECRET_KEY = "test-secret-key-0123456789abcdef"
 API_TOKEN = "test-token-0123456789"
@@ -37,8 +38,8 @@ IMAGE_URL_WINDOW = 30  # the stacks' IMAGE_URL_WINDOW_SECONDS
 MAX_VIDEO_BYTES = 3_000_000
 # The suite's own models, beside the shipped catalog (BFL_MODELS_FILE).
 TEST_MODELS = Path(__file__).with_name("models.toml")
-# The terminal statuses, as the API spells them (in the order of fluxhook.core.transitions.Status).
-TERMINAL = tuple(str(status) for status in transitions.STATUSES if status in transitions.TERMINAL)
+# The terminal statuses, as the API spells them (in the order of fluxhook.core.job.Status).
+TERMINAL = tuple(str(status) for status in st.STATUSES if status in st.TERMINAL)
 
 
 E2E = Path(__file__).resolve().parent / "e2e"

@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Iterator
 
 from devtools.processes import free_port, wait_until
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
+from fluxhook.core.accounts import pool_for
 from fluxhook.core.job import Job, new_job_id
-from fluxhook.core.pools import pool_for
 from fluxhook.credits import accounting
 from fluxhook.lifecycle.steps import submission
 from fluxhook.lifecycle.steps.applying import POLLED, apply_report

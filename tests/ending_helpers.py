@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import time
 
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
+from fluxhook.core.accounts import pool_for
 from fluxhook.core.job import Job, new_job_id
-from fluxhook.core.pools import pool_for
 
 
 def queued_job(svc, prompt: str, *, deadline: float | None = None, key_id: str | None = None,

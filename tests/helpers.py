@@ -32,8 +32,8 @@ from rq.job import Job as RQJob
 from conftest import API, API_TOKEN, SECRET_KEY, ready_payload, serve_in_thread, service_env
 from devtools.processes import ROOT, RedisServer, free_port, wait_until
 from devtools.stack import Stack
+from fluxhook.core import job as st
 from fluxhook.core import signing
-from fluxhook.core import transitions as st
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.lifecycle.steps.enqueueing import task_id
 

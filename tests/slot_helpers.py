@@ -6,10 +6,10 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
+from fluxhook.core.accounts import pool_for
 from fluxhook.core.config import Config
 from fluxhook.core.job import Job, new_job_id
-from fluxhook.core.pools import pool_for
 from fluxhook.store.jobs import JobStore
 from fluxhook.store.owners import member, member_job, owner_of, owner_range
 from fluxhook.store.scripts import text

@@ -19,7 +19,7 @@ from typing import IO, Any, Mapping
 
 from fluxhook.core import json_body
 from fluxhook.core.errors import InvalidRequest, PayloadTooLarge
-from fluxhook.core.transitions import BFL_READY, bfl_status_word, progress_value
+from fluxhook.core.job import BFL_READY, bfl_status_word, progress_value
 
 # BFL echoes the prompt (and the input) in its callbacks: long prompts make long bodies.
 MAX_CALLBACK_BYTES = 1024 * 1024

@@ -1,5 +1,9 @@
-"""BFL accounts (pure): each an endpoint and a key with its own limits, credits and webhook secret, and
-the rule of which accounts a job may be sent through (its route).
+"""BFL accounts (pure): each an endpoint and a key with its own limits, credits and webhook secret; the pools its tasks
+in flight count against, with each pool's limit; and the rule of which accounts a job may be sent through (its route).
+
+Every task counts toward an account's ``max_active`` (``BFL_MAX_ACTIVE``); a model named in ``BFL_MODEL_LIMITS`` also
+has a pool of its own with its own, smaller limit (the catalog's: BFL's 6 for flux-kontext-max, 5 for flux-3-video)
+and its own line, so a model waiting for its own limit never holds up the others.
 
 ``BFL_ACCOUNTS`` names them; without it there is one, ``default``, made of the ``BFL_*`` settings. An
 app key bound to ``accounts`` or a ``region``, and a job naming an ``account``, narrow the accounts a
@@ -18,12 +22,13 @@ import hashlib
 import re
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Protocol
 
 from fluxhook.core.backoff import backoff_delay
+from fluxhook.core.catalog import SHIPPED_CATALOG
 from fluxhook.core.errors import Forbidden, InvalidRequest
 from fluxhook.core.hosts import HostPattern
 from fluxhook.core.job import iso
-from fluxhook.core.pools import limit_in, merged_limits
 
 DEFAULT_ACCOUNT = "default"
 ANY_ROUTE = "*"
@@ -37,6 +42,61 @@ COOL_BASE, COOL_CAP = 2.0, 15.0
 # How often an account without credits has its balance read again: its cooldown ends when it reads above zero.
 NO_CREDITS_RECHECK = 30.0
 
+
+# --- Pools ---
+
+DEFAULT_POOL = "default"
+KONTEXT_MAX_POOL = "flux-kontext-max"
+# BFL_MODEL_LIMITS' default: the models the catalog says BFL limits below the account's.
+DEFAULT_MODEL_LIMITS: tuple[tuple[str, int], ...] = SHIPPED_CATALOG.limits()
+# The pools under the default BFL_MODEL_LIMITS.
+POOLS = (DEFAULT_POOL, *(model for model, _ in DEFAULT_MODEL_LIMITS))
+
+
+def pools(model_limits: tuple[tuple[str, int], ...] = DEFAULT_MODEL_LIMITS) -> tuple[str, ...]:
+    """Every pool: the default one, then one per model with a limit of its own."""
+    return (DEFAULT_POOL, *(model for model, _ in model_limits))
+
+
+def pool_for(model: str | None, model_limits: tuple[tuple[str, int], ...] = DEFAULT_MODEL_LIMITS) -> str:
+    """The slot pool a model's tasks count against."""
+    return model if model and any(model == named for named, _ in model_limits) else DEFAULT_POOL
+
+
+class Limits(Protocol):
+    """What ``pool_limit`` reads of a ``Config`` (which reads its defaults from here)."""
+
+    @property
+    def bfl_max_active(self) -> int: ...
+
+    @property
+    def bfl_model_limits(self) -> tuple[tuple[str, int], ...]: ...
+
+
+def pool_limit(config: Limits, pool: str) -> int:
+    """How many of the pool's tasks may be in flight at once: never more than BFL_MAX_ACTIVE."""
+    return limit_in(config.bfl_max_active, config.bfl_model_limits, pool)
+
+
+def limit_in(max_active: int, model_limits: tuple[tuple[str, int], ...], pool: str) -> int:
+    """How many of ``pool``'s tasks one account may have in flight, under its ``max_active`` and ``model_limits``."""
+    for model, limit in model_limits:
+        if model == pool:
+            return min(limit, max_active)
+    return max_active
+
+
+def merged_limits(limits: list[tuple[tuple[str, int], ...]]) -> tuple[tuple[str, int], ...]:
+    """The models with a limit of their own at any account, each once (the pools every account has; an account
+    without a limit for one allows its whole max_active there)."""
+    merged: dict[str, int] = {}
+    for each in limits:
+        for model, limit in each:
+            merged[model] = max(limit, merged.get(model, 0))
+    return tuple(merged.items())
+
+
+# --- Accounts ---
 
 class CoolingReason(StrEnum):
     """Why an account takes no tasks for a while."""

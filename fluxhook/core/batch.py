@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.job import iso, job_id_floor, new_job_id
 from fluxhook.core.wait_reasons import Waiting
 

@@ -13,15 +13,22 @@ from functools import cached_property
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
-from fluxhook.core.accounts import ACCOUNT_NAME, DEFAULT_ACCOUNT, Account, env_prefix, parse_names, pooled_limits
+from fluxhook.core.accounts import (
+    ACCOUNT_NAME,
+    DEFAULT_ACCOUNT,
+    KONTEXT_MAX_POOL,
+    Account,
+    env_prefix,
+    parse_names,
+    pooled_limits,
+)
+from fluxhook.core.accounts import DEFAULT_MODEL_LIMITS as DEFAULT_LIMITS
 from fluxhook.core.catalog import SHIPPED_CATALOG, Catalog
 from fluxhook.core.catalog import load as load_catalog
 from fluxhook.core.errors import ConfigError, InvalidRequest
 from fluxhook.core.hosts import HostPattern, parse_host_pattern
 from fluxhook.core.models import MODEL
 from fluxhook.core.notify_rules import MAX_NOTIFY_URL, Wording, check_form, check_notify_url
-from fluxhook.core.pools import DEFAULT_MODEL_LIMITS as DEFAULT_LIMITS
-from fluxhook.core.pools import KONTEXT_MAX_POOL
 
 DEFAULT_RESULT_HOSTS = "delivery.*.bfl.ai,delivery-*.bfl.ai,bfldeliveryprod.blob.core.windows.net"
 DEFAULT_API_HOSTS = "api.bfl.ai,api.*.bfl.ai"
@@ -207,7 +214,7 @@ class Config:
 
     @cached_property
     def pooled_limits(self) -> tuple[tuple[str, int], ...]:
-        """The models with a slot pool of their own at any account (``pools.pool_for`` reads them)."""
+        """The models with a slot pool of their own at any account (``accounts.pool_for`` reads them)."""
         return pooled_limits(self.accounts)
 
     def account(self, name: str | None) -> Account:

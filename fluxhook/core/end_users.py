@@ -12,9 +12,9 @@ from dataclasses import asdict, dataclass, fields, replace
 from enum import Enum
 from typing import Any
 
-from fluxhook.core import transitions as st
-from fluxhook.core.deadlines import Ending
+from fluxhook.core import job as st
 from fluxhook.core.errors import EndUserBlocked, InvalidRequest
+from fluxhook.core.job import Ending
 
 MAX_END_USER = 128
 # The request header that names the end user for clients that cannot change BFL's body (its drop-in routes).

@@ -1,4 +1,6 @@
-"""The job record: what fluxhook knows of one task, and its id."""
+"""A job (pure): its record, what fluxhook knows of one task, and its id; its statuses and the rules for moving between
+them (applied atomically by ``store.jobs``), with what BFL's status words mean for them, and the status a job ended on
+purpose (a caller's cancel, its ``Cancel-After`` deadline) ends in."""
 
 from __future__ import annotations
 
@@ -8,8 +10,237 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from enum import StrEnum
+from typing import NamedTuple
 
-from fluxhook.core import transitions as st
+from fluxhook.core.errors import InvalidCancelAfter
+
+# --- Statuses and their moves ---
+
+
+class Status(StrEnum):
+    """A job's status, as the API shows it."""
+
+    QUEUED = "queued"
+    SUBMITTED = "submitted"
+    READY = "ready"
+    STORED = "stored"
+    FAILED = "failed"
+    MODERATED = "moderated"
+    EXPIRED = "expired"
+    # Ended on purpose: the caller canceled it, or its deadline passed after it was sent (BFL's charge stays).
+    CANCELED = "canceled"
+    # Its deadline passed before it was sent: never sent, never charged.
+    ABORTED = "aborted"
+
+
+# The statuses by name, for the rules below and their readers (``st.STORED``).
+QUEUED, SUBMITTED, READY, STORED = Status.QUEUED, Status.SUBMITTED, Status.READY, Status.STORED
+FAILED, MODERATED, EXPIRED = Status.FAILED, Status.MODERATED, Status.EXPIRED
+CANCELED, ABORTED = Status.CANCELED, Status.ABORTED
+
+STATUSES = tuple(Status)
+TERMINAL = frozenset({STORED, FAILED, MODERATED, EXPIRED, CANCELED, ABORTED})
+ACTIVE = tuple(s for s in STATUSES if s not in TERMINAL)
+
+# Every allowed move; anything else (above all, any move out of a terminal status) is refused.
+TRANSITIONS: dict[str, frozenset[str]] = {
+    QUEUED: frozenset({SUBMITTED, FAILED, CANCELED, ABORTED}),
+    SUBMITTED: frozenset({READY, FAILED, MODERATED, EXPIRED, CANCELED}),
+    # Back to submitted only when BFL's own answer refutes the Ready report the job acted on.
+    READY: frozenset({STORED, FAILED, MODERATED, EXPIRED, SUBMITTED, CANCELED}),
+    STORED: frozenset(),
+    FAILED: frozenset(),
+    MODERATED: frozenset(),
+    EXPIRED: frozenset(),
+    CANCELED: frozenset(),
+    ABORTED: frozenset(),
+}
+
+# BFL's own status words, canonical spelling.
+BFL_PENDING, BFL_READY, BFL_ERROR, BFL_FAILED = "Pending", "Ready", "Error", "Failed"
+BFL_REQUEST_MODERATED, BFL_CONTENT_MODERATED = "Request Moderated", "Content Moderated"
+BFL_TASK_NOT_FOUND = "Task not found"
+BFL_FAILURES = frozenset({BFL_ERROR, BFL_FAILED, BFL_REQUEST_MODERATED, BFL_CONTENT_MODERATED, BFL_TASK_NOT_FOUND})
+
+_SPELLINGS = {
+    # Only BFL's own words and its webhooks' spellings of them: any other word (Processing, Queued...) is one BFL
+    # added, kept as sent, not taken for Pending.
+    "pending": BFL_PENDING,
+    "ready": BFL_READY, "success": BFL_READY, "succeeded": BFL_READY,
+    "error": BFL_ERROR,
+    "failed": BFL_FAILED, "failure": BFL_FAILED,
+    "request moderated": BFL_REQUEST_MODERATED,
+    "content moderated": BFL_CONTENT_MODERATED,
+    "task not found": BFL_TASK_NOT_FOUND,
+}
+
+
+def can_transition(current: str, new: str) -> bool:
+    """Whether a job in ``current`` may move to ``new``."""
+    return new in TRANSITIONS.get(current, frozenset())
+
+
+def sources_for(new: str) -> tuple[str, ...]:
+    """Every status a job may move to ``new`` from."""
+    return tuple(s for s in STATUSES if can_transition(s, new))
+
+
+class Consequences(NamedTuple):
+    """What a job's move to a status does besides the move itself."""
+
+    # BFL is done with the task: its slot is free for the next job.
+    free_slot: bool
+    # The job no longer waits for a slot (a line holds queued jobs only).
+    leave_line: bool
+    # The job never changes again: never due for the sweep, into the notification outbox, BFL's URLs dropped.
+    terminal: bool
+    # It ends while BFL may still run its task (BFL has no cancel): if BFL has the task (the job is ``submitted``), the
+    # slot stays held instead of freed, and the sweep goes on polling the task, until BFL says the task ended or its
+    # hour is over (docs/api.md, ``steps/running_on.py``).
+    hold_slot: bool = False
+
+
+def consequences(new: str, *, task_runs: bool = False) -> Consequences:
+    """What moving a job to ``new`` does with it (``''``: no move, fields only). ``task_runs``: BFL may still run the
+    job's task (it ends on purpose, by a cancel or its deadline): an end keeps the slot of a job BFL has, for BFL
+    still counts the task against the account's slots."""
+    return Consequences(free_slot=new == READY or new in TERMINAL, leave_line=new != "", terminal=new in TERMINAL,
+                        hold_slot=task_runs and new in TERMINAL)
+
+
+def normalize_bfl_status(word: str) -> str | None:
+    """BFL's status in canonical spelling, whatever its case, ``_`` or ``-``; None if unknown."""
+    key = " ".join(str(word).replace("_", " ").replace("-", " ").lower().split())
+    return _SPELLINGS.get(key)
+
+
+# bfl_status keeps a word BFL adds (FLUX 3 video's Reasoning, Generating) as sent, this long at most.
+MAX_BFL_STATUS = 40
+
+
+def bfl_status_word(raw: str) -> str | None:
+    """BFL's status as a job records it: canonical when known, else BFL's own word, trimmed and cut to
+    ``MAX_BFL_STATUS`` characters (without control characters); None when there is no word at all."""
+    known = normalize_bfl_status(raw)
+    if known is not None:
+        return known
+    word = " ".join("".join(c for c in str(raw)[:4 * MAX_BFL_STATUS] if c.isprintable()).split())
+    return word[:MAX_BFL_STATUS].strip() or None
+
+
+def is_running(bfl_status: str) -> bool:
+    """Whether BFL's word means the task still runs: any word but Ready and the failure words."""
+    return bfl_status != BFL_READY and bfl_status not in BFL_FAILURES
+
+
+def status_label(bfl_status: str) -> str:
+    """A metric label for BFL's word: the known words in snake case, any other one ``running``."""
+    if bfl_status == BFL_READY or bfl_status in BFL_FAILURES or bfl_status == BFL_PENDING:
+        return bfl_status.lower().replace(" ", "_")
+    return "running"
+
+
+def progress_value(value: object) -> float | None:
+    """BFL's ``progress`` as a fraction from 0 to 1 (a percentage is read as one); None if it is not a number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or value < 0:
+        return None
+    if value > 1:
+        value = value / 100 if value <= 100 else 1.0
+    return round(float(value), 4)
+
+
+def terminal_outcome(bfl_status: str) -> tuple[str, str, str]:
+    """For a confirmed BFL failure word: the job status, error code and message it ends with."""
+    if bfl_status in (BFL_REQUEST_MODERATED, BFL_CONTENT_MODERATED):
+        return MODERATED, "moderated", f"BFL refused the task: {bfl_status}"
+    if bfl_status == BFL_TASK_NOT_FOUND:
+        return FAILED, "task_not_found", "BFL does not know this task"
+    return FAILED, "bfl_error", "BFL reported that the generation failed"
+
+
+# --- Ending on purpose ---
+# A job ended before it ends by itself: the ``Cancel-After`` header it may be made with, and the status a cancel or a
+# passed deadline ends it in. A job not yet sent to BFL ends without ever being sent: a caller's cancel makes it
+# ``canceled``, its deadline ``aborted`` (never sent, never charged). A job BFL has (``submitted``, ``ready``) ends
+# ``canceled`` either way: BFL has no cancel, so its charge stays recorded, and its result is never downloaded. A
+# terminal job stays as it is.
+
+CANCEL_AFTER = "Cancel-After"
+MIN_CANCEL_AFTER = 5
+MAX_CANCEL_AFTER = 24 * 3600
+# `30s`, `5m`, `1h30m`, `1h5m10s`: hours, minutes, seconds in that order, each a whole number, at least one.
+_DURATION = re.compile(r"(?:([0-9]{1,5})h)?(?:([0-9]{1,7})m)?(?:([0-9]{1,9})s)?")
+_EXAMPLES = "such as 30s, 5m or 1h30m"
+
+
+def parse_cancel_after(text: str) -> int:
+    """The seconds a ``Cancel-After`` value names; ``InvalidCancelAfter`` (400) for a malformed one or one outside
+    ``MIN_CANCEL_AFTER`` to ``MAX_CANCEL_AFTER``."""
+    value = text.strip().lower()
+    match = _DURATION.fullmatch(value)
+    if not value or match is None:
+        raise InvalidCancelAfter(f"{CANCEL_AFTER} must be a duration in hours, minutes and seconds, {_EXAMPLES}; "
+                                 f"got {text[:40]!r}")
+    hours, minutes, seconds = (int(part or 0) for part in match.groups())
+    total = hours * 3600 + minutes * 60 + seconds
+    if not MIN_CANCEL_AFTER <= total <= MAX_CANCEL_AFTER:
+        raise InvalidCancelAfter(f"{CANCEL_AFTER} must be from {MIN_CANCEL_AFTER}s to 24h; got {text[:40]!r} "
+                                 f"({total:,} seconds)")
+    return total
+
+
+class Ending(NamedTuple):
+    """How a job that is ended on purpose ends: its status and its error."""
+
+    status: str
+    code: str
+    message: str
+
+
+# Error codes of a job ended on purpose.
+CANCELED_CODE, DEADLINE_CODE = "canceled", "deadline_exceeded"
+
+CANCELED_UNSENT = Ending(CANCELED, CANCELED_CODE, "canceled before it was sent to BFL; nothing was charged")
+CANCELED_SENT = Ending(CANCELED, CANCELED_CODE, "canceled after it was sent to BFL, which has no cancel: its charge stays "
+                                                "and its result is not downloaded")
+ABORTED_AT_DEADLINE = Ending(ABORTED, DEADLINE_CODE, "its deadline (Cancel-After) passed before it was sent to BFL; "
+                                                     "nothing was charged")
+CANCELED_AT_DEADLINE = Ending(CANCELED, DEADLINE_CODE, "its deadline (Cancel-After) passed before its result was "
+                                                       "stored; BFL's charge stays and its result is not downloaded")
+BATCH_CANCELED_CODE = "batch_canceled"
+ABORTED_WITH_BATCH = Ending(ABORTED, BATCH_CANCELED_CODE, "its batch was canceled before it was sent to BFL; nothing "
+                                                         "was charged")
+# Statuses of a job BFL has: it ends canceled either way, its charge kept.
+_SENT = (SUBMITTED, READY)
+
+
+def cancel_ending(status: str) -> Ending | None:
+    """How a caller's cancel ends a job in ``status``; None if it has ended already."""
+    if status == QUEUED:
+        return CANCELED_UNSENT
+    return CANCELED_SENT if status in _SENT else None
+
+
+def deadline_ending(status: str) -> Ending | None:
+    """How a passed deadline (``Cancel-After``) ends a job in ``status``; None if it has ended already."""
+    if status == QUEUED:
+        return ABORTED_AT_DEADLINE
+    return CANCELED_AT_DEADLINE if status in _SENT else None
+
+
+def batch_cancel_ending(status: str) -> Ending | None:
+    """How its batch's cancel ends an item in ``status`` (docs/api.md as amended): unsent, ``aborted``; None for one BFL
+    has (it is paid for whatever happens, so it goes on and its result is stored as any item's) or one ended."""
+    return ABORTED_WITH_BATCH if status == QUEUED else None
+
+
+def deadline_passed(deadline: float | None, now: float) -> bool:
+    """Whether a job's ``deadline`` (None: it has none) has passed at ``now``."""
+    return deadline is not None and now >= deadline
+
+
+# --- The record ---
 
 _JOB_ID = re.compile(r"^job_[0-9A-HJKMNP-TV-Z]{26}$")
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -93,7 +324,7 @@ class Job:
     created_at: float = 0.0
     updated_at: float = 0.0
     completed_at: float | None = None
-    # When the job ends unless it has ended by then (``Cancel-After``, ``core.deadlines``); None: never.
+    # When the job ends unless it has ended by then (``Cancel-After``, ``parse_cancel_after``); None: never.
     deadline: float | None = None
     # When BFL accepted the task (tracked jobs: when tracking began); the one-hour limit counts from here.
     submitted_at: float | None = None
@@ -191,7 +422,7 @@ class Job:
 
     @property
     def terminal(self) -> bool:
-        return self.status in st.TERMINAL
+        return self.status in TERMINAL
 
     @property
     def tracked(self) -> bool:
@@ -230,7 +461,7 @@ class Job:
             "prompt": self.prompt,
             "seed": self.seed,
             # Only while the task runs at BFL.
-            "progress": self.progress if self.status in (st.QUEUED, st.SUBMITTED) else None,
+            "progress": self.progress if self.status in (QUEUED, SUBMITTED) else None,
             "video": video,
             "draft_cache": draft_cache,
             "cost": self.cost(),
@@ -239,7 +470,7 @@ class Job:
             "batch_id": self.batch_id,
             "batch_index": self.batch_index,
             "account": self.account,
-            "waiting": waiting if self.status == st.QUEUED else None,
+            "waiting": waiting if self.status == QUEUED else None,
         }
 
 

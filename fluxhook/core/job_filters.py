@@ -12,13 +12,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.accounts import ACCOUNT_NAME
 from fluxhook.core.batch import is_batch_id
 from fluxhook.core.end_users import parse_end_user
 from fluxhook.core.errors import InvalidRequest
+from fluxhook.core.json_body import decimal, refuse_unknown
 from fluxhook.core.models import MODEL
-from fluxhook.core.strict_input import decimal, refuse_unknown
 
 # The query parameters of GET /v1/jobs, and nothing else.
 LIST_PARAMETERS = ("status", "model", "key_id", "batch_id", "account", "end_user", "q", "from", "to", "limit", "cursor")

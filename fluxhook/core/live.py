@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from fluxhook.core.transitions import BFL_PENDING, is_running
+from fluxhook.core.job import BFL_PENDING, is_running
 
 # The promises.
 WATCHED_WITHIN = 3.0

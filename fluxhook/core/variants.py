@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from fluxhook.core.errors import InvalidVariant
-from fluxhook.core.strict_input import decimal, refuse_unknown
+from fluxhook.core.json_body import decimal, refuse_unknown
 
 WIDTHS = (64, 128, 256, 384, 512, 640, 768, 1024, 1280, 1536, 2048)
 FORMATS = ("jpeg", "png", "webp", "avif")

@@ -36,7 +36,7 @@ from typing import Any
 
 from fluxhook import metrics
 from fluxhook.bfl.reports import Cost
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.accounts import DEFAULT_ACCOUNT
 from fluxhook.core.job import Job
 from fluxhook.store.effects import AccountJobEnded, CountEndUser, CountHourly, CountMetrics, CountUsage, Effect

@@ -8,8 +8,8 @@ import re
 from datetime import date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Mapping
 
+from fluxhook.core.accounts import pool_limit
 from fluxhook.core.errors import InvalidRequest
-from fluxhook.core.pools import pool_limit
 from fluxhook.credits.accounting import (
     HOURLY_COUNTS,
     LATENCY,

@@ -28,11 +28,11 @@ from typing import TypeVar
 
 from redis.exceptions import RedisError
 
+from fluxhook.core import job as st
 from fluxhook.core import tracing
-from fluxhook.core import transitions as st
+from fluxhook.core.accounts import pool_for
 from fluxhook.core.batch import MAX_ITEMS, Batch, BatchStatus, interrupted, new_batch_id
 from fluxhook.core.batch_items import NAMED_FIELDS, NAMED_ITEMS, BatchItem, ItemSpool
-from fluxhook.core.deadlines import ABORTED_AT_DEADLINE, ABORTED_WITH_BATCH, batch_cancel_ending
 from fluxhook.core.end_users import EndUserLimits
 from fluxhook.core.errors import (
     AlreadyEnded,
@@ -45,9 +45,8 @@ from fluxhook.core.errors import (
 )
 from fluxhook.core.heartbeats import beating
 from fluxhook.core.holds import BATCH_MAKING_LEASE, CLAIM_LEASE
-from fluxhook.core.job import Job, new_job_id
+from fluxhook.core.job import ABORTED_AT_DEADLINE, ABORTED_WITH_BATCH, Job, batch_cancel_ending, new_job_id
 from fluxhook.core.pacing import NONE
-from fluxhook.core.pools import pool_for
 from fluxhook.core.wait_reasons import Waiting, WaitReason
 from fluxhook.credits.budget import request_size
 from fluxhook.lifecycle.steps import end_user_limits, ending, key_limits, submission, task_inputs, timeline

@@ -4,9 +4,8 @@ result never downloaded; an ended one stays as it is (``AlreadyEnded``, 409)."""
 
 from __future__ import annotations
 
-from fluxhook.core.deadlines import cancel_ending
 from fluxhook.core.errors import AlreadyEnded, JobNotFound, SendUnderWay
-from fluxhook.core.job import Job
+from fluxhook.core.job import Job, cancel_ending
 from fluxhook.lifecycle.steps import ending, recorded
 from fluxhook.lifecycle.steps.callers import Caller
 from fluxhook.services import Services

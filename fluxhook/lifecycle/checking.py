@@ -7,8 +7,8 @@ import logging
 import time
 from typing import Mapping
 
+from fluxhook.core import job as st
 from fluxhook.core import tracing
-from fluxhook.core import transitions as st
 from fluxhook.core.errors import BFLError, BFLRateLimited, BFLRedirectRefused
 from fluxhook.core.holds import CLAIM_LEASE
 from fluxhook.core.job import Job

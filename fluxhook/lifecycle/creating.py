@@ -15,13 +15,13 @@ import logging
 import time
 from dataclasses import dataclass, field, replace
 
+from fluxhook.core import job as st
 from fluxhook.core import tracing
-from fluxhook.core import transitions as st
+from fluxhook.core.accounts import pool_for
 from fluxhook.core.catalog import Model
 from fluxhook.core.end_users import EndUserLimits
 from fluxhook.core.errors import BFLError, BudgetExceeded
 from fluxhook.core.job import Job, new_job_id
-from fluxhook.core.pools import pool_for
 from fluxhook.core.wait_reasons import Waiting
 from fluxhook.credits.budget import request_size
 from fluxhook.lifecycle.steps import end_user_limits, key_limits, submission, task_inputs, timeline, waits
@@ -51,7 +51,7 @@ class JobRequest:
     account: str | None = None
     # The request's hold on its Idempotency-Key, which the job names itself in when it is recorded.
     idempotency: Hold | None = None
-    # Seconds from creation to the job's deadline (``Cancel-After``, ``core.deadlines``); None: it has none.
+    # Seconds from creation to the job's deadline (``Cancel-After``, ``core.job.parse_cancel_after``); None: it has none.
     cancel_after: int | None = None
     # Whether the request asks for strict input (``Prefer: handling=strict``): a field of ``input`` the model's schema
     # does not know is refused, as it is for a key with ``strict_input``.

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import logging
 
-from fluxhook.core.deadlines import deadline_ending
 from fluxhook.core.holds import CLAIM_LEASE
+from fluxhook.core.job import deadline_ending
 from fluxhook.lifecycle.steps import ending
 from fluxhook.services import Services
 

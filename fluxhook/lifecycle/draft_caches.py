@@ -14,7 +14,7 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.errors import DownloadError, FluxhookError, HostNotAllowed, ResultURLExpired, RetryableError
 from fluxhook.core.hosts import check_url
 from fluxhook.core.job import Job

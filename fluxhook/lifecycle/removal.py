@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import time
 
-from fluxhook.core.deadlines import cancel_ending
 from fluxhook.core.errors import SendUnderWay
+from fluxhook.core.job import cancel_ending
 from fluxhook.lifecycle.steps import ending, erasing, running_on
 from fluxhook.services import Services
 

@@ -7,7 +7,7 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.holds import SUBMIT_LEASE
 from fluxhook.lifecycle.steps import revoked_jobs
 from fluxhook.store.keys import KEYS

@@ -15,8 +15,8 @@ import time
 from dataclasses import replace
 
 from fluxhook import metrics
+from fluxhook.core import job as st
 from fluxhook.core import stopping, tracing
-from fluxhook.core import transitions as st
 from fluxhook.core.errors import BFLError, DownloadError, FluxhookError, HostNotAllowed, ResultURLExpired, RetryableError
 from fluxhook.core.job import Job
 from fluxhook.core.outcomes import DownloadOutcome, ReportOutcome

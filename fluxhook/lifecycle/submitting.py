@@ -9,7 +9,7 @@ from typing import Mapping
 
 from redis.exceptions import RedisError
 
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.errors import BFLError, FluxhookError, NotReplicated, RetryableError
 from fluxhook.credits import accounting
 from fluxhook.lifecycle.steps import durable, schedule, submission, task_inputs

@@ -7,8 +7,8 @@ import logging
 import time
 from dataclasses import dataclass, field
 
+from fluxhook.core import job as st
 from fluxhook.core import tracing
-from fluxhook.core import transitions as st
 from fluxhook.core.catalog import first_poll_at
 from fluxhook.core.errors import TaskNotTrackable
 from fluxhook.core.job import Job, new_job_id

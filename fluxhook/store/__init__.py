@@ -7,9 +7,9 @@ from typing import NamedTuple, cast
 
 from redis import Redis
 
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
+from fluxhook.core.accounts import pools
 from fluxhook.core.config import Config
-from fluxhook.core.pools import pools
 from fluxhook.core.signing import Sealer
 from fluxhook.store.app_keys import AppKeys
 from fluxhook.store.batches import Batches

@@ -29,7 +29,7 @@ from redis import Redis
 from redis.exceptions import WatchError
 from redis.typing import EncodableT, FieldT
 
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.config import Config
 from fluxhook.core.end_users import EndUserLimits
 from fluxhook.store.keys import KEYS, Keys

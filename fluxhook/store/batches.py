@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from redis import Redis
 from redis.typing import EncodableT, FieldT
 
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.batch import Batch, is_batch_id
 from fluxhook.store.batch_turns import BatchTurns
 from fluxhook.store.keys import KEYS, Keys

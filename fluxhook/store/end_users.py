@@ -17,7 +17,7 @@ from typing import Any
 from redis import Redis
 from redis.exceptions import WatchError
 
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.end_users import EndUserLimits
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.scripts import LuaScript, text

@@ -6,7 +6,7 @@ and ``Keys.status`` are lexically ordered sets of ids (ids sort by creation time
 newest-first listing; ``Keys.due`` orders active jobs by when the fallback sweep should look
 at them next. Every status change runs one Lua script (``lua/job_transition.lua``), so a
 duplicate or late report can never move a job out of a terminal status, whichever process
-sends it; with the change come the consequences its new status has (``transitions.consequences``:
+sends it; with the change come the consequences its new status has (``job.consequences``:
 the BFL slot freed, the notification outbox) and the effects the caller names (``effects``).
 
 A lock (``Lock``) is taken or freed with a change, or on its own (``Locks``); either way it expires by itself, so a
@@ -24,8 +24,8 @@ from typing import Any, Callable, NamedTuple, Sequence
 
 from redis import Redis
 
-from fluxhook.core import transitions as st
-from fluxhook.core.accounts import DEFAULT_ACCOUNT
+from fluxhook.core import job as st
+from fluxhook.core.accounts import DEFAULT_ACCOUNT, POOLS
 from fluxhook.core.errors import InvalidRequest, SearchTooLong
 from fluxhook.core.job import (
     COUNTERS,
@@ -39,7 +39,6 @@ from fluxhook.core.job import (
 )
 from fluxhook.core.job_filters import EVERY_JOB, TEXT_WINDOW, JobFilter
 from fluxhook.core.live import Shown, shown
-from fluxhook.core.pools import POOLS
 from fluxhook.core.signing import Sealer
 from fluxhook.store.effects import (
     AddTimelineEntry,
@@ -130,7 +129,7 @@ class Terms:
     out_of_line: bool = False
     # The record as the step left it, in its answer (``Change.record``): a command in the step, not a read after it.
     read_back: bool = False
-    # BFL may still run the task of the job that ends (``transitions.consequences``): a ``submitted`` one holding a slot
+    # BFL may still run the task of the job that ends (``job.consequences``): a ``submitted`` one holding a slot
     # keeps it, stays due on its poll schedule and keeps what its polls need (``HOLD_KEEPS``), until ``let_go``.
     task_runs: bool = False
     # No move: the ended job gives back the slot it kept so (``let_go``).

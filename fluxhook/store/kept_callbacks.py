@@ -10,9 +10,8 @@ from typing import Callable, cast
 
 from redis import Redis
 
-from fluxhook.core.job import EARLY_KEPT
+from fluxhook.core.job import ACTIVE, EARLY_KEPT
 from fluxhook.core.signing import Sealer
-from fluxhook.core.transitions import ACTIVE
 from fluxhook.store.jobs import Take
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.scripts import LuaScript

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from fluxhook.core.accounts import DEFAULT_ACCOUNT, Account
-from fluxhook.core.transitions import QUEUED
+from fluxhook.core.job import QUEUED
 
 
 @dataclass(frozen=True)

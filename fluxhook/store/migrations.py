@@ -56,15 +56,13 @@ from redis.exceptions import RedisError
 from rq import Queue
 from rq.job import Job as RQJob
 
-from fluxhook.core.accounts import DEFAULT_ACCOUNT
+from fluxhook.core.accounts import DEFAULT_ACCOUNT, DEFAULT_POOL, pools
 from fluxhook.core.bfl_limits import TASK_DEADLINE
 from fluxhook.core.config import Config
 from fluxhook.core.heartbeats import beating
 from fluxhook.core.holds import MIGRATION_LOCK_SECONDS
-from fluxhook.core.job import SEALED_FIELDS
-from fluxhook.core.pools import DEFAULT_POOL, pools
+from fluxhook.core.job import QUEUED, SEALED_FIELDS, SUBMITTED
 from fluxhook.core.signing import Sealer
-from fluxhook.core.transitions import QUEUED, SUBMITTED
 from fluxhook.store.deliveries import IN_FLIGHT, notify_member
 from fluxhook.store.jobs import JobStore, Locks
 from fluxhook.store.kept_callbacks import KeptCallbacks

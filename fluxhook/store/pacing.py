@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from redis import Redis
 
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.pacing import ALL, BULK, MIN_SPAN, NONE, RATE_WINDOW, Backlog, PacingRule
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.scripts import LuaScript, text

@@ -2,7 +2,7 @@
 per-model limits, shared by every process and handed to the apps whose jobs wait in turn, in proportion to their
 weights.
 
-Each account has, per pool (see ``fluxhook.core.pools``), a sorted set of slot holders scored by when they took the
+Each account has, per pool (see ``fluxhook.core.accounts``), a sorted set of slot holders scored by when they took the
 slot; each pool has one line of waiting jobs, whatever account they may use. Each job has an owner
 (``fluxhook.store.owners``: its app key, or the admin owner) and a route (the accounts it may use; none recorded: any);
 a line's members are ``<owner>:<job id>``, so an owner's jobs are one lexical range in creation order and the owners
@@ -37,13 +37,12 @@ from typing import Any, Callable, Mapping, Sequence
 
 from redis import Redis
 
-from fluxhook.core import transitions as st
-from fluxhook.core.accounts import ANY_ROUTE, DEFAULT_ACCOUNT, Account, Cooling
+from fluxhook.core import job as st
+from fluxhook.core.accounts import ANY_ROUTE, DEFAULT_ACCOUNT, Account, Cooling, pool_for, pools
 from fluxhook.core.config import Config
 from fluxhook.core.errors import QueueFull
 from fluxhook.core.holds import QUEUE_ROOM_LEASE, SLOT_LEASE, SUBMIT_LEASE
 from fluxhook.core.job import Job
-from fluxhook.core.pools import pool_for, pools
 from fluxhook.core.wait_reasons import LineState, Place
 from fluxhook.store import cooldowns
 from fluxhook.store.idempotency import key_taken

@@ -7,7 +7,7 @@ import time
 
 from redis import Redis
 
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.job import WATCHED_UNTIL
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.scripts import LuaScript

@@ -20,7 +20,7 @@ import pytest
 from conftest import API_TOKEN
 from devtools.processes import ROOT, free_port
 from fluxhook import client as fc
-from fluxhook.core import transitions
+from fluxhook.core import job as st
 
 # --- a scripted server ------------------------------------------------------------------------------
 
@@ -316,7 +316,7 @@ def test_job_reads_as_attributes_and_stays_a_dict():
     with pytest.raises(AttributeError):
         _ = job.colour
     assert json.loads(json.dumps(job)) == dict(job)
-    assert fc.STATUSES == transitions.STATUSES and fc.TERMINAL == transitions.TERMINAL
+    assert fc.STATUSES == st.STATUSES and fc.TERMINAL == st.TERMINAL
 
 
 def test_arguments_are_checked_before_any_request(scripted):

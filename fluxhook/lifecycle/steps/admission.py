@@ -6,9 +6,8 @@ from __future__ import annotations
 import difflib
 
 from fluxhook.bfl.reports import words
-from fluxhook.core.catalog import Catalog, Model
+from fluxhook.core.catalog import Catalog, Model, known_fields
 from fluxhook.core.errors import InputRefused, UnknownField, UnknownModel
-from fluxhook.core.request_schema import known_fields
 from fluxhook.lifecycle.steps import callers
 from fluxhook.lifecycle.steps.callers import Caller
 from fluxhook.services import Services

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 from fluxhook import metrics
 from fluxhook.bfl.reports import BFLReport
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.job import Job
 from fluxhook.core.live import Shown
 from fluxhook.core.outcomes import ReportOutcome

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.holds import CLAIM_LEASE
 
 if TYPE_CHECKING:

@@ -25,12 +25,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterator, Mapping
 
 from fluxhook import metrics
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.batch_items import MAX_END_USERS
-from fluxhook.core.deadlines import Ending
 from fluxhook.core.end_users import BLOCKED_ENDINGS, BlockReason, EndUserLimits, named
 from fluxhook.core.errors import EndUserBlocked, FluxhookError, InvalidRequest, QueueFull, RateLimited
-from fluxhook.core.job import Job, new_job_id
+from fluxhook.core.job import Ending, Job, new_job_id
 from fluxhook.core.wait_reasons import Waiting, WaitReason
 from fluxhook.credits import accounting
 from fluxhook.credits.budget import seconds_until_next_day

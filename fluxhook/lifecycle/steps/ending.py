@@ -1,4 +1,4 @@
-"""Ending a job on purpose, by a caller's cancel or its deadline (``core.deadlines`` says in what status).
+"""Ending a job on purpose, by a caller's cancel or its deadline (``core.job`` says in what status).
 
 A job not yet sent ends under its submit lock, the lock its sender holds from its last look at the job through
 BFL's answer: so a job is either sent, and ends as one BFL has (its charge kept), or ends unsent, and no sender
@@ -17,10 +17,9 @@ import time
 from enum import StrEnum
 from typing import TYPE_CHECKING, Callable
 
-from fluxhook.core import transitions as st
-from fluxhook.core.deadlines import BATCH_CANCELED_CODE, Ending
+from fluxhook.core import job as st
 from fluxhook.core.holds import SUBMIT_LEASE
-from fluxhook.core.job import Job
+from fluxhook.core.job import BATCH_CANCELED_CODE, Ending, Job
 from fluxhook.credits import accounting
 from fluxhook.lifecycle.steps import task_inputs
 from fluxhook.store.effects import ReleaseBudget

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import time
 
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.lifecycle.steps import task_inputs, timeline
 from fluxhook.media import draft_caches, posters, thumbnails
 from fluxhook.services import Services

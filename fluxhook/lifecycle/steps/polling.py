@@ -6,8 +6,8 @@ import time
 
 from fluxhook import metrics
 from fluxhook.bfl.reports import BFLReport, report_from_payload
+from fluxhook.core import job as st
 from fluxhook.core import tracing
-from fluxhook.core import transitions as st
 from fluxhook.core.errors import BFLUnavailable, FluxhookError, InvalidRequest
 from fluxhook.core.job import Job
 from fluxhook.lifecycle.steps import timeline

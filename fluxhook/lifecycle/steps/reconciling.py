@@ -13,7 +13,7 @@ from typing import Any
 
 from fluxhook import metrics
 from fluxhook.bfl.reports import BFLReport, parse_callback
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.accounts import Account
 from fluxhook.core.bfl_limits import TASK_DEADLINE
 from fluxhook.core.catalog import first_poll_at

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.job import Job
 from fluxhook.credits import accounting
 from fluxhook.lifecycle.steps import task_inputs, timeline

@@ -16,7 +16,7 @@ import logging
 import time
 
 from fluxhook.bfl.reports import BFLReport
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.errors import BFLError, BFLRateLimited
 from fluxhook.core.job import Job
 from fluxhook.core.outcomes import CheckOutcome, ReportOutcome

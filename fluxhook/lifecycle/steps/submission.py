@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from fluxhook import metrics
-from fluxhook.core import deadlines, signing, tracing
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
+from fluxhook.core import signing, tracing
 from fluxhook.core.accounts import DEFAULT_ACCOUNT, Account
 from fluxhook.core.backoff import backoff_delay
 from fluxhook.core.catalog import first_poll_at
@@ -25,7 +25,7 @@ from fluxhook.core.errors import (
     InvalidRequest,
 )
 from fluxhook.core.holds import LOST_SEND_TRACE, SUBMIT_LEASE
-from fluxhook.core.job import Job
+from fluxhook.core.job import ABORTED_AT_DEADLINE, ABORTED_WITH_BATCH, Job, deadline_passed
 from fluxhook.core.outcomes import SKIPPED
 from fluxhook.core.wait_reasons import Waiting, WaitReason
 from fluxhook.credits import accounting, budget
@@ -258,11 +258,11 @@ def _submit(svc: Services, job: Job, task_input: dict | None, primary: str | Non
     answer recorded."""
     if job.status != st.QUEUED:
         return SKIPPED  # canceled or ended meanwhile: never sent
-    if deadlines.passed(job.deadline, time.time()):
-        ending.end_unsent(svc, job, deadlines.ABORTED_AT_DEADLINE)
+    if deadline_passed(job.deadline, time.time()):
+        ending.end_unsent(svc, job, ABORTED_AT_DEADLINE)
         return st.ABORTED
     if job.batch_id and svc.store.batches.canceled(job.batch_id):
-        ending.end_unsent(svc, job, deadlines.ABORTED_WITH_BATCH)  # its batch was canceled while it waited its turn
+        ending.end_unsent(svc, job, ABORTED_WITH_BATCH)  # its batch was canceled while it waited its turn
         return st.ABORTED
     key, live = _key_of(svc, job)
     if not live:

@@ -14,7 +14,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.job import Job
 from fluxhook.core.wait_reasons import LineState, Place, Waiting, in_line, waiting
 from fluxhook.lifecycle.steps import timeline

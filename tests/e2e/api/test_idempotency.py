@@ -11,7 +11,7 @@ import pytest
 
 from conftest import API, API_TOKEN
 from devtools.processes import wait_until
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.errors import FailedOver
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.store import idempotency as idempotency_store

@@ -18,7 +18,7 @@ from http.server import BaseHTTPRequestHandler
 import pytest
 
 from devtools.processes import free_port
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.lifecycle.steps import task_inputs
 from fluxhook.lifecycle.submitting import submit_queued
 from fluxhook.store.keys import KEYS

@@ -18,7 +18,7 @@ import requests
 
 from conftest import API, API_TOKEN
 from devtools.processes import free_port, wait_until
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.config import Config
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.outcomes import DeliveryOutcome

@@ -11,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import ready_payload
 from devtools.processes import wait_until
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.config import Config
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.lifecycle.steps.kept_callbacks import apply_kept_callback

@@ -22,8 +22,8 @@ import requests
 from conftest import SECRET_KEY, STATIC_SECRET, ready_payload
 from devtools.processes import wait_until
 from devtools.stack import SIMULATOR_KEY
+from fluxhook.core import job as st
 from fluxhook.core import signing
-from fluxhook.core import transitions as st
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.store.jobs import JobStore
 from helpers import (

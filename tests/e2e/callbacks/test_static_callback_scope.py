@@ -15,10 +15,10 @@ import requests
 from conftest import STATIC_SECRET, ready_payload
 from devtools.stack import SIMULATOR_KEY
 from fluxhook.bfl.reports import MAX_CALLBACK_BYTES
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
+from fluxhook.core.accounts import pool_for
 from fluxhook.core.config import Config
 from fluxhook.core.job import Job, new_job_id
-from fluxhook.core.pools import pool_for
 from fluxhook.lifecycle.steps.kept_callbacks import apply_kept_callback
 from fluxhook.services import build_services
 from fluxhook.store.jobs import JobStore

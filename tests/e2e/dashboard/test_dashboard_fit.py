@@ -25,7 +25,7 @@ from browser_helpers import Tab, needs_chromium, row, sign_in
 from conftest import TEST_MODELS
 from devtools.processes import ROOT
 from fluxhook.core import catalog
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.errors import FluxhookError
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.wait_reasons import WaitReason

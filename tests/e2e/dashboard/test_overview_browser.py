@@ -24,7 +24,7 @@ from browser_helpers import Tab, needs_chromium, sign_in
 from credit_helpers import finish_job, submit_job
 from devtools.processes import ROOT
 from fluxhook.bfl.reports import Cost
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.credits import accounting, reports
 from receiver.dashboard_overview import OUTCOMES

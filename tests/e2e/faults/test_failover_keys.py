@@ -17,7 +17,7 @@ import redis
 from conftest import API, API_TOKEN
 from devtools.processes import wait_until
 from failover_helpers import failover_stack
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.store.idempotency import HELD, Hold, IdempotencyStore
 from fluxhook.store.jobs import JobStore

@@ -12,9 +12,9 @@ import redis
 from conftest import API, service_env
 from devtools.processes import free_port
 from devtools.stack import Stack
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
+from fluxhook.core.accounts import DEFAULT_POOL
 from fluxhook.core.job import Job, new_job_id
-from fluxhook.core.pools import DEFAULT_POOL
 from fluxhook.store.jobs import JobStore
 from fluxhook.store.keys import KEYS
 from fluxhook.store.migrations import SCHEMA_VERSION

@@ -12,7 +12,7 @@ import pytest
 
 from devtools.processes import free_port
 from fluxhook.bfl.client import BFLClient, redirect_target
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.config import Config
 from fluxhook.core.errors import BFLError, HostNotAllowed
 from fluxhook.core.hosts import parse_host_pattern

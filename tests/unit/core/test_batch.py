@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.batch import Batch, BatchStatus, batch_id_floor, is_batch_id, new_batch_id, status_of
-from fluxhook.core.deadlines import batch_cancel_ending
+from fluxhook.core.job import batch_cancel_ending
 from fluxhook.core.wait_reasons import Waiting, WaitReason
 
 

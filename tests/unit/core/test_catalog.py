@@ -9,10 +9,10 @@ import math
 import pytest
 
 from fluxhook.core import catalog
+from fluxhook.core.accounts import DEFAULT_MODEL_LIMITS
 from fluxhook.core.catalog import SHIPPED_CATALOG, Price
 from fluxhook.core.config import Config
 from fluxhook.core.errors import ConfigError
-from fluxhook.core.pools import DEFAULT_MODEL_LIMITS
 
 ENV = {"REDIS_URL": "redis://localhost/0", "SECRET_KEY": "s" * 32, "API_TOKENS": "token-0123456789"}
 

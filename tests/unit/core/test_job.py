@@ -1,4 +1,5 @@
-"""The job record (fluxhook/core/job.py): ids, timestamps, and the round trip from Redis hash to API answer.
+"""A job (fluxhook/core/job.py): its record's ids, timestamps, and the round trip from Redis hash to API answer; its
+statuses, the moves between them and what BFL's status words mean; Cancel-After and how a job ended on purpose ends.
 
 No Redis: the hash is what JobStore would write; tests/unit/store/test_jobs.py covers the store itself.
 """
@@ -10,6 +11,8 @@ from datetime import datetime, timezone
 
 import pytest
 
+from fluxhook.core import job as st
+from fluxhook.core.errors import InvalidCancelAfter, InvalidRequest
 from fluxhook.core.job import Job, is_job_id, iso, new_job_id
 from fluxhook.store.records import encode_fields, job_from_hash
 
@@ -217,3 +220,245 @@ def test_the_prompt_kept_is_the_inputs_first_2000_characters():
     fields = encode_fields({"prompt": LONG[:2000]})
     assert all(len(value.encode()) <= 64 for value in fields[1::2])
     assert job_from_hash(dict(zip(fields[0::2], fields[1::2], strict=False), id="job_x", status="stored")).prompt == LONG[:2000]
+
+
+@pytest.mark.parametrize("terminal", ["stored", "failed", "moderated", "expired", "canceled", "aborted"])
+def test_terminal_statuses_have_no_way_out(terminal):
+    assert terminal in st.TERMINAL
+    assert st.TRANSITIONS[terminal] == frozenset()
+    for other in st.STATUSES:
+        assert not st.can_transition(terminal, other)
+
+
+@pytest.mark.parametrize(
+    ("current", "new"),
+    [
+        ("queued", "submitted"),
+        ("queued", "failed"),
+        ("submitted", "ready"),
+        ("submitted", "failed"),
+        ("submitted", "moderated"),
+        ("submitted", "expired"),
+        ("ready", "stored"),
+        ("ready", "failed"),
+        ("ready", "moderated"),
+        ("ready", "expired"),
+        ("ready", "submitted"),  # only when BFL refutes an unproven Ready report
+        ("queued", "canceled"),
+        ("queued", "aborted"),  # its deadline passed before it was sent
+        ("submitted", "canceled"),
+        ("ready", "canceled"),
+    ],
+)
+def test_allowed_transitions(current, new):
+    assert st.can_transition(current, new)
+
+
+@pytest.mark.parametrize(
+    ("current", "new"),
+    [
+        ("submitted", "queued"),
+        ("ready", "queued"),
+        ("stored", "ready"),
+        ("queued", "stored"),
+        ("queued", "ready"),
+        ("submitted", "stored"),
+        ("queued", "queued"),
+        ("submitted", "submitted"),
+        ("ready", "ready"),
+        ("failed", "stored"),
+        ("expired", "ready"),
+        ("moderated", "submitted"),
+        ("stored", "failed"),
+        ("nonsense", "submitted"),
+        ("submitted", "nonsense"),
+        ("submitted", "aborted"),  # sent: it ends canceled, its charge kept
+        ("ready", "aborted"),
+        ("canceled", "queued"),
+        ("aborted", "submitted"),
+        ("canceled", "stored"),  # a result arriving after a cancel is never stored
+    ],
+)
+def test_refused_transitions(current, new):
+    assert not st.can_transition(current, new)
+
+
+def test_status_sets_match_spec():
+    assert set(st.STATUSES) == {"queued", "submitted", "ready", "stored", "failed", "moderated", "expired", "canceled",
+                                "aborted"}
+    assert st.TERMINAL == {"stored", "failed", "moderated", "expired", "canceled", "aborted"}
+    assert set(st.ACTIVE) == {"queued", "submitted", "ready"}
+    assert set(st.TRANSITIONS) == set(st.STATUSES)
+
+
+def test_every_active_status_can_reach_a_terminal_one_and_stored_is_reachable_from_queued():
+    def reachable(start):
+        seen, todo = set(), [start]
+        while todo:
+            for nxt in st.TRANSITIONS[todo.pop()]:
+                if nxt not in seen:
+                    seen.add(nxt)
+                    todo.append(nxt)
+        return seen
+
+    for status in st.ACTIVE:
+        assert reachable(status) & st.TERMINAL
+    assert {"submitted", "ready", "stored"} <= reachable("queued")
+    for terminal in st.TERMINAL:
+        assert reachable(terminal) == set()
+
+
+@pytest.mark.parametrize(
+    ("new", "sources"),
+    [
+        ("queued", set()),
+        ("submitted", {"queued", "ready"}),
+        ("ready", {"submitted"}),
+        ("stored", {"ready"}),
+        ("failed", {"queued", "submitted", "ready"}),
+        ("moderated", {"submitted", "ready"}),
+        ("expired", {"submitted", "ready"}),
+        ("canceled", {"queued", "submitted", "ready"}),
+        ("aborted", {"queued"}),
+    ],
+)
+def test_sources_for(new, sources):
+    result = st.sources_for(new)
+    assert set(result) == sources
+    assert not set(result) & st.TERMINAL
+    for source in result:
+        assert st.can_transition(source, new)
+
+
+@pytest.mark.parametrize(
+    ("word", "expected"),
+    [
+        ("Ready", "Ready"),
+        ("ready", "Ready"),
+        ("READY", "Ready"),
+        ("SUCCESS", "Ready"),
+        ("success", "Ready"),
+        ("Pending", "Pending"),
+        ("PENDING", "Pending"),
+        ("Error", "Error"),
+        ("ERROR", "Error"),
+        ("failed", "Failed"),
+        ("Failed", "Failed"),
+        ("FAILED", "Failed"),
+        ("Request Moderated", "Request Moderated"),
+        ("request_moderated", "Request Moderated"),
+        ("REQUEST-MODERATED", "Request Moderated"),
+        ("Content Moderated", "Content Moderated"),
+        ("content moderated", "Content Moderated"),
+        ("CONTENT_MODERATED", "Content Moderated"),
+        ("Task not found", "Task not found"),
+        ("TASK NOT FOUND", "Task not found"),
+        ("task_not_found", "Task not found"),
+        ("  Ready  ", "Ready"),
+        ("Request  Moderated", "Request Moderated"),
+        ("banana", None),
+        ("", None),
+        ("Readyy", None),
+        ("Moderated", None),
+        ("not found", None),
+    ],
+)
+def test_normalize_bfl_status(word, expected):
+    assert st.normalize_bfl_status(word) == expected
+
+
+@pytest.mark.parametrize(
+    ("bfl_status", "status", "code"),
+    [
+        ("Request Moderated", "moderated", "moderated"),
+        ("Content Moderated", "moderated", "moderated"),
+        ("Task not found", "failed", "task_not_found"),
+        ("Error", "failed", "bfl_error"),
+        ("Failed", "failed", "bfl_error"),
+    ],
+)
+def test_terminal_outcome(bfl_status, status, code):
+    outcome_status, outcome_code, message = st.terminal_outcome(bfl_status)
+    assert (outcome_status, outcome_code) == (status, code)
+    assert outcome_status in st.TERMINAL
+    assert isinstance(message, str) and message.strip()
+
+
+def test_every_bfl_failure_word_has_a_terminal_outcome():
+    for word in st.BFL_FAILURES:
+        assert st.terminal_outcome(word)[0] in st.TERMINAL
+    assert st.BFL_READY not in st.BFL_FAILURES
+    assert st.BFL_PENDING not in st.BFL_FAILURES
+
+
+def test_an_end_with_the_task_running_holds_the_slot_it_would_free():
+    assert st.consequences("canceled") == st.Consequences(free_slot=True, leave_line=True, terminal=True,
+                                                          hold_slot=False)
+    # BFL has no cancel: a job ended on purpose keeps a slot of BFL's task (the store holds it only while BFL has one).
+    assert st.consequences("canceled", task_runs=True).hold_slot
+    assert st.consequences("aborted", task_runs=True).hold_slot
+    # No end, no hold: a move to ready frees its slot, a change of fields touches none.
+    assert not st.consequences("ready", task_runs=True).hold_slot and st.consequences("ready").free_slot
+    assert st.consequences("", task_runs=True) == st.Consequences(False, False, False, False)
+
+
+@pytest.mark.parametrize(("text", "seconds"), [
+    ("30s", 30), ("5m", 300), ("1h30m", 5400), ("1h", 3600), ("5s", 5), ("24h", 86400), ("23h59m60s", 86400),
+    ("90m", 5400), ("1h0m5s", 3605), ("2M", 120), (" 45s ", 45), ("0h0m5s", 5),
+])
+def test_a_duration_is_read_as_seconds(text, seconds):
+    assert st.parse_cancel_after(text) == seconds
+
+
+@pytest.mark.parametrize("text", [
+    "", " ", "30", "s", "h", "1.5m", "-5s", "5 s", "30sec", "1m30", "30s5m", "5m1h", "1d", "PT5M", "5s5s",
+    "99999999999999999999s", "\u0665s",
+])
+def test_a_malformed_value_is_refused_saying_what_to_send(text):
+    with pytest.raises(InvalidCancelAfter) as refused:
+        st.parse_cancel_after(text)
+    assert refused.value.status == 400 and refused.value.code == "invalid_cancel_after"
+    assert "30s, 5m or 1h30m" in refused.value.message
+
+
+@pytest.mark.parametrize("text", ["4s", "0s", "24h1s", "25h", "1441m", "86401s"])
+def test_a_value_outside_5s_to_24h_is_refused_naming_the_range(text):
+    with pytest.raises(InvalidCancelAfter, match="from 5s to 24h"):
+        st.parse_cancel_after(text)
+
+
+def test_the_refusal_is_no_invalid_request_so_the_drop_in_answers_400_not_bfls_422():
+    assert not issubclass(InvalidCancelAfter, InvalidRequest)
+
+
+def test_a_cancel_ends_every_running_job_canceled_and_leaves_an_ended_one():
+    assert st.cancel_ending(st.QUEUED).status == st.CANCELED
+    assert "nothing was charged" in st.cancel_ending(st.QUEUED).message
+    for sent in (st.SUBMITTED, st.READY):
+        ending = st.cancel_ending(sent)
+        assert (ending.status, ending.code) == (st.CANCELED, "canceled") and "charge stays" in ending.message
+    for ended in st.TERMINAL:
+        assert st.cancel_ending(ended) is None
+
+
+def test_a_deadline_aborts_an_unsent_job_and_cancels_a_sent_one():
+    assert st.deadline_ending(st.QUEUED) == st.ABORTED_AT_DEADLINE
+    assert st.ABORTED_AT_DEADLINE.status == st.ABORTED
+    for sent in (st.SUBMITTED, st.READY):
+        assert st.deadline_ending(sent) == st.CANCELED_AT_DEADLINE
+    assert st.CANCELED_AT_DEADLINE.code == st.ABORTED_AT_DEADLINE.code == "deadline_exceeded"
+    for ended in st.TERMINAL:
+        assert st.deadline_ending(ended) is None
+
+
+def test_every_ending_is_a_move_the_rules_allow():
+    for status in st.ACTIVE:
+        for rule in (st.cancel_ending, st.deadline_ending):
+            ending = rule(status)
+            assert ending is not None and st.can_transition(status, ending.status)
+
+
+def test_deadline_passed():
+    assert not st.deadline_passed(None, 10.0)
+    assert not st.deadline_passed(10.5, 10.0)
+    assert st.deadline_passed(10.0, 10.0) and st.deadline_passed(9.0, 10.0)

@@ -1,6 +1,8 @@
 """fluxhook/core/json_body.py's strict rules: a body read a piece at a time means what it means read
 whole (json_body.loads), at every place a piece may end, refusals included (a key given twice, NaN, a lone surrogate,
-nesting past 32); and what is held while it is read is the values parsed, not the body's text."""
+nesting past 32); and what is held while it is read is the values parsed, not the body's text. What an API does not
+define is refused by name; whole numbers read from a request have one spelling each, and a length bounded before a
+digit is read, so text past int()'s 4,300 digits is refused like any other, never a ValueError."""
 
 from __future__ import annotations
 
@@ -12,8 +14,8 @@ import tracemalloc
 import pytest
 
 from fluxhook.core import json_body
-from fluxhook.core.errors import InvalidRequest
-from fluxhook.core.json_body import Stream, load_object, ndjson_lines
+from fluxhook.core.errors import InvalidRequest, UnknownField
+from fluxhook.core.json_body import Stream, decimal, load_object, ndjson_lines, refuse_unknown
 
 BODIES = [
     b'{}',
@@ -158,3 +160,32 @@ def test_a_streamed_arrays_elements_are_handed_on_one_at_a_time_and_none_is_kept
     with pytest.raises(InvalidRequest, match='the key "items"'):
         load_object(io.BytesIO(b'{"items": [1], "items": [2]}').read, stream=Stream("items", lambda item: None))
     assert load_object(io.BytesIO(b'{"items": 5}').read, stream=stream) == {"items": 5}  # no array: the value
+
+
+@pytest.mark.parametrize(("text", "most", "number"), [
+    ("0", 10, 0), ("7", 10, 7), ("10", 10, 10), ("512", 2048, 512), ("2048", 2048, 2048),
+    ("999999999999999999", 10**18 - 1, 10**18 - 1),
+])
+def test_plain_digits_up_to_the_bound_are_read(text, most, number):
+    assert decimal(text, most) == number
+
+
+@pytest.mark.parametrize("text", [
+    "", " 5", "5 ", "+5", "-5", "05", "00", "1_0", "5.0", "5e1", "0x10", "٥", "²", "５", "five", "5\x00",
+    "9" * 5, "9" * 4301, "1" + "0" * 100_000,
+])
+def test_every_other_spelling_and_anything_past_the_bound_is_none(text):
+    assert decimal(text, 2048) is None
+
+
+def test_strict_input_names_the_first_unknown_field_and_says_what_to_do():
+    refuse_unknown({"model": 1, "input": 2}, ("model", "input"), where="POST /v1/jobs")  # nothing unknown
+    with pytest.raises(UnknownField) as refused:
+        refuse_unknown({"model": 1, "prompt": 2, "width": 3}, ("model", "input"), where="POST /v1/jobs",
+                       hints={"deadline": "use Cancel-After"}, advice="BFL's fields go under 'input'")
+    assert refused.value.field == "prompt"
+    assert refused.value.message == ("unknown fields 'prompt', 'width': BFL's fields go under 'input' "
+                                     "(POST /v1/jobs takes model, input)")
+    with pytest.raises(UnknownField, match="^unknown field 'deadline': use Cancel-After "):
+        refuse_unknown({"deadline": "5m"}, ("model",), where="POST /v1/jobs", hints={"deadline": "use Cancel-After"},
+                       advice="other")

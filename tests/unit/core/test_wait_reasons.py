@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.wait_reasons import (
     DESCRIPTIONS,
     LineState,

@@ -12,7 +12,7 @@ import pytest
 
 from credit_helpers import finish_job, submit_job
 from fluxhook.bfl.reports import Cost
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.job import Job
 from fluxhook.credits import accounting, reports
 from fluxhook.lifecycle.retention import purge_expired

@@ -15,14 +15,14 @@ import pytest
 from credit_helpers import priced_within_catalog, submit_job
 from fluxhook import metrics
 from fluxhook.bfl.reports import parse_cost
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
+from fluxhook.core.accounts import pool_for
 from fluxhook.core.catalog import Catalog, Price
 from fluxhook.core.config import Config
 from fluxhook.core.errors import BudgetExceeded, ConfigError
 from fluxhook.core.holds import RESERVATION_LEASE
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.outcomes import CheckOutcome
-from fluxhook.core.pools import pool_for
 from fluxhook.credits import accounting, budget
 from fluxhook.lifecycle import checking, submitting
 from fluxhook.services import build_services

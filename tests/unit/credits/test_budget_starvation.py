@@ -10,11 +10,11 @@ import time
 import pytest
 
 from credit_helpers import LARGE, ONE_MP, PRO, VIDEO, Clock, limited_services, priced_within_catalog, settle
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
+from fluxhook.core.accounts import pool_for
 from fluxhook.core.holds import WAITING_LEASE
 from fluxhook.core.job import Job
 from fluxhook.core.outcomes import CheckOutcome
-from fluxhook.core.pools import pool_for
 from fluxhook.credits import accounting, budget
 from fluxhook.lifecycle import checking, submitting
 from fluxhook.store.app_keys import AppKey

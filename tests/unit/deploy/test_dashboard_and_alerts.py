@@ -21,7 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from conftest import METRICS_TOKEN, ready_payload
 from credit_helpers import finish_job, submit_job
 from devtools.processes import ROOT
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.credits import balance
 from fluxhook.lifecycle import delivering
 from fluxhook.lifecycle.storing import download_and_store

@@ -10,8 +10,7 @@ from dataclasses import replace
 
 import pytest
 
-from fluxhook.core.accounts import Account, CoolingReason
-from fluxhook.core.pools import DEFAULT_POOL
+from fluxhook.core.accounts import DEFAULT_POOL, Account, CoolingReason
 from fluxhook.credits.accounting import account_spent_field, to_micro, utc_day
 from fluxhook.lifecycle.accounts_view import accounts_now, callers_balance
 from fluxhook.lifecycle.steps.callers import Caller

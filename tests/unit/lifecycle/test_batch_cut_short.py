@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from devtools.processes import wait_until
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.errors import BatchInterrupted
 from fluxhook.lifecycle import batching
 from fluxhook.lifecycle.batching import create_batch, get_batch, list_batches

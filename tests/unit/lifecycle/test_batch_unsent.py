@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.holds import CLAIM_LEASE
 from fluxhook.lifecycle import deadlines, submitting
 from fluxhook.lifecycle.batching import cancel_batch, create_batch, finish_cancels, get_batch, results

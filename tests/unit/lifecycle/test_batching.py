@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.batch import BatchStatus
 from fluxhook.core.batch_items import BatchItem
 from fluxhook.core.errors import AlreadyEnded, BatchNotFound, InvalidItems, ModelNotAllowed, UnknownModel

@@ -13,7 +13,7 @@ import pytest
 from credit_helpers import submit_job
 from ending_helpers import queued_job
 from fluxhook.bfl.reports import BFLReport
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.errors import AlreadyEnded, JobNotFound, SendUnderWay
 from fluxhook.core.job import Job
 from fluxhook.core.outcomes import CheckOutcome, ReportOutcome

@@ -15,7 +15,7 @@ from rq.job import JobStatus
 from rq.registry import StartedJobRegistry
 
 from devtools.stack import SIMULATOR_KEY
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.job import Job
 from fluxhook.core.outcomes import CheckOutcome
 from fluxhook.lifecycle import checking

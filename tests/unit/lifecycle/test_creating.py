@@ -15,8 +15,8 @@ from redis.exceptions import NoPermissionError
 
 from conftest import ready_payload
 from devtools.processes import free_port
+from fluxhook.core import job as st
 from fluxhook.core import signing
-from fluxhook.core import transitions as st
 from fluxhook.core.errors import BudgetExceeded, InsufficientCredits, ModelNotAllowed, RateLimited, UnknownModel
 from fluxhook.core.wait_reasons import Place
 from fluxhook.credits import accounting, budget

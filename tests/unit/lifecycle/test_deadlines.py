@@ -12,7 +12,7 @@ import pytest
 
 from credit_helpers import submit_job
 from ending_helpers import queued_job
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.lifecycle import deadlines
 from fluxhook.lifecycle.steps import submission
 from fluxhook.lifecycle.sweep import sweep

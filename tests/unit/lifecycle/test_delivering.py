@@ -9,7 +9,7 @@ import time
 
 from devtools.processes import free_port
 from devtools.slow_receivers import SILENT, TRICKLE, SlowReceiver
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.notify_rules import NOTIFY_RETRIES
 from fluxhook.core.outcomes import DeliveryOutcome
 from fluxhook.lifecycle import delivering, notifications

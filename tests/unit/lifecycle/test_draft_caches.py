@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.outcomes import DraftOutcome
 from fluxhook.lifecycle import draft_caches

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from fluxhook.bfl.reports import report_from_payload
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.outcomes import ReportOutcome
 from fluxhook.lifecycle import checking
 from fluxhook.lifecycle.steps.applying import Origin, apply_report

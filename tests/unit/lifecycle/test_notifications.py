@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.config import Config
 from fluxhook.core.errors import ConfigError, InvalidRequest
 from fluxhook.core.job import Job, new_job_id

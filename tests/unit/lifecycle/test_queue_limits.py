@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.errors import InvalidRequest, QueueFull
 from fluxhook.lifecycle import key_admin
 from fluxhook.lifecycle.batching import create_batch, list_batches

@@ -12,8 +12,8 @@ import time
 import pytest
 
 from conftest import STATIC_SECRET, ready_payload
+from fluxhook.core import job as st
 from fluxhook.core import signing
-from fluxhook.core import transitions as st
 from fluxhook.core.errors import CallbackRefused, Gone, NotReady
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.lifecycle.receiving import receive_job_callback, receive_static_callback

@@ -13,7 +13,7 @@ import pytest
 
 from ending_helpers import queued_job
 from fluxhook.bfl.reports import BFLReport
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.errors import SendUnderWay
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.outcomes import CheckOutcome, ReportOutcome

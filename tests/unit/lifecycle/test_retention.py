@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.lifecycle.retention import purge_expired
 from fluxhook.store.keys import KEYS

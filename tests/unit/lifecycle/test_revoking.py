@@ -4,7 +4,7 @@ tests/unit/lifecycle/steps/test_submission.py. Over HTTP with several web proces
 
 from __future__ import annotations
 
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.lifecycle import revoking
 from fluxhook.store.app_keys import AppKey
 from fluxhook.store.keys import KEYS

@@ -15,8 +15,8 @@ import time
 import pytest
 from PIL import Image
 
+from fluxhook.core import job as st
 from fluxhook.core import stopping
-from fluxhook.core import transitions as st
 from fluxhook.core.errors import TransientDownloadError
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.outcomes import DownloadOutcome

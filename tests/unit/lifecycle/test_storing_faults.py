@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from devtools.processes import free_port, python, start_process, stop_process, wait_until
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.errors import RetryableError
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.lifecycle import readiness

@@ -10,7 +10,7 @@ import requests
 
 from devtools.processes import stop_process
 from devtools.stack import accounts_env, start_simulator_accounts
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.lifecycle import submitting
 from fluxhook.lifecycle.steps import durable
 from fluxhook.store.app_keys import AppKey

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.errors import RateLimited, TaskNotTrackable
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.lifecycle import key_admin

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from fluxhook.core.catalog import SHIPPED_CATALOG
+from fluxhook.core.catalog import SHIPPED_CATALOG, Schema, parse_schema, unknown_fields
 from fluxhook.core.errors import InvalidItems, UnknownField
-from fluxhook.core.request_schema import Schema, parse, unknown_fields
 from fluxhook.lifecycle.batching import BatchRequest, create_batch, items
 from fluxhook.lifecycle.creating import JobRequest, create_job
 from fluxhook.lifecycle.steps.admission import item_model_message, strict_input, unknown_input_warnings
@@ -29,7 +28,7 @@ def svc(make_services, sim):
 
 def _schema(**entry) -> Schema:
     problems: list[str] = []
-    schema = parse({"fields": {"prompt": {"type": "string"}, "seed": {"type": "integer"}}, **entry}, "test", problems)
+    schema = parse_schema({"fields": {"prompt": {"type": "string"}, "seed": {"type": "integer"}}, **entry}, "test", problems)
     assert schema is not None and problems == []
     return schema
 

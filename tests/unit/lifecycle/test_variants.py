@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from PIL import Image
 
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.errors import JobNotFound, VariantFailed
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.variants import Variant, storage_key

@@ -14,9 +14,9 @@ import time
 import pytest
 
 from devtools.processes import wait_until
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
+from fluxhook.core.accounts import pool_for
 from fluxhook.core.job import Job, new_job_id
-from fluxhook.core.pools import pool_for
 from fluxhook.core.wait_reasons import WaitReason
 from fluxhook.credits import accounting, budget
 from fluxhook.lifecycle import submitting

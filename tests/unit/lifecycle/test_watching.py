@@ -12,8 +12,8 @@ import requests
 
 from devtools.processes import wait_until
 from devtools.stack import SIMULATOR_KEY
+from fluxhook.core import job as st
 from fluxhook.core import live
-from fluxhook.core import transitions as st
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.lifecycle import checking
 from fluxhook.lifecycle.sweep import sweep

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.batch import Batch
 from fluxhook.core.config import Config
 from fluxhook.core.job import Job

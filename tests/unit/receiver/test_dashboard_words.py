@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from fluxhook.core import errors
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.outcomes import DownloadOutcome, ReportOutcome
 from fluxhook.core.wait_reasons import WaitReason, describe
 from fluxhook.lifecycle.steps import timeline
@@ -21,7 +21,7 @@ from fluxhook.lifecycle.steps.timeline import Kind
 from receiver.dashboard_words import BY_KIND, Sentence, bfl_says, created, ended, sentence, words
 
 ROOT = Path(__file__).resolve().parents[3]
-# BFL's status words, as transitions names them (BFL_PENDING, ...).
+# BFL's status words, as core/job.py names them (BFL_PENDING, ...).
 BFL_WORDS = sorted({v for k, v in vars(st).items() if k.startswith("BFL_") and isinstance(v, str)})
 
 

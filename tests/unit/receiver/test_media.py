@@ -12,8 +12,8 @@ import time
 import pytest
 
 from conftest import API_TOKEN
+from fluxhook.core import job as st
 from fluxhook.core import signing
-from fluxhook.core import transitions as st
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.lifecycle import key_admin
 from receiver import create_app

@@ -13,9 +13,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import METRICS_TOKEN
 from fluxhook import metrics
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
+from fluxhook.core.accounts import pool_for
 from fluxhook.core.job import Job, new_job_id
-from fluxhook.core.pools import pool_for
 from fluxhook.core.wait_reasons import WaitReason
 from fluxhook.lifecycle import key_admin
 from fluxhook.store.effects import CountStored

@@ -1,4 +1,4 @@
-"""Every whole number a query carries is read one way (fluxhook/core/strict_input.py), on an in-process app over a Redis
+"""Every whole number a query carries is read one way (fluxhook/core/json_body.py), on an in-process app over a Redis
 database of its own: ``limit`` on GET /v1/jobs, /v1/batches and /v1/deliveries answers 400 naming the value for
 any other spelling (a sign, a space, an underscore, another script's digits) and for more digits than int() reads,
 never a 500 and never a number read from a spelling the docs do not give. Variants' ``w`` and ``q``:

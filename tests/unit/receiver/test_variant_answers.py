@@ -15,8 +15,8 @@ import pytest
 from PIL import Image
 
 from conftest import API_TOKEN
+from fluxhook.core import job as st
 from fluxhook.core import signing
-from fluxhook.core import transitions as st
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.variants import WIDTHS
 from fluxhook.lifecycle.key_admin import create_key

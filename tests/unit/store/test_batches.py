@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.batch import Batch, new_batch_id
 from fluxhook.store.batch_turns import Rules
 from fluxhook.store.batches import Batches

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.store.check_line import Check, CheckLine
 from fluxhook.store.keys import KEYS

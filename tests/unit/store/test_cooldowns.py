@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from fluxhook.core.pools import DEFAULT_POOL
+from fluxhook.core.accounts import DEFAULT_POOL
 from fluxhook.store import cooldowns
 from fluxhook.store.effects import AccountAccepted, Effects, Tallies
 from fluxhook.store.keys import KEYS

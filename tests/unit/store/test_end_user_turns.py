@@ -15,10 +15,10 @@ from hypothesis import strategies as hs
 from hypothesis.configuration import set_hypothesis_home_dir
 
 from fair_model import FairModel
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
+from fluxhook.core.accounts import DEFAULT_POOL, pool_for
 from fluxhook.core.fair_turns import FairTurns
 from fluxhook.core.job import Job, new_job_id
-from fluxhook.core.pools import DEFAULT_POOL, pool_for
 from fluxhook.store.check_line import CheckLine
 from fluxhook.store.effects import AddWork, Effects, Tallies
 from fluxhook.store.jobs import JobStore

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.store.job_changes import JobChanges, Listener
 from fluxhook.store.jobs import JobStore

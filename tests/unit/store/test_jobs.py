@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from devtools.processes import wait_until
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.job_filters import JobFilter
 from fluxhook.store.effects import AddTimelineEntry

@@ -9,10 +9,10 @@ from dataclasses import replace
 
 import pytest
 
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
+from fluxhook.core.accounts import DEFAULT_POOL, KONTEXT_MAX_POOL
 from fluxhook.core.holds import MOVE_LEASE
 from fluxhook.core.job import EARLY_KEPT, ENDED_DROPS, WATCHED_UNTIL
-from fluxhook.core.pools import DEFAULT_POOL, KONTEXT_MAX_POOL
 from fluxhook.store.effects import AddTimelineEntry, AddWork
 from fluxhook.store.jobs import JobStore, Lock, Take, Terms
 from fluxhook.store.keys import KEYS

@@ -10,7 +10,7 @@ import random
 import pytest
 
 import fluxhook.store.jobs as store_jobs
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.job_filters import JobFilter, prompt_holds
 from fluxhook.store.keys import KEYS

@@ -7,7 +7,7 @@ import random
 import threading
 import time
 
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.live import Shown, earlier
 from fluxhook.store.jobs import JobStore

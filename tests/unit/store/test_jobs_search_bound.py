@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 import fluxhook.store.jobs as store_jobs
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.errors import SearchTooLong
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.job_filters import JobFilter

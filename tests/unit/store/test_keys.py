@@ -7,8 +7,7 @@ import re
 from dataclasses import replace
 from importlib.resources import files
 
-from fluxhook.core.accounts import Account
-from fluxhook.core.pools import pools
+from fluxhook.core.accounts import Account, pools
 from fluxhook.store.keys import (
     KEYS,
     SLOT_PER_ACCOUNT,

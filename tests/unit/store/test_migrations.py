@@ -14,10 +14,9 @@ import redis
 from rq import Queue
 
 from devtools.processes import wait_until
-from fluxhook.core import transitions as st
-from fluxhook.core.accounts import DEFAULT_ACCOUNT, Account
+from fluxhook.core import job as st
+from fluxhook.core.accounts import DEFAULT_ACCOUNT, DEFAULT_POOL, KONTEXT_MAX_POOL, Account
 from fluxhook.core.job import EARLY_KEPT, Job, new_job_id
-from fluxhook.core.pools import DEFAULT_POOL, KONTEXT_MAX_POOL
 from fluxhook.core.signing import Sealer
 from fluxhook.store.deliveries import IN_FLIGHT, Deliveries, Message, notify_member
 from fluxhook.store.jobs import JobStore, Terms

@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import pytest
 
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.pacing import ALL, BULK, NONE, Backlog, PacingRule, holds, level
 from fluxhook.core.wait_reasons import WaitReason, in_line
 from fluxhook.store.effects import STORED_TTL, CountStored, Tallies

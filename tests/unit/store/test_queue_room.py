@@ -11,11 +11,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
+from fluxhook.core.accounts import pool_for
 from fluxhook.core.errors import QueueFull
 from fluxhook.core.holds import QUEUE_ROOM_LEASE
 from fluxhook.core.job import Job, new_job_id
-from fluxhook.core.pools import pool_for
 from fluxhook.store.jobs import JobStore
 from fluxhook.store.keys import KEYS
 from fluxhook.store.owners import ADMIN_OWNER

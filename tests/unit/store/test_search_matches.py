@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 import fluxhook.store.jobs as store_jobs
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.job_filters import JobFilter
 from fluxhook.store.jobs import JobStore

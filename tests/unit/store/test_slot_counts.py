@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from fluxhook.core import transitions as st
-from fluxhook.core.pools import DEFAULT_POOL, KONTEXT_MAX_POOL
+from fluxhook.core import job as st
+from fluxhook.core.accounts import DEFAULT_POOL, KONTEXT_MAX_POOL
 from fluxhook.store.keys import KEYS
 from fluxhook.store.slots import Slots
 from slot_helpers import _config, _queued, as_key

@@ -8,10 +8,10 @@ import time
 import pytest
 import redis
 
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
+from fluxhook.core.accounts import DEFAULT_POOL, KONTEXT_MAX_POOL, pool_limit
 from fluxhook.core.holds import SLOT_LEASE
 from fluxhook.core.job import Job, new_job_id
-from fluxhook.core.pools import DEFAULT_POOL, KONTEXT_MAX_POOL, pool_limit
 from fluxhook.core.wait_reasons import Place
 from fluxhook.store.jobs import JobStore
 from fluxhook.store.keys import KEYS

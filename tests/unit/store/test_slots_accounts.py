@@ -8,9 +8,8 @@ from dataclasses import replace
 
 import pytest
 
-from fluxhook.core import transitions as st
-from fluxhook.core.accounts import Account, CoolingReason
-from fluxhook.core.pools import DEFAULT_POOL
+from fluxhook.core import job as st
+from fluxhook.core.accounts import DEFAULT_POOL, Account, CoolingReason
 from fluxhook.core.wait_reasons import WaitReason, in_line
 from fluxhook.store.cooldowns import PROBATION, Cooldowns
 from fluxhook.store.effects import AccountAccepted, Effects, Tallies

@@ -17,10 +17,10 @@ from hypothesis import strategies as hs
 from hypothesis.configuration import set_hypothesis_home_dir
 
 from fair_model import FairModel
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
+from fluxhook.core.accounts import DEFAULT_POOL, KONTEXT_MAX_POOL, pool_for, pool_limit
 from fluxhook.core.holds import SLOT_LEASE
 from fluxhook.core.job import Job, new_job_id
-from fluxhook.core.pools import DEFAULT_POOL, KONTEXT_MAX_POOL, pool_for, pool_limit
 from fluxhook.store.jobs import JobStore
 from fluxhook.store.keys import KEYS
 from fluxhook.store.migrations import migrate

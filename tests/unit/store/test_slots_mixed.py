@@ -9,10 +9,10 @@ import time
 import pytest
 import redis
 
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
+from fluxhook.core.accounts import DEFAULT_POOL, KONTEXT_MAX_POOL, pool_for, pool_limit
 from fluxhook.core.config import Config
 from fluxhook.core.job import Job, new_job_id
-from fluxhook.core.pools import DEFAULT_POOL, KONTEXT_MAX_POOL, pool_for, pool_limit
 from fluxhook.store.jobs import JobStore
 from fluxhook.store.keys import KEYS
 from fluxhook.store.slots import Slots

@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from fluxhook.core import transitions as st
-from fluxhook.core.pools import DEFAULT_POOL
+from fluxhook.core import job as st
+from fluxhook.core.accounts import DEFAULT_POOL
 from fluxhook.store.jobs import Terms
 from fluxhook.store.keys import KEYS
 from fluxhook.store.slots import EndedHolder, Slots

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.store.jobs import JobStore
 from fluxhook.store.keys import KEYS
 from fluxhook.store.owners import CLOCK, estimate_field

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from devtools.processes import wait_until
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.lifecycle.sweep import sweep
 from helpers import commands_during

@@ -13,7 +13,7 @@ import pytest
 
 from devtools.processes import wait_until
 from fluxhook.bfl.reports import BFLReport
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.lifecycle.steps.applying import Origin, apply_report
 from fluxhook.lifecycle.sweep import sweep

@@ -13,7 +13,7 @@ import redis
 
 from devtools.hanging_bfl import HangingBFL
 from devtools.processes import wait_until
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.lifecycle import key_admin
 from fluxhook.lifecycle.sweep import sweep

@@ -9,7 +9,7 @@ import time
 import redis
 
 from devtools.processes import wait_until
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.lifecycle.steps.enqueueing import AHEAD, download_task, download_task_name, queue_handed, task_name
 from fluxhook.store.wakes import Wakes

@@ -10,7 +10,7 @@ import time
 import redis
 
 from devtools.processes import wait_until
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.lifecycle.steps.enqueueing import download_task_name, task_name
 from fluxhook.store.owners import member, owner_of

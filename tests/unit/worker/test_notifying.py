@@ -11,7 +11,7 @@ import pytest
 
 from devtools.processes import wait_until
 from devtools.slow_receivers import TRICKLE, PromptReceiver, SlowReceiver
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.lifecycle import key_admin
 from fluxhook.lifecycle.notifications import due_attempts
 from fluxhook.store.deliveries import PENDING, member_message

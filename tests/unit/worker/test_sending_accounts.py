@@ -12,7 +12,7 @@ import pytest
 from devtools.hanging_bfl import HangingBFL
 from devtools.processes import wait_until
 from devtools.stack import SIMULATOR_KEY
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.job import Job, new_job_id
 from worker import dispatcher, run, sending
 

@@ -11,7 +11,7 @@ from dataclasses import replace
 import pytest
 
 from fluxhook.bfl.reports import BFLReport
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.outcomes import ReportOutcome
 from fluxhook.lifecycle.steps.applying import HINT_GAP, POLLED, Origin, apply_report, from_callback, hint

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.config import Config
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.lifecycle.steps import bfl_presenting

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from fluxhook.bfl.reports import BFLReport
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.holds import CLAIM_LEASE
 from fluxhook.core.outcomes import CheckOutcome, ReportOutcome
 from fluxhook.lifecycle.checking import check_job, take_checks

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.batch_items import BatchItem, ItemSpool
 from fluxhook.core.errors import BudgetExceeded, QueueFull, RateLimited
 from fluxhook.credits import accounting

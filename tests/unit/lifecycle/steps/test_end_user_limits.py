@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.batch_items import BatchItem, ItemSpool
 from fluxhook.core.errors import BudgetExceeded, EndUserBlocked, QueueFull, RateLimited
 from fluxhook.core.job_filters import JobFilter

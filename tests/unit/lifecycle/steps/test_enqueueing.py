@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 import time
 
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.backoff import backoff_schedule
 from fluxhook.core.holds import CLAIM_LEASE, DOWNLOAD_LOCK_TTL, DOWNLOAD_TIMEOUT
 from fluxhook.core.job import Job, new_job_id

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from ending_helpers import queued_job
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.job import Job
 from fluxhook.lifecycle import canceling
 from fluxhook.lifecycle.steps import erasing, submission

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from conftest import ready_payload
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.job import EARLY_KEPT, Job, new_job_id
 from fluxhook.core.outcomes import ReportOutcome
 from fluxhook.lifecycle.steps.kept_callbacks import apply_kept_callback, keep_callback, keep_early_callback

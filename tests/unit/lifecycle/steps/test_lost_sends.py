@@ -13,7 +13,7 @@ import pytest
 
 from devtools.processes import wait_until
 from fluxhook.bfl.reports import BFLReport
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.outcomes import CheckOutcome
 from fluxhook.credits import budget
 from fluxhook.credits.reports import spent_today

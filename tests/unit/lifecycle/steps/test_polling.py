@@ -11,7 +11,7 @@ import time
 import pytest
 
 from fluxhook import metrics
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.errors import BFLUnavailable
 from fluxhook.lifecycle.steps import timeline
 from fluxhook.lifecycle.steps.polling import poll_job

@@ -9,8 +9,8 @@ from urllib.parse import parse_qs, urlsplit
 import itsdangerous.timed
 import pytest
 
+from fluxhook.core import job as st
 from fluxhook.core import signing
-from fluxhook.core import transitions as st
 from fluxhook.core.config import Config
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.lifecycle.steps import bfl_presenting, presenting

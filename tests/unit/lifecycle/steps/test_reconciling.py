@@ -10,7 +10,7 @@ import time
 import pytest
 
 from fluxhook.bfl.reports import BFLReport
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.outcomes import CheckOutcome
 from fluxhook.credits import accounting, budget

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.core.errors import JobNotFound
 from fluxhook.lifecycle.steps import recorded
 from helpers import tracked_job

@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
+from fluxhook.core.accounts import pool_for
 from fluxhook.core.job import Job, new_job_id
-from fluxhook.core.pools import pool_for
 from fluxhook.lifecycle.steps import revoked_jobs, task_inputs, timeline
 
 DB = 15  # make_services flushes it before and after

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.lifecycle.steps.running_on import hold_over
 from fluxhook.lifecycle.steps.schedule import POLL_DEADLINE
 

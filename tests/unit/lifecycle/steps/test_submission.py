@@ -11,11 +11,11 @@ import time
 import pytest
 
 from conftest import ready_payload
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
+from fluxhook.core.accounts import DEFAULT_POOL
 from fluxhook.core.job import Job
 from fluxhook.core.live import WATCHED_POLL_DUE
 from fluxhook.core.outcomes import CheckOutcome
-from fluxhook.core.pools import DEFAULT_POOL
 from fluxhook.credits import budget
 from fluxhook.credits.reports import spent_today
 from fluxhook.lifecycle import checking

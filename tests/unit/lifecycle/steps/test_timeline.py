@@ -12,7 +12,7 @@ from dataclasses import replace
 import pytest
 
 from devtools.processes import free_port
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 from fluxhook.lifecycle.steps import timeline
 from fluxhook.services import build_services
 from fluxhook.store.keys import KEYS

@@ -11,10 +11,10 @@ import time
 import pytest
 
 from fluxhook import metrics
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
+from fluxhook.core.accounts import pool_for
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.outcomes import CheckOutcome
-from fluxhook.core.pools import pool_for
 from fluxhook.core.wait_reasons import Waiting, WaitReason
 from fluxhook.credits import accounting, budget
 from fluxhook.lifecycle import checking, creating, key_admin, submitting

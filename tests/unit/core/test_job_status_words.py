@@ -1,5 +1,5 @@
 """BFL's status words beyond the known ones: FLUX 3 video's Reasoning and Generating, and any word
-BFL adds later, mean "still running", with BFL's ``progress``: the rules on their own (``fluxhook.core.transitions``).
+BFL adds later, mean "still running", with BFL's ``progress``: the rules on their own (``fluxhook.core.job``).
 Polls answered by a spy host standing in for BFL: tests/unit/lifecycle/test_checking_status_words.py; callbacks
 through the Procfile's processes: tests/e2e/callbacks/test_status_words.py.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from fluxhook.bfl.reports import report_from_payload
-from fluxhook.core import transitions as st
+from fluxhook.core import job as st
 
 # -- the rules -------------------------------------------------------------------------------------
 
