@@ -19,7 +19,6 @@ from . import (
     batch_room,
     batches,
     bfl_compat,
-    body_limits,
     bulkheads,
     canceling,  # noqa: F401 (its route joins the jobs blueprint)
     catalog,
@@ -47,7 +46,7 @@ from . import (
     waiting,
     webhooks,
 )
-from .body_limits import BodyLimits
+from .request_assembly import MAX_REQUEST_BYTES, BodyLimits
 
 log = logging.getLogger("fluxhook.web")
 
@@ -58,11 +57,6 @@ class App(Flask):
     answer_before_body: Callable[[str, str, Any], bytes | None]
     refused_before_body: Callable[[str, str, Any], bool]
     body_limits: BodyLimits
-
-
-# What BFL accepts in one request: FLUX 3 video's keyframes (10 images of 20 MB, as base64 about 267 MB)
-# or FLUX.2's 8 reference images; the webhook endpoints cap themselves at 1 MiB.
-MAX_REQUEST_BYTES = 256 * 1024 * 1024
 
 
 def create_app(config: Config | None = None, services: Services | None = None) -> Flask:
@@ -105,7 +99,7 @@ def create_app(config: Config | None = None, services: Services | None = None) -
         services, app.extensions["fluxhook.keys"], partial(batch_room.room_of, app)))
     app.refused_before_body = partial(_refused_before_body, services.config)
     # Read by the web worker once it loaded the app: what it may hold for bodies still arriving, and their pace.
-    app.body_limits = body_limits.BodyLimits(services.config.max_spool_bytes, services.config.min_body_rate)
+    app.body_limits = BodyLimits(services.config.max_spool_bytes, services.config.min_body_rate)
     app.register_blueprint(usage.bp)
     app.register_blueprint(catalog.bp)
     app.register_blueprint(keys.bp)
