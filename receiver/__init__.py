@@ -28,7 +28,6 @@ from . import (
     dashboard_cancel,  # noqa: F401 (its route joins the dashboard's blueprint)
     dashboard_deliveries,  # noqa: F401 (its routes join the dashboard's blueprint)
     dashboard_keys,  # noqa: F401 (its routes join the dashboard's blueprint)
-    dashboard_session,
     deliveries,  # noqa: F401 (its routes join the jobs blueprint)
     errors,
     events,
@@ -69,7 +68,7 @@ def create_app(config: Config | None = None, services: Services | None = None) -
     # The dashboard's session cookie: signed with SECRET_KEY (still readable with the keys being
     # rotated out), never readable by scripts, not sent on cross-site requests, HTTPS-only when served so.
     app.secret_key = services.config.secret_key
-    app.session_interface = dashboard_session.SessionInterface()
+    app.session_interface = context.SessionInterface()
     app.config.update(
         SECRET_KEY_FALLBACKS=list(services.config.previous_secret_keys),
         SESSION_COOKIE_NAME="fluxhook_session",
