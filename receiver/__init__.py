@@ -83,7 +83,7 @@ def create_app(config: Config | None = None, services: Services | None = None) -
     context.init_app(app)
     traces.init_app(app)  # after context's: a callback's span is current when its line is written
     read_limits.init_app(app)  # after both: a refused read is logged and traced as any answer
-    replicated.init_app(app)  # before idempotency: see replicated.init_app
+    replicated.init_app(app, services.store.replication)  # before idempotency: see replicated.init_app
     idempotency.init_app(app)
     bulkheads.init_app(app, services.config.web_threads, services.config.api_tokens)
     waiting.init_app(app, waiting.Waiters(services.store.job_changes))
