@@ -25,11 +25,10 @@ from .auth import require_bearer
 from .batch_room import batch_room, key_busy
 from .bulkheads import bfl_calls
 from .context import services
-from .end_users import requested_end_user
 from .idempotency import idempotent_on
 from .jobs import MAX_METADATA_BYTES
-from .preferences import requested_cancel_after, requested_strict
 from .replicated import replicated
+from .request_input import requested_cancel_after, requested_end_user, requested_strict
 
 bp = Blueprint("batches", __name__, url_prefix="/v1")
 

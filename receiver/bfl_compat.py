@@ -37,12 +37,10 @@ from fluxhook.lifecycle.watching import watch
 from .auth import presented_token, require_bearer
 from .bulkheads import bfl_calls
 from .context import services
-from .end_users import requested_end_user
 from .errors import retry_after_header
 from .idempotency import idempotent, key_hold, made_job
-from .json_request import body_size, json_object, read_untyped_as_json
-from .preferences import requested_cancel_after
 from .replicated import replicated
+from .request_input import body_size, json_object, read_untyped_as_json, requested_cancel_after, requested_end_user
 from .waiting import preference_applied, waited
 
 bp = Blueprint("bfl_compat", __name__, url_prefix="/v1")

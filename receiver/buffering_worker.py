@@ -42,7 +42,6 @@ from gunicorn import http
 from gunicorn.http import wsgi
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
-from receiver.end_users import join_repeated
 from receiver.events import HAND_OVER, HAND_OVER_READY, STREAM_PATH
 from receiver.request_assembly import (
     CONTINUE,
@@ -54,6 +53,7 @@ from receiver.request_assembly import (
     SpoolSpace,
     refusal,
 )
+from receiver.request_input import join_repeated
 
 # A request's head (request line and headers) must be in within this many seconds of its first
 # byte (of the connection's opening, for its first request).

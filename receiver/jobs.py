@@ -31,12 +31,10 @@ from . import answers, variants
 from .auth import require_bearer
 from .bulkheads import bfl_calls
 from .context import services
-from .end_users import requested_end_user
 from .idempotency import idempotent, key_hold, made_job
-from .json_request import body_size, json_object
 from .media import authorized_job
-from .preferences import requested_cancel_after, requested_strict
 from .replicated import replicated
+from .request_input import body_size, json_object, requested_cancel_after, requested_end_user, requested_strict
 from .store_redirects import storage_redirect
 from .waiting import preference_applied, waited
 

@@ -40,8 +40,8 @@ from fluxhook.bfl.reports import CALLBACK_TOO_LARGE, MAX_CALLBACK_BYTES
 from fluxhook.core.chunks import CHUNK
 from fluxhook.core.config import field_default
 from fluxhook.core.end_users import HEADER as END_USER_HEADER
-from receiver.end_users import REPEATED
 from receiver.errors import closing_answer
+from receiver.request_input import REPEATED
 
 # What BFL accepts in one request: FLUX 3 video's keyframes (10 images of 20 MB, as base64 about 267 MB)
 # or FLUX.2's 8 reference images; the webhook endpoints cap themselves at 1 MiB.

@@ -21,7 +21,7 @@ from fluxhook.store.job_changes import JobChanges, Listener
 
 from .bulkheads import WAITING_ROOM, Room
 from .context import services
-from .preferences import requested_wait
+from .request_input import requested_wait
 
 # How long a first waiter gives the listener to subscribe before it looks at its job anyway.
 SUBSCRIBE_GRACE = 2.0
