@@ -34,9 +34,17 @@ from .context import services
 from .idempotency import idempotent, key_hold, made_job
 from .media import authorized_job
 from .replicated import replicated
-from .request_input import body_size, json_object, requested_cancel_after, requested_end_user, requested_strict
+from .request_input import (
+    body_size,
+    json_object,
+    preference_applied,
+    requested_cancel_after,
+    requested_end_user,
+    requested_strict,
+    requested_wait,
+)
 from .store_redirects import storage_redirect
-from .waiting import preference_applied, waited
+from .waiting import waited
 
 bp = Blueprint("jobs", __name__, url_prefix="/v1")
 log = logging.getLogger("fluxhook.jobs")
@@ -167,7 +175,9 @@ def _answer_after_wait(job: Job, status: int, warnings: list[str] | None = None,
     """The job, once it is terminal if the request prefers to wait (``Prefer: wait``), with the
     ``warnings`` of its submission when there are any. ``waiting``: why ``job`` waits, as its creation just found
     (the slots are asked again only for the job read after a wait)."""
-    after, seconds = waited(job)
+    after, seconds = job, requested_wait(request.headers.get("Prefer"))
+    if seconds is not None:
+        after, seconds = waited(job, seconds)
     svc = services()
     shown = present(svc.config, job, waiting) if after is job and waiting is not None else _present(after)
     response = jsonify({**shown, "warnings": warnings} if warnings else shown)

@@ -5,7 +5,8 @@
   the view and copied into a fingerprint, it cost four times its size. Here the body is read into one buffer of its
   announced length, decoded to text and the buffer dropped, then parsed and the text dropped: never more than twice
   its size is held, and what is kept is the parsed value, which both the Idempotency-Key fingerprint and the view use.
-- ``Prefer: wait=N`` and ``Prefer: handling=strict`` (RFC 7240), read the lenient way the RFC asks for, and
+- ``Prefer: wait=N`` (its answer's ``Preference-Applied``) and ``Prefer: handling=strict`` (RFC 7240), read the
+  lenient way the RFC asks for, and
   ``Cancel-After`` on the submitting routes (``POST /v1/jobs``, the drop-in's ``POST /v1/{model}``), read with the
   request, so a bad value answers 400 before anything is created or counted (``core.deadlines`` parses it).
 - The end user: the body's ``end_user`` field, or the ``X-End-User`` header for a client that cannot change BFL's
@@ -17,7 +18,7 @@ from __future__ import annotations
 import io
 from typing import Any, cast
 
-from flask import g, request
+from flask import Response, g, request
 
 from fluxhook.core import json_body
 from fluxhook.core.chunks import CHUNK
@@ -116,6 +117,14 @@ def requested_wait(header: str | None) -> int | None:
             return None
         return int(max(MIN_WAIT, min(MAX_WAIT, seconds)))
     return None
+
+
+def preference_applied(response: Response, seconds: int | None) -> Response:
+    """The answer, saying that it waited ``seconds`` as the request preferred (unchanged if it did not wait)."""
+    if seconds is not None:
+        response.headers["Preference-Applied"] = f"wait={seconds}"
+        response.vary.add("Prefer")
+    return response
 
 
 def requested_strict(header: str | None) -> bool:
