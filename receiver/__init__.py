@@ -38,7 +38,6 @@ from . import (
     keys,
     media,
     openapi,
-    read_limits,
     replicated,
     traces,
     usage,
@@ -82,10 +81,10 @@ def create_app(config: Config | None = None, services: Services | None = None) -
     errors.init_app(app)
     context.init_app(app)
     traces.init_app(app)  # after context's: a callback's span is current when its line is written
-    read_limits.init_app(app)  # after both: a refused read is logged and traced as any answer
+    # After both: a refused read is logged and traced as any answer.
+    bulkheads.init_app(app, services.config.web_threads, services.config.api_tokens)
     replicated.init_app(app, services.store.replication)  # before idempotency: see replicated.init_app
     idempotency.init_app(app)
-    bulkheads.init_app(app, services.config.web_threads, services.config.api_tokens)
     waiting.init_app(app, waiting.Waiters(services.store.job_changes))
     events.init_app(app)
     app.register_blueprint(jobs.bp)

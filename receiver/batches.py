@@ -179,7 +179,7 @@ def results(batch_id: str):
                              f"?format=zip&name_from=sku: give it with format=zip, a field name of 1 to {MAX_NAME_FROM} "
                              "characters")
     svc, caller = services(), require_bearer()
-    # Counted as the largest page of a job list, whatever the batch's size (``read_limits``).
+    # Counted as the largest page of a job list, whatever the batch's size (``bulkheads.read_cost``).
     batch = batching.get_batch(svc, caller, batch_id)
     if form == "zip":
         response = Response(stream_with_context(batching.archive(svc, batch, name_from=name_from)),

@@ -188,7 +188,8 @@ def _answer_after_wait(job: Job, status: int, warnings: list[str] | None = None,
 @bp.get("/jobs")
 def index():
     """Jobs newest first, ``limit`` at a time, continued with ``cursor``, filtered as ``core.job_filters`` says;
-    an app key lists only its own, a page counting by its ``limit`` against the key's reads (``read_limits``)."""
+    an app key lists only its own, a page counting by its ``limit`` against the key's reads
+    (``bulkheads.read_cost``)."""
     listing = parse_listing(request.args.items(multi=True))
     filters = listing.filter
     if filters.key_id is not None and not callers.is_key_id(filters.key_id):
