@@ -19,7 +19,6 @@ from . import (
     batch_room,
     batches,
     bfl_compat,
-    body_limits,
     bulkheads,
     canceling,  # noqa: F401 (its route joins the jobs blueprint)
     catalog,
@@ -29,7 +28,6 @@ from . import (
     dashboard_cancel,  # noqa: F401 (its route joins the dashboard's blueprint)
     dashboard_deliveries,  # noqa: F401 (its routes join the dashboard's blueprint)
     dashboard_keys,  # noqa: F401 (its routes join the dashboard's blueprint)
-    dashboard_session,
     deliveries,  # noqa: F401 (its routes join the jobs blueprint)
     errors,
     events,
@@ -40,14 +38,13 @@ from . import (
     keys,
     media,
     openapi,
-    read_limits,
     replicated,
     traces,
     usage,
     waiting,
     webhooks,
 )
-from .body_limits import BodyLimits
+from .request_assembly import MAX_REQUEST_BYTES, BodyLimits
 
 log = logging.getLogger("fluxhook.web")
 
@@ -60,11 +57,6 @@ class App(Flask):
     body_limits: BodyLimits
 
 
-# What BFL accepts in one request: FLUX 3 video's keyframes (10 images of 20 MB, as base64 about 267 MB)
-# or FLUX.2's 8 reference images; the webhook endpoints cap themselves at 1 MiB.
-MAX_REQUEST_BYTES = 256 * 1024 * 1024
-
-
 def create_app(config: Config | None = None, services: Services | None = None) -> Flask:
     """Build the Flask app; ``config`` defaults to the environment, read and validated once."""
     if services is None:
@@ -75,7 +67,7 @@ def create_app(config: Config | None = None, services: Services | None = None) -
     # The dashboard's session cookie: signed with SECRET_KEY (still readable with the keys being
     # rotated out), never readable by scripts, not sent on cross-site requests, HTTPS-only when served so.
     app.secret_key = services.config.secret_key
-    app.session_interface = dashboard_session.SessionInterface()
+    app.session_interface = context.SessionInterface()
     app.config.update(
         SECRET_KEY_FALLBACKS=list(services.config.previous_secret_keys),
         SESSION_COOKIE_NAME="fluxhook_session",
@@ -89,10 +81,10 @@ def create_app(config: Config | None = None, services: Services | None = None) -
     errors.init_app(app)
     context.init_app(app)
     traces.init_app(app)  # after context's: a callback's span is current when its line is written
-    read_limits.init_app(app)  # after both: a refused read is logged and traced as any answer
-    replicated.init_app(app)  # before idempotency: see replicated.init_app
-    idempotency.init_app(app)
+    # After both: a refused read is logged and traced as any answer.
     bulkheads.init_app(app, services.config.web_threads, services.config.api_tokens)
+    replicated.init_app(app, services.store.replication)  # before idempotency: see replicated.init_app
+    idempotency.init_app(app)
     waiting.init_app(app, waiting.Waiters(services.store.job_changes))
     events.init_app(app)
     app.register_blueprint(jobs.bp)
@@ -105,7 +97,7 @@ def create_app(config: Config | None = None, services: Services | None = None) -
         services, app.extensions["fluxhook.keys"], partial(batch_room.room_of, app)))
     app.refused_before_body = partial(_refused_before_body, services.config)
     # Read by the web worker once it loaded the app: what it may hold for bodies still arriving, and their pace.
-    app.body_limits = body_limits.BodyLimits(services.config.max_spool_bytes, services.config.min_body_rate)
+    app.body_limits = BodyLimits(services.config.max_spool_bytes, services.config.min_body_rate)
     app.register_blueprint(usage.bp)
     app.register_blueprint(catalog.bp)
     app.register_blueprint(keys.bp)

@@ -32,7 +32,7 @@ from fluxhook.core.errors import FluxhookError, InvalidRequest, PayloadTooLarge
 from fluxhook.core.json_body import refuse_unknown
 
 from .idempotency_keys import HEADER, Parsed
-from .json_request import require_json
+from .request_input import require_json
 
 log = logging.getLogger("fluxhook.batches")
 

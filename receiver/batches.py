@@ -25,11 +25,10 @@ from .auth import require_bearer
 from .batch_room import batch_room, key_busy
 from .bulkheads import bfl_calls
 from .context import services
-from .end_users import requested_end_user
 from .idempotency import idempotent_on
 from .jobs import MAX_METADATA_BYTES
-from .preferences import requested_cancel_after, requested_strict
 from .replicated import replicated
+from .request_input import requested_cancel_after, requested_end_user, requested_strict
 
 bp = Blueprint("batches", __name__, url_prefix="/v1")
 
@@ -180,7 +179,7 @@ def results(batch_id: str):
                              f"?format=zip&name_from=sku: give it with format=zip, a field name of 1 to {MAX_NAME_FROM} "
                              "characters")
     svc, caller = services(), require_bearer()
-    # Counted as the largest page of a job list, whatever the batch's size (``read_limits``).
+    # Counted as the largest page of a job list, whatever the batch's size (``bulkheads.read_cost``).
     batch = batching.get_batch(svc, caller, batch_id)
     if form == "zip":
         response = Response(stream_with_context(batching.archive(svc, batch, name_from=name_from)),

@@ -37,13 +37,19 @@ from fluxhook.lifecycle.watching import watch
 from .auth import presented_token, require_bearer
 from .bulkheads import bfl_calls
 from .context import services
-from .end_users import requested_end_user
 from .errors import retry_after_header
 from .idempotency import idempotent, key_hold, made_job
-from .json_request import body_size, json_object, read_untyped_as_json
-from .preferences import requested_cancel_after
 from .replicated import replicated
-from .waiting import preference_applied, waited
+from .request_input import (
+    body_size,
+    json_object,
+    preference_applied,
+    read_untyped_as_json,
+    requested_cancel_after,
+    requested_end_user,
+    requested_wait,
+)
+from .waiting import waited
 
 bp = Blueprint("bfl_compat", __name__, url_prefix="/v1")
 log = logging.getLogger("fluxhook.bfl_compat")
@@ -175,7 +181,9 @@ def get_result():
     if job is None or not require_bearer().sees(job):  # another key's job is one BFL would not know
         return bfl_presenting.not_found(task_id[:200])
     watch(svc, job.id)  # an app polling get_result watches its job (docs/api.md "Live")
-    job, seconds = waited(job)
+    seconds = requested_wait(request.headers.get("Prefer"))
+    if seconds is not None:
+        job, seconds = waited(job, seconds)
     return preference_applied(jsonify(bfl_presenting.result(svc.config, job)), seconds)
 
 

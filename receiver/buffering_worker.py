@@ -6,7 +6,7 @@ body the app reads. A few hundred clients that send slowly (slowloris) hold ever
 the process answers nobody. Here a thread never waits on a client: it takes what the socket
 holds without blocking and hands the connection back to the main loop, which watches every
 connection with one ``select``, until the request is whole: its head within ``HEAD_SECONDS``,
-its body at ``MIN_BODY_RATE`` at least over any 10 s (``receiver/body_limits.py``), or the
+its body at ``MIN_BODY_RATE`` at least over any 10 s (``receiver/request_assembly.py``), or the
 connection is answered 408 and closed. Only a whole request is served, read from memory, so a
 work permit (``receiver/bulkheads.py``) is never held while a body trickles in. Bodies past
 ``MEMORY_BODY_BYTES`` go to a temporary file as they arrive; what the process holds for bodies
@@ -42,11 +42,18 @@ from gunicorn import http
 from gunicorn.http import wsgi
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
-from receiver import MAX_REQUEST_BYTES
-from receiver.body_limits import BodyLimits, BodyPace, SpoolSpace
-from receiver.end_users import join_repeated
 from receiver.events import HAND_OVER, HAND_OVER_READY, STREAM_PATH
-from receiver.request_assembly import CONTINUE, Refused, RequestAssembler, refusal
+from receiver.request_assembly import (
+    CONTINUE,
+    MAX_REQUEST_BYTES,
+    BodyLimits,
+    BodyPace,
+    Refused,
+    RequestAssembler,
+    SpoolSpace,
+    refusal,
+)
+from receiver.request_input import join_repeated
 
 # A request's head (request line and headers) must be in within this many seconds of its first
 # byte (of the connection's opening, for its first request).

@@ -1,4 +1,5 @@
-"""Bulkheads in the web process: kinds of work that cannot take each other's capacity.
+"""Bulkheads in the web process: kinds of work, and callers, that cannot take each other's capacity (the work permits
+handed between callers in turns, the rooms of requests waiting on something else, each app key's read limit).
 
 A process works on at most ``WEB_THREADS`` requests at once: a work permit each, taken before Flask sees the request
 and handed between callers in turns (``FairPermits``: each caller's lane, told by ``Lanes`` from the request's head).
@@ -26,6 +27,17 @@ order they came in. A lane holds at most ``per_lane`` permits at once (half of t
 long at work (a search, a batch's results being made), the rest still serve the others at once. A permit is handed to
 its waiter, never left free for a newcomer to take: ``threading.Semaphore`` lets a newcomer take a permit before a
 thread already woken for it, which leaves some requests waiting far longer than others.
+
+Every request of an app key counts against its read limit, here and nowhere else: cheap or not (a job, an image, a
+variant, a video, a stream's start, a delivery list, its own usage), a flood of them costs that key alone. A key past
+its ``reads_per_minute`` (else READS_PER_MINUTE) is answered ``429 rate_limited`` with ``Retry-After`` before any view
+runs; once refused, its reads are refused from the process's memory, with no Redis step, until its bucket could admit
+one (``AppKeys.take_read``), and its GETs from the permits' memory before they take a work permit (``refusals``).
+
+Not counted: submissions and tracks (``requests_per_minute`` counts them, so a key is not charged twice for one
+request), admin tokens, requests with no valid key (their 401 comes from the view), and anything outside ``/v1``
+(BFL's callbacks above all). A job's file opened by its signed link, with no key presented, counts against its job's
+key where the job is known (``media.authorized_job``).
 """
 
 from __future__ import annotations
@@ -38,14 +50,18 @@ import time
 from collections import OrderedDict, deque
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
-from typing import ContextManager, Iterable, Iterator
+from typing import ContextManager, Iterable, Iterator, Mapping
 
 from flask import Flask, current_app, request
 from werkzeug.wsgi import ClosingIterator
 
+from fluxhook.core.errors import InvalidRequest
 from fluxhook.core.fair_turns import FairTurns
+from fluxhook.core.job_filters import parse_limit
+from fluxhook.lifecycle.steps import key_limits
 
-from .auth import API_PREFIX, is_admin_token, token_in
+from .auth import API_PREFIX, authenticate, is_admin_token, token_in
+from .context import services
 from .refusals import REMEMBER, Refusals
 
 # Requests of one process that may wait for their job's end at once (Prefer: wait).
@@ -295,7 +311,7 @@ KEYED_LANES = ("key:", "link:")
 
 def refusal_scope(path: str) -> str:
     """What a read refused for its key's rate refuses with it: every GET of that key under ``/v1``, all of which
-    count against the same limit (``read_limits``); elsewhere, that path alone."""
+    count against the same limit (``read_cost``); elsewhere, that path alone."""
     return API_PREFIX if path.startswith(API_PREFIX) else path
 
 
@@ -330,9 +346,34 @@ def _set_aside() -> ContextManager:
     return permit.set_aside() if permit is not None else nullcontext()
 
 
+# --- Reads: what each request of an app key counts against its read limit ---
+
+# The views that make jobs or batches: counted by ``requests_per_minute`` instead.
+SUBMISSIONS = frozenset({"jobs.create", "jobs.track", "batches.create", "bfl_compat.submit"})
+# Reads that cost more than one unit: a page of a list by the jobs or batches it asks for, a batch's whole results.
+_PAGES = frozenset({"jobs.index", "batches.index"})
+_WHOLE_BATCH = "batches.results"
+
+
+def read_cost(path: str, endpoint: str | None, args: Mapping[str, str]) -> int:
+    """The units a request of an app key counts against its read limit: 0 when it is not a read (outside ``/v1``, or
+    a submission), a list page's by the ``limit`` it asks for, the largest read for a batch's results, else one. A
+    malformed request counts one: it too made the web work."""
+    if not path.startswith(API_PREFIX) or endpoint in SUBMISSIONS:
+        return 0
+    if endpoint in _PAGES:
+        try:
+            return key_limits.read_cost(parse_limit(args.get("limit")))
+        except InvalidRequest:
+            return 1
+    if endpoint == _WHOLE_BATCH:
+        return key_limits.LARGEST_READ
+    return 1
+
+
 def init_app(app: Flask, work_permits: int, api_tokens: tuple[str, ...]) -> None:
-    """Work permits around the whole app, and the rooms for submissions waiting on BFL and answers being written
-    (batches waiting to be made have ``batch_room``'s)."""
+    """Work permits around the whole app, the rooms for submissions waiting on BFL and answers being written
+    (batches waiting to be made have ``batch_room``'s), and each request of an app key counted before any view runs."""
     lanes = Lanes(api_tokens)
     app.extensions["fluxhook.lanes"] = lanes
     # Flask's own way to wrap its app in middleware; mypy sees a method assigned.
@@ -340,6 +381,17 @@ def init_app(app: Flask, work_permits: int, api_tokens: tuple[str, ...]) -> None
                                     Refusals())
     app.extensions["fluxhook.answers"] = Room(ANSWER_ROOM)
     app.extensions["fluxhook.bfl_calls"] = Room(BFL_CALL_ROOM)
+
+    @app.before_request
+    def count_read():
+        cost = read_cost(request.path, request.endpoint, request.args)
+        if cost == 0:
+            return
+        caller = authenticate()
+        if caller is None or caller.admin:
+            return
+        svc = services()
+        key_limits.take_read(svc.store.app_keys, svc.config, caller, cost, time.time())
 
 
 def lanes() -> Lanes:

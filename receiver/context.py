@@ -1,5 +1,5 @@
-"""What a request has beside its view: the process's services, an id, and its one log line (naming the route
-pattern, never the raw path: it holds tokens)."""
+"""What a request has beside its view: the process's services, an id, its one log line (naming the route pattern,
+never the raw path: it holds tokens), and its session, opened only when the request carries the dashboard's cookie."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import random
 import time
 
 from flask import Flask, current_app, g, request
+from flask.sessions import SecureCookieSessionInterface
 
 from fluxhook.services import Services
 
@@ -17,6 +18,17 @@ log = logging.getLogger("fluxhook.access")
 def services() -> Services:
     """The services ``create_app`` was built with."""
     return current_app.extensions["fluxhook"]
+
+
+class SessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, with the signer built only for requests that carry the cookie."""
+
+    def open_session(self, app, request):
+        # Callbacks and API calls never carry one, and building the signer is a noticeable share of
+        # a callback's CPU time (README, "Scaling, and the settings chosen").
+        if not request.cookies.get(self.get_cookie_name(app)):
+            return self.session_class()
+        return super().open_session(app, request)
 
 
 def init_app(app: Flask) -> None:

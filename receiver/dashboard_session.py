@@ -1,4 +1,5 @@
-"""The dashboard's signed-in state: a Flask session cookie signed with SECRET_KEY.
+"""The dashboard's signed-in state: a Flask session cookie signed with SECRET_KEY (opened by ``context``'s
+``SessionInterface``).
 
 The cookie never holds the API token, only a keyed fingerprint of it, so removing a token from
 API_TOKENS signs out every session opened with it. Each session carries its own CSRF token,
@@ -14,23 +15,11 @@ import hmac
 import secrets
 
 from flask import current_app, g, session
-from flask.sessions import SecureCookieSessionInterface
 
 from .auth import is_admin_token
 from .context import services
 
 _FINGERPRINT_SALT = b"fluxhook.dashboard-token"
-
-
-class SessionInterface(SecureCookieSessionInterface):
-    """Flask's signed-cookie sessions, with the signer built only for requests that carry the cookie."""
-
-    def open_session(self, app, request):
-        # Callbacks and API calls never carry one, and building the signer is a noticeable share of
-        # a callback's CPU time (README, "Scaling, and the settings chosen").
-        if not request.cookies.get(self.get_cookie_name(app)):
-            return self.session_class()
-        return super().open_session(app, request)
 
 
 def _fingerprint(token: str) -> str:

@@ -21,8 +21,8 @@ from fluxhook.store.deliveries import Message
 from .auth import require_bearer
 from .context import services
 from .jobs import _load, bp
-from .json_request import json_object
 from .replicated import replicated
+from .request_input import json_object
 
 # At most this many messages in one listing.
 MAX_LISTED = 1000

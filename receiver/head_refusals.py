@@ -39,8 +39,8 @@ from fluxhook.store.key_counters import Counters
 from . import auth, batch_body, idempotency_keys
 from .batch_room import BatchRoom, key_busy
 from .bfl_compat import OWN_PATHS, bfl_shaped
-from .end_users import header_end_user
 from .errors import closing_answer
+from .request_input import header_end_user
 
 Header = Callable[[str], str | None]
 # The paths of fluxhook's own routes that make jobs; a BFL model's path is any other name under /v1 (bfl_compat).

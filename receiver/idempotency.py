@@ -17,12 +17,11 @@ from fluxhook.core.errors import IdempotencyKeyInUse, IdempotencyKeyReused, NotR
 from fluxhook.store.idempotency import DONE, FULL, IN_USE, MADE, MAX_KEYS_PER_CALLER, REUSED, Hold, IdempotencyStore
 from fluxhook.store.replication import Replication
 from receiver import idempotency_keys
-from receiver.preferences import MAX_WAIT
 
 from .auth import presented_token
 from .context import services
-from .json_request import json_object
 from .replicated import in_error_shape
+from .request_input import MAX_WAIT, json_object
 
 log = logging.getLogger("fluxhook.idempotency")
 
@@ -119,7 +118,7 @@ def idempotent_on(body: Callable[[], idempotency_keys.Parsed]):
     return idempotent_view
 
 
-# Most views: their body is one JSON object, parsed whole (``json_request``).
+# Most views: their body is one JSON object, parsed whole (``request_input``).
 idempotent = idempotent_on(lambda: idempotency_keys.Parsed(json_object()))
 
 

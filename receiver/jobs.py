@@ -31,14 +31,20 @@ from . import answers, variants
 from .auth import require_bearer
 from .bulkheads import bfl_calls
 from .context import services
-from .end_users import requested_end_user
 from .idempotency import idempotent, key_hold, made_job
-from .json_request import body_size, json_object
 from .media import authorized_job
-from .preferences import requested_cancel_after, requested_strict
 from .replicated import replicated
+from .request_input import (
+    body_size,
+    json_object,
+    preference_applied,
+    requested_cancel_after,
+    requested_end_user,
+    requested_strict,
+    requested_wait,
+)
 from .store_redirects import storage_redirect
-from .waiting import preference_applied, waited
+from .waiting import waited
 
 bp = Blueprint("jobs", __name__, url_prefix="/v1")
 log = logging.getLogger("fluxhook.jobs")
@@ -169,7 +175,9 @@ def _answer_after_wait(job: Job, status: int, warnings: list[str] | None = None,
     """The job, once it is terminal if the request prefers to wait (``Prefer: wait``), with the
     ``warnings`` of its submission when there are any. ``waiting``: why ``job`` waits, as its creation just found
     (the slots are asked again only for the job read after a wait)."""
-    after, seconds = waited(job)
+    after, seconds = job, requested_wait(request.headers.get("Prefer"))
+    if seconds is not None:
+        after, seconds = waited(job, seconds)
     svc = services()
     shown = present(svc.config, job, waiting) if after is job and waiting is not None else _present(after)
     response = jsonify({**shown, "warnings": warnings} if warnings else shown)
@@ -180,7 +188,8 @@ def _answer_after_wait(job: Job, status: int, warnings: list[str] | None = None,
 @bp.get("/jobs")
 def index():
     """Jobs newest first, ``limit`` at a time, continued with ``cursor``, filtered as ``core.job_filters`` says;
-    an app key lists only its own, a page counting by its ``limit`` against the key's reads (``read_limits``)."""
+    an app key lists only its own, a page counting by its ``limit`` against the key's reads
+    (``bulkheads.read_cost``)."""
     listing = parse_listing(request.args.items(multi=True))
     filters = listing.filter
     if filters.key_id is not None and not callers.is_key_id(filters.key_id):

@@ -14,8 +14,8 @@ from fluxhook.store.app_keys import AppKey
 
 from .auth import require_admin
 from .context import services
-from .json_request import json_object
 from .replicated import replicated
+from .request_input import json_object
 
 bp = Blueprint("keys", __name__, url_prefix="/v1")
 log = logging.getLogger("fluxhook.keys")

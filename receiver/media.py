@@ -50,7 +50,7 @@ def authorized_job(job_id: str, kind: str, link: str = "URL") -> Job:
     g.job_id = job.id
     if caller is None:
         # Opened by its signed link alone: a read of the job's key all the same, in that key's bucket for links
-        # (a request with a key was counted as that key's, ``read_limits``).
+        # (a request with a key was counted as that key's, ``bulkheads.read_cost``).
         # Its next links wait in its key's lane for links, their refusals repeated from memory (``lanes``).
         current_app.extensions["fluxhook.lanes"].remember_link(job.id, job.key_id)
         key_limits.take_link_read(svc.store.app_keys, svc.config, job.key_id,

@@ -12,7 +12,7 @@ import threading
 import time
 from typing import Callable
 
-from flask import Response, current_app, request
+from flask import current_app
 
 from fluxhook.core.errors import JobNotFound
 from fluxhook.core.job import Job
@@ -21,7 +21,6 @@ from fluxhook.store.job_changes import JobChanges, Listener
 
 from .bulkheads import WAITING_ROOM, Room
 from .context import services
-from .preferences import requested_wait
 
 # How long a first waiter gives the listener to subscribe before it looks at its job anyway.
 SUBSCRIBE_GRACE = 2.0
@@ -101,27 +100,18 @@ def waiters() -> Waiters:
     return current_app.extensions["fluxhook.waiters"]
 
 
-def waited(job: Job) -> tuple[Job, int | None]:
-    """The job once it is terminal if the request says ``Prefer: wait=N`` (or after N seconds, as it is then),
-    with the N applied; None when the request does not prefer to wait."""
-    seconds = requested_wait(request.headers.get("Prefer"))
-    if seconds is not None and not job.terminal:
-        watch(services(), job.id, seconds)  # watched while it waits: BFL's word reaches it live
-    applied = seconds is not None and (job.terminal or waiters().wait(job.id, seconds, lambda: _finished(job.id)))
-    if applied and not job.terminal:
-        now = services().jobs.get(job.id)
-        if now is None:
-            raise JobNotFound(f"no job {job.id[:40]!r}")
-        job = now
-    return job, (seconds if applied else None)
-
-
-def preference_applied(response: Response, seconds: int | None) -> Response:
-    """The answer, saying that it waited ``seconds`` as the request preferred (unchanged if it did not wait)."""
-    if seconds is not None:
-        response.headers["Preference-Applied"] = f"wait={seconds}"
-        response.vary.add("Prefer")
-    return response
+def waited(job: Job, seconds: int) -> tuple[Job, int | None]:
+    """The job once it is terminal, or after ``seconds`` as it is then, for a request that prefers to wait
+    (``Prefer: wait``, ``request_input.requested_wait``), with ``seconds`` if the wait was applied (None: no room)."""
+    if job.terminal:
+        return job, seconds
+    watch(services(), job.id, seconds)  # watched while it waits: BFL's word reaches it live
+    if not waiters().wait(job.id, seconds, lambda: _finished(job.id)):
+        return job, None
+    now = services().jobs.get(job.id)
+    if now is None:
+        raise JobNotFound(f"no job {job.id[:40]!r}")
+    return now, seconds
 
 
 def _finished(job_id: str) -> bool:

@@ -17,7 +17,7 @@ import requests
 from conftest import API_TOKEN
 from fluxhook.core.job import MAX_PROMPT_CHARS
 from helpers import created_since, job_ids
-from receiver import MAX_REQUEST_BYTES
+from receiver.request_assembly import MAX_REQUEST_BYTES
 
 JSON = {"Content-Type": "application/json"}
 

@@ -23,7 +23,7 @@ from fluxhook.lifecycle.steps import task_inputs
 from fluxhook.lifecycle.submitting import submit_queued
 from fluxhook.store.keys import KEYS
 from helpers import answer, assert_error, serve
-from receiver import MAX_REQUEST_BYTES
+from receiver.request_assembly import MAX_REQUEST_BYTES
 
 IMAGE_BYTES = 10 * 1000 * 1000
 

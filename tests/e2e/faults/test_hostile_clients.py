@@ -29,8 +29,8 @@ from fluxhook.lifecycle.steps import timeline
 from fluxhook.store.timeline import TimelineStore
 from helpers import assert_error, read_answer, secret_of, serve_png, status_of, web_worker_pids, webhook_url
 from key_helpers import make_key
-from receiver.body_limits import RATE_WINDOW_SECONDS
 from receiver.buffering_worker import HEAD_SECONDS, SWEEP_SECONDS
+from receiver.request_assembly import RATE_WINDOW_SECONDS
 
 # The server's deadline for a connection that trickles, with room for a loaded machine.
 CLOSED_WITHIN = max(HEAD_SECONDS, RATE_WINDOW_SECONDS) + 2 * SWEEP_SECONDS + 10

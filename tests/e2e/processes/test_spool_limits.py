@@ -4,7 +4,7 @@ without credentials; the bodies held at once never pass MAX_SPOOL_BYTES, the nex
 Retry-After at once, and callbacks still get through.
 
 What the process holds is read from outside it: the sizes of the files in its spool directory (TMPDIR) that
-it holds open, from /proc (receiver/body_limits.py keeps the count inside).
+it holds open, from /proc (receiver/request_assembly.py keeps the count inside).
 """
 
 from __future__ import annotations

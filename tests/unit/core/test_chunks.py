@@ -9,7 +9,7 @@ from fluxhook.core import chunks, json_body
 from fluxhook.lifecycle.steps import task_inputs
 from fluxhook.media import fetch, storage
 from fluxhook.media.storage import FileStorage
-from receiver import json_request, request_assembly
+from receiver import request_assembly, request_input
 
 
 class _Recording(io.RawIOBase):
@@ -41,7 +41,7 @@ def test_the_piece_is_one_mib():
 
 def test_every_piece_by_piece_reader_uses_the_one_piece_size():
     # Imported from the one home, not a constant of their own that happens to be equal.
-    for module in (json_body, task_inputs, fetch, storage, json_request, request_assembly):
+    for module in (json_body, task_inputs, fetch, storage, request_input, request_assembly):
         assert module.CHUNK is chunks.CHUNK, module.__name__
     assert json_body.json_chunks.__defaults__[0] is chunks.CHUNK
 

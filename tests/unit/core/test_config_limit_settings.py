@@ -9,7 +9,7 @@ import pytest
 from fluxhook.core.config import MIN_SPOOL_BYTES, Config
 from fluxhook.core.errors import ConfigError
 from fluxhook.core.logs import config_secrets
-from receiver.body_limits import BodyLimits
+from receiver.request_assembly import BodyLimits
 
 MINIMAL = {
     "REDIS_URL": "redis://127.0.0.1:6379/0",

@@ -17,7 +17,7 @@ from fluxhook.store.idempotency import HELD, IN_USE, Hold, IdempotencyStore
 from fluxhook.store.replication import Replication
 from receiver import idempotency_keys
 from receiver.idempotency import KEY_HOLD_LEASE, LateReleases, release
-from receiver.preferences import MAX_WAIT
+from receiver.request_input import MAX_WAIT
 
 # The late releases' thread outlives a test (it tries until Redis confirms): its clients back off without jitter, so
 # it draws nothing from ``random`` while a later test's Hypothesis strategies do.

@@ -2,7 +2,7 @@
 take_link_read; fluxhook/store/app_keys.py take_read) on a real Redis: its own ``reads_per_minute`` else
 READS_PER_MINUTE, a read's cost, a refusal remembered by the process so a key already refused costs Redis nothing
 until its bucket could admit a read, and its jobs' signed links in a bucket of their own. Where every request is
-counted: tests/unit/receiver/test_read_limits.py; over HTTP: tests/e2e/api/test_every_read_counted.py."""
+counted: tests/unit/receiver/test_bulkheads.py; over HTTP: tests/e2e/api/test_every_read_counted.py."""
 
 from __future__ import annotations
 

@@ -1,10 +1,10 @@
-"""Reading ``Prefer: wait=N`` (receiver/preferences.py)."""
+"""What a request asks (receiver/request_input.py): its ``Prefer: wait=N``, read the lenient way."""
 
 from __future__ import annotations
 
 import pytest
 
-from receiver.preferences import requested_wait
+from receiver.request_input import requested_wait
 
 
 @pytest.mark.parametrize("header,seconds", [
