@@ -24,8 +24,9 @@ JOBS = 20
 IDLE_SECONDS = 4.0
 # The most commands naming an end user may add to a stored job.
 MORE = 5
-# How many times each kind of job is counted.
-ROUNDS = 2
+# How many times each kind of job is counted: a CI run on a loaded machine saw one kind's least of two rounds 3
+# commands over its own (app key 121.8, naming an end user 127.1, against 122.1 and 125.0 alone).
+ROUNDS = 3
 OWN = ("cmdstat_info", "cmdstat_hstrlen")
 
 
@@ -76,7 +77,7 @@ def test_naming_an_end_user_adds_at_most_a_few_commands_to_a_stored_job(measured
     time.sleep(IDLE_SECONDS)
     idle_rate = (_calls(db) - idle_from) / (time.monotonic() - idle_started)
 
-    # Each twice, side by side, and the least of each kept: a loaded machine only adds commands to a round (another
+    # Each ROUNDS times, side by side, and the least of each kept: a loaded machine only adds commands to a round (another
     # wake-up, a take that found nothing), never takes any away, so the least is the job's own cost.
     kinds = ((API_TOKEN, None), (API_TOKEN, "shopper-1"), (created["key"], None), (created["key"], "shopper-2"))
     counts: list[list[float]] = [[] for _ in kinds]
