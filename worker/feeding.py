@@ -5,8 +5,8 @@ A callback puts its job in the download line and wakes one worker's dispatcher f
 which moves the jobs whose turn it is into RQ (``enqueueing.feed``); the callback's answer waits for none
 of it. (With no work in any line and room in RQ, its turn is now: the callback queues the task itself, and no
 dispatcher is woken.) Lanes feed too, each time one of them takes a task (the take makes room in RQ's queue; a task's end
-makes none), while the process's last feed found work in a line (``WORK_MAY_WAIT``): with every line empty a lane's
-feed would find nothing, at every take. Feeds wait
+makes none), while the process's last feed found work in a line (``WORK_MAY_WAIT``; ``worker.run.download_taken``):
+with every line empty a lane's feed would find nothing, at every take. Feeds wait
 on their wake-up list alone: an addition made while it fed left its item in the list, so the next wait ends at once,
 and while a line holds work the lanes' feeds at their takes move it as RQ's queue makes room. It feeds unwoken only
 five seconds after a feed while a line may hold work (``IDLE_WAKE_TIMEOUT``): so a line another process's feed found
@@ -56,12 +56,6 @@ def feed_noted(svc: Services) -> int:
         elif _found[0] == began:
             WORK_MAY_WAIT.clear()
     return fed.moved
-
-
-def after_take(svc: Services) -> None:
-    """What a lane does as it takes a task: room in RQ's queue, fed from the lines if one may hold work."""
-    if WORK_MAY_WAIT.is_set():
-        feed_noted(svc)
 
 
 class Feeds(Kind):

@@ -263,7 +263,7 @@ def stop(lanes: list[Lane], hand_back_after: float, cold: Callable[[], bool]) ->
         lane.stop_taking()
     _end_waits(lanes)
     _wait_idle(lanes, hand_back_after, cold)
-    stopping.request()
+    stopping.REQUESTED.set()
     _wait_idle(lanes, HAND_BACK_GRACE, lambda: False)
     stuck = [lane for lane in lanes if lane.busy]
     for lane in stuck:

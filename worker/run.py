@@ -54,7 +54,7 @@ def run(config: Config, stop_signals: tuple[int, ...]) -> int:
     balance_reader = balance.start(svc)
     # The lanes' own client: a watcher's wait for a task lasts lanes.WAIT_FOR_TASK.
     lane_redis = waiting_connection(config, lanes.WAIT_FOR_TASK)
-    lanes_ = lanes.start(lane_redis, [svc.queue], config.log_level, lambda: _download_taken(svc),
+    lanes_ = lanes.start(lane_redis, [svc.queue], config.log_level, lambda: download_taken(svc),
                          config.worker_download_concurrency, "download")
     dispatcher_ = dispatcher.start(wakes, kinds.kinds(svc), config.wake_guard_seconds)
     # Work taken after a stop signal that the stop may cut off (sends, checks): the first stops its takes.
@@ -113,9 +113,13 @@ def _until_stopped(stop: "_StopSignals", watched: tuple[threading.Thread, ...]) 
     return []
 
 
-def _download_taken(svc: Services) -> None:
-    ACTIVITY.noted()  # a job's download under way: its balance reader follows its end up
-    feeding.after_take(svc)
+def download_taken(svc: Services) -> None:
+    """What a lane does as it takes a task: notes a job's download under way (its balance reader follows its end up),
+    and, while the process's last feed found work in a line (``feeding.WORK_MAY_WAIT``), feeds RQ from the lines into
+    the room the take made in its queue; with every line empty a feed would find nothing, at every take."""
+    ACTIVITY.noted()
+    if feeding.WORK_MAY_WAIT.is_set():
+        feeding.feed_noted(svc)
 
 
 def _end_waits(wakes: Wakes) -> None:

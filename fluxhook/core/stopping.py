@@ -1,6 +1,6 @@
-"""The worker process's call for its tasks back: once a stopping worker's grace for the tasks in hand is over,
-a task that can stop part-way (a download, between two pieces) asks here, and ends by raising ``StopRequested``;
-the worker then puts it back in its queue as it was, to run again after the restart.
+"""The worker process's call for its tasks back: once a stopping worker's grace for the tasks in hand is over, it sets
+``REQUESTED``; a task that can stop part-way (a download, between two pieces) looks at it, and ends by raising
+``StopRequested``; the worker then puts it back in its queue as it was, to run again after the restart.
 
 A flag the task looks at, not an exception forced into its thread: the task stops where it chose to, with its
 files and connections closed by its own ``finally`` blocks.
@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import threading
 
-_requested = threading.Event()
+# Set (never in a signal handler: setting the flag takes a lock) for every task of this process that can stop
+# part-way to stop at its next chance. Cleared only by a process whose work goes on after a stop of some of it (tests).
+REQUESTED = threading.Event()
 
 
 class StopRequested(BaseException):
@@ -22,24 +24,3 @@ class StopRequested(BaseException):
 
     def __init__(self) -> None:
         super().__init__("the worker is stopping: the task goes back to the queue")
-
-
-def request() -> None:
-    """Ask every task of this process that can stop part-way to stop at its next chance (not in a signal
-    handler: setting the flag takes a lock)."""
-    _requested.set()
-
-
-def requested() -> bool:
-    return _requested.is_set()
-
-
-def check() -> None:
-    """Raise StopRequested if the worker wants its tasks back."""
-    if _requested.is_set():
-        raise StopRequested()
-
-
-def withdraw() -> None:
-    """Take the call back: for a process whose work goes on after a stop of some of it (tests)."""
-    _requested.clear()

@@ -276,12 +276,13 @@ def _stream(head: bytes, chunks: Iterator[bytes], out: IO[bytes], max_bytes: int
     """Receive the body while (``threaded``) other threads hash and write what came before: the network,
     sha256 and the disk work at once (each releases the GIL), with at most ``_AHEAD`` pieces between them.
 
-    Raises StopRequested at the next piece once a stopping worker wants its tasks back (see stopping)."""
+    Raises StopRequested at the next piece once a stopping worker wants its tasks back (``stopping.REQUESTED``)."""
     digest = hashlib.sha256()
     size = 0
     with (_Writer if threaded else _InlineWriter)(out, digest) as writer:
         for chunk in itertools.chain((head,), chunks):
-            stopping.check()
+            if stopping.REQUESTED.is_set():
+                raise stopping.StopRequested()
             size += len(chunk)
             if size > max_bytes:
                 raise ImageTooLarge(f"the result is larger than the {max_bytes} bytes allowed")

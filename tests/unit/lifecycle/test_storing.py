@@ -82,12 +82,12 @@ def test_a_failing_host_is_retried_within_a_video_urls_life_and_not_after(svc, s
 
 def test_a_download_the_stopping_worker_wants_back_stays_ready_and_says_it_was_handed_back(svc, spy):
     job = _ready(svc, "flux-2-pro", spy.route("/image.png", body=png_bytes()), finished_ago=5)
-    stopping.request()
+    stopping.REQUESTED.set()
     try:
         with pytest.raises(stopping.StopRequested):
             download_and_store(svc, job.id, last_attempt=True)  # even a last attempt: a stop is not a failure
     finally:
-        stopping.withdraw()
+        stopping.REQUESTED.clear()
 
     assert svc.jobs.get(job.id).status == st.READY
     [entry] = [e for e in timeline.recent(svc.store.timeline, job.id) if e["kind"] == "download"]

@@ -1,6 +1,6 @@
-"""The worker's feeding (``worker/feeding.py``): a lane that ends a task feeds RQ from the work lines only while the
-process's last feed found work in one; the dispatcher's feed, woken by work added, is what finds it again, and after a
-feed cut by a lost Redis it feeds again before it rests."""
+"""The worker's feeding (``worker/feeding.py``): a lane that takes a task feeds RQ from the work lines only while the
+process's last feed found work in one (``worker.run.download_taken``); the dispatcher's feed, woken by work added, is
+what finds it again, and after a feed cut by a lost Redis it feeds again before it rests."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from fluxhook.lifecycle.steps.enqueueing import AHEAD, download_task, download_t
 from fluxhook.store.wakes import Wakes
 from fluxhook.store.work_lines import DOWNLOAD
 from helpers import commands_during
-from worker import dispatcher, feeding
+from worker import dispatcher, feeding, run
 
 
 def _ready(svc) -> str:
@@ -37,7 +37,7 @@ def test_a_lane_feeds_at_a_task_s_end_only_while_a_line_may_hold_work(make_servi
     assert feeding.WORK_MAY_WAIT.is_set()  # before the first feed: may
     assert feeding.feed_noted(svc) == 0 and not feeding.WORK_MAY_WAIT.is_set()  # every line empty
     # A task ends: no feed, so nothing is sent to Redis (a feed of empty lines is two commands).
-    assert _sent(svc, lambda: feeding.after_take(svc)) == []
+    assert _sent(svc, lambda: run.download_taken(svc)) == []
 
     # RQ's queue full: the next download waits in its line, and wakes a feeder, whose feed finds it.
     svc.redis.rpush(svc.queue.key, *[f"busy-{n}" for n in range(AHEAD)])
@@ -46,12 +46,12 @@ def test_a_lane_feeds_at_a_task_s_end_only_while_a_line_may_hold_work(make_servi
     assert feeding.feed_noted(svc) == 0 and feeding.WORK_MAY_WAIT.is_set()  # no room yet, but work waits
     # A task ends and RQ has room: the lane's feed moves the download.
     svc.redis.lpop(svc.queue.key)
-    feeding.after_take(svc)
+    run.download_taken(svc)
     assert svc.store.work.waiting(DOWNLOAD) == 0
     assert download_task_name(waiting) in [task_name(task) for task in svc.queue.get_job_ids()]
     # Its lines were found holding work: the next end feeds once more, finds none, and the one after sends nothing.
-    assert _sent(svc, lambda: feeding.after_take(svc)) != [] and not feeding.WORK_MAY_WAIT.is_set()
-    assert _sent(svc, lambda: feeding.after_take(svc)) == []
+    assert _sent(svc, lambda: run.download_taken(svc)) != [] and not feeding.WORK_MAY_WAIT.is_set()
+    assert _sent(svc, lambda: run.download_taken(svc)) == []
 
 
 def test_a_feed_that_found_no_work_does_not_hide_work_another_feed_found_meanwhile(make_services, monkeypatch):

@@ -9,7 +9,6 @@ import logging
 import threading
 import time
 
-import pytest
 from rq import Queue, Retry, Worker
 from rq.job import JobStatus
 
@@ -25,13 +24,6 @@ from worker import inprocess, lanes
 # it cannot look whether the worker wants it back.
 _gate = threading.Lock()
 HANDED_BACK = "task in hand handed back to the queue: the worker is stopping"
-
-
-@pytest.fixture(autouse=True)
-def _withdrawn():
-    """The stop is process-wide: the tests' process goes on after it."""
-    yield
-    stopping.withdraw()
 
 
 def stuck() -> None:
@@ -99,7 +91,7 @@ def test_a_download_in_flight_stops_at_its_next_piece_goes_back_to_the_front_and
 
         def __iter__(self):
             yield first
-            wait_until(stopping.requested, timeout=30, message="the worker to want its tasks back")
+            wait_until(stopping.REQUESTED.is_set, timeout=30, message="the worker to want its tasks back")
             yield rest
 
     url = spy.route("/slow-body.bin", body=Paced())
@@ -120,7 +112,7 @@ def test_a_download_in_flight_stops_at_its_next_piece_goes_back_to_the_front_and
     assert queue.get_job_ids() == [task.id, waiting.id]
     assert queue.started_job_registry.get_job_ids(cleanup=False) == []
 
-    stopping.withdraw()  # the restart: the same task, whole this time
+    stopping.REQUESTED.clear()  # the restart: the same task, whole this time
     spy.route("/slow-body.bin", body=first + rest)
     running = lanes.start(svc.redis, [queue], "WARNING", after_take=lambda: None, count=1, kind="download")
     try:
