@@ -66,7 +66,8 @@ class JobRequest:
 @dataclass(frozen=True)
 class Created:
     """A new job as recorded once created, and why it waits when it was left queued (None: it does not, or it is
-    not queued): what its creation found, so its answer does not ask the slots again."""
+    not queued, as a job sent within its request is not): what its creation found, so its answer does not ask the
+    slots again."""
 
     job: Job
     waiting: Waiting | None = None
@@ -147,12 +148,15 @@ def _admit(svc: Services, caller: Caller, request: JobRequest, model: Model, job
         # that a sender took it meanwhile, which its next read or its stream says anyway.
         return Created(job, wait)
     try:
-        return Created(submission.submit_in_request(svc, job, request.input, account=joined.account))
+        outcome, after = submission.submit_in_request(svc, job, request.input, account=joined.account)
     except (BFLError, BudgetExceeded):
         # The task never reached BFL (one that may have is a job: submit recorded it): leave nothing behind.
         svc.jobs.delete(job.id)
         task_inputs.drop(svc, job.id)
         raise
+    # Sent, or ended unsent, it waits for nothing; put back in line (BFL full, its account cooling, its end user at
+    # max_active), it waits for what the step that put it back recorded, read as any queued job's wait is.
+    return Created(after, waits.of(svc, after) if outcome == st.QUEUED else None)
 
 
 def _record(svc: Services, job: Job, model: Model, size: int, idempotency: Hold | None, *,

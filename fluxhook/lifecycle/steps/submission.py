@@ -182,14 +182,14 @@ def submit(svc: Services, job_id: str, task_input: dict | None = None, primary: 
     return _under_lock(svc, job_id, _Attempt(_submit_lock(svc, job_id, lock_token)), task_input, primary, account)
 
 
-def submit_in_request(svc: Services, job: Job, task_input: dict | None, *, account: str) -> Job:
+def submit_in_request(svc: Services, job: Job, task_input: dict | None, *, account: str) -> tuple[str, Job]:
     """``submit`` for the request that creates ``job`` (as it recorded it, with a slot of ``account``) and answers
     with it: a refusal of the budget raises ``BudgetExceeded`` (the request answers 402 and creates nothing) instead
-    of keeping the job waiting. The job as recorded after its submission: the step that records BFL's answer hands
-    the record back (no read after it), else it is read (``JobNotFound`` once gone)."""
+    of keeping the job waiting. Its outcome (as ``submit``'s), and the job as recorded after it: the step that records
+    BFL's answer hands the record back (no read after it), else it is read (``JobNotFound`` once gone)."""
     attempt = _Attempt(_submit_lock(svc, job.id, None), in_request=True)
-    _under_lock(svc, job.id, attempt, task_input, None, account, made=job)
-    return attempt.recorded or recorded.current(svc, job.id)
+    outcome = _under_lock(svc, job.id, attempt, task_input, None, account, made=job)
+    return outcome, attempt.recorded or recorded.current(svc, job.id)
 
 
 def _submit_lock(svc: Services, job_id: str, token: str | None) -> Lock:
