@@ -25,7 +25,7 @@ from fluxhook.core.errors import (
     InvalidRequest,
 )
 from fluxhook.core.holds import LOST_SEND_TRACE, SUBMIT_LEASE
-from fluxhook.core.job import ABORTED_AT_DEADLINE, ABORTED_WITH_BATCH, Job, deadline_passed
+from fluxhook.core.job import ABORTED_AT_DEADLINE, ABORTED_WITH_BATCH, EARLY_KEPT, Job, deadline_passed
 from fluxhook.core.outcomes import SKIPPED
 from fluxhook.core.wait_reasons import Waiting, WaitReason
 from fluxhook.credits import accounting, budget
@@ -47,7 +47,7 @@ from fluxhook.lifecycle.steps.kept_callbacks import apply_kept_body
 from fluxhook.services import Services
 from fluxhook.store.app_keys import AppKey
 from fluxhook.store.effects import AccountAccepted, ReleaseBudget
-from fluxhook.store.jobs import Lock, Terms
+from fluxhook.store.jobs import Lock, Take, Terms
 from fluxhook.store.usage import Reservation
 
 log = logging.getLogger("fluxhook.submitting")
@@ -363,9 +363,10 @@ def _record(svc: Services, sent: _Sent) -> str:
     entry = timeline.entry(job.id, "submission", outcome="submitted", bfl_id=task["id"], account=account.name)
     accepted = AccountAccepted(account.name, svc.slots.pool_of(job), now)
     model, grace = svc.config.catalog.get(job.model or ""), svc.config.callback_grace_seconds
-    # The job is in no line: the dispatch that gave it its slot took it out.
-    terms = Terms(unlock=sent.attempt.lock, take=svc.store.kept.taken_with_submission(job.id), out_of_line=True,
-                  read_back=sent.attempt.in_request)
+    # The job is in no line: the dispatch that gave it its slot took it out. It takes the body kept for it
+    # (``keep_early_callback``), if its record says one was, as it frees its lock: both are its record's keys.
+    terms = Terms(unlock=sent.attempt.lock, take=Take(svc.store.keys.kept_for_job(job.id), EARLY_KEPT),
+                  out_of_line=True, read_back=sent.attempt.in_request)
     early: list[bytes] = []
 
     def record() -> bool:
