@@ -363,8 +363,8 @@ def _record(svc: Services, sent: _Sent) -> str:
     entry = timeline.entry(job.id, "submission", outcome="submitted", bfl_id=task["id"], account=account.name)
     accepted = AccountAccepted(account.name, svc.slots.pool_of(job), now)
     model, grace = svc.config.catalog.get(job.model or ""), svc.config.callback_grace_seconds
-    # The job is in no line: the dispatch that gave it its slot took it out. It takes the body kept for it
-    # (``keep_early_callback``), if its record says one was, as it frees its lock: both are its record's keys.
+    # The job is in no line: the dispatch that gave it its slot took it out. As the move frees its lock, it takes the
+    # body kept for it (``keep_early_callback``), if its record says one was (``EARLY_KEPT``).
     terms = Terms(unlock=sent.attempt.lock, take=Take(svc.store.keys.kept_for_job(job.id), EARLY_KEPT),
                   out_of_line=True, read_back=sent.attempt.in_request)
     early: list[bytes] = []
