@@ -17,8 +17,7 @@ from fluxhook.core.job import Job, prompt_warnings
 from fluxhook.core.job_filters import JobFilter, parse_listing
 from fluxhook.core.json_body import refuse_unknown
 from fluxhook.core.models import MODEL
-from fluxhook.core.wait_reasons import Waiting
-from fluxhook.lifecycle.creating import JobRequest, create_job
+from fluxhook.lifecycle.creating import Created, JobRequest, create_job
 from fluxhook.lifecycle.notifications import ask_events, requested_events, requested_url
 from fluxhook.lifecycle.removal import remove_job
 from fluxhook.lifecycle.steps import callers, key_limits, waits
@@ -116,7 +115,7 @@ def create():
         created = create_job(svc, require_bearer(), request_, submit_here=room)
     g.job_id = created.job.id
     ask_events(svc, created.job, events, require_bearer().key)
-    return _answer_after_wait(created.job, 202, [*prompt_warnings(task_input), *created.warnings], created.waiting)
+    return _answer_after_wait(created.job, 202, [*prompt_warnings(task_input), *created.warnings], created)
 
 
 # The fields of POST /v1/jobs and POST /v1/jobs/track: anything else at the top level is refused by name.
@@ -171,15 +170,15 @@ def show(job_id: str):
     return _answer_after_wait(_load(job_id), 200)
 
 
-def _answer_after_wait(job: Job, status: int, warnings: list[str] | None = None, waiting: Waiting | None = None):
+def _answer_after_wait(job: Job, status: int, warnings: list[str] | None = None, created: Created | None = None):
     """The job, once it is terminal if the request prefers to wait (``Prefer: wait``), with the
-    ``warnings`` of its submission when there are any. ``waiting``: why ``job`` waits, as its creation just found
-    (the slots are asked again only for the job read after a wait)."""
+    ``warnings`` of its submission when there are any. ``created``: ``job``'s creation by this request, which found
+    why it waits, if it does (the slots are asked only for a job read: one made before, or read after a wait)."""
     after, seconds = job, requested_wait(request.headers.get("Prefer"))
     if seconds is not None:
         after, seconds = waited(job, seconds)
     svc = services()
-    shown = present(svc.config, job, waiting) if after is job and waiting is not None else _present(after)
+    shown = present(svc.config, after, created.waiting) if created is not None and after is created.job else _present(after)
     response = jsonify({**shown, "warnings": warnings} if warnings else shown)
     response.status_code = status
     return preference_applied(response, seconds)

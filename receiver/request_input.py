@@ -179,11 +179,13 @@ def header_end_user(header: str | None) -> str | None:
 def requested_end_user(body_value: Any = None) -> str | None:
     """The end user of this request: the body's ``end_user`` (``body_value``) or the header; both, they must agree
     (400 otherwise, as for a malformed one); None when neither names one."""
+    if body_value is None:
+        return header_end_user(request.headers.get(END_USER_HEADER))
     from_body = parse_end_user(body_value, FIELD)
     from_header = header_end_user(request.headers.get(END_USER_HEADER))
-    if from_body is not None and from_header is not None and from_body != from_header:
+    if from_header is not None and from_body != from_header:
         raise InvalidRequest(f"the body's '{FIELD}' and the {END_USER_HEADER} header name two end users; send one")
-    return from_body if from_body is not None else from_header
+    return from_body
 
 
 def _utf8(header: str) -> str:

@@ -66,7 +66,8 @@ class JobRequest:
 @dataclass(frozen=True)
 class Created:
     """A new job as recorded once created, and why it waits when it was left queued (None: it does not, or it is
-    not queued): what its creation found, so its answer does not ask the slots again."""
+    not queued, as a job sent within its request is not): what its creation found, so its answer does not ask the
+    slots again."""
 
     job: Job
     waiting: Waiting | None = None
@@ -101,7 +102,7 @@ def create_job(svc: Services, caller: Caller, request: JobRequest, *, submit_her
         for_end_user = end_user_limits.take(svc, caller, request.end_user, job_id, now)
         with tracing.job_span("fluxhook.create", job_id):
             job = _new_job(svc, caller, request, route, job_id, now,
-                           for_end_user.limits if for_end_user else EndUserLimits())
+                           for_end_user.limits if for_end_user is not None else None)
             return replace(_admit(svc, caller, request, model, job, submit_here), warnings=warnings)
     except BaseException:
         # Only accepted submissions count against requests_per_minute: a refused one gives its count back.
@@ -111,14 +112,15 @@ def create_job(svc: Services, caller: Caller, request: JobRequest, *, submit_her
 
 
 def _new_job(svc: Services, caller: Caller, request: JobRequest, route: str | None, job_id: str, now: float,
-             end_user: EndUserLimits) -> Job:
-    """The job a request makes, as it will be recorded (``end_user``: its end user's limits)."""
+             end_user: EndUserLimits | None) -> Job:
+    """The job a request makes, as it will be recorded (``end_user``: its end user's limits; None: it names no end
+    user, or was made with an admin token, whose end users have none)."""
     webhook = request.app_webhook
     return Job(id=job_id, status=st.QUEUED, model=request.model, metadata=request.metadata,
               input=request.input, pool=pool_for(request.model, svc.config.pooled_limits), created_at=now,
               route=route, updated_at=now, notify_url=request.notify_url, key_id=caller.key_id,
-              end_user=request.end_user, end_user_daily_credits=end_user.daily_credits,
-              end_user_max_active=end_user.max_active,
+              end_user=request.end_user, end_user_daily_credits=end_user.daily_credits if end_user is not None else None,
+              end_user_max_active=end_user.max_active if end_user is not None else None,
               deadline=now + request.cancel_after if request.cancel_after is not None else None,
               app_webhook_url=webhook.url if webhook else None,
               app_webhook_secret=webhook.sealed_secret if webhook else None,
@@ -147,12 +149,15 @@ def _admit(svc: Services, caller: Caller, request: JobRequest, model: Model, job
         # that a sender took it meanwhile, which its next read or its stream says anyway.
         return Created(job, wait)
     try:
-        return Created(submission.submit_in_request(svc, job, request.input, account=joined.account))
+        outcome, after = submission.submit_in_request(svc, job, request.input, account=joined.account)
     except (BFLError, BudgetExceeded):
         # The task never reached BFL (one that may have is a job: submit recorded it): leave nothing behind.
         svc.jobs.delete(job.id)
         task_inputs.drop(svc, job.id)
         raise
+    # Sent, or ended unsent, it waits for nothing; put back in line (BFL full, its account cooling, its end user at
+    # max_active), it waits for what the step that put it back recorded, read as any queued job's wait is.
+    return Created(after, waits.of(svc, after) if outcome == st.QUEUED else None)
 
 
 def _record(svc: Services, job: Job, model: Model, size: int, idempotency: Hold | None, *,

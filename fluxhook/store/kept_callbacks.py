@@ -12,7 +12,6 @@ from redis import Redis
 
 from fluxhook.core.job import ACTIVE, EARLY_KEPT
 from fluxhook.core.signing import Sealer
-from fluxhook.store.jobs import Take
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.scripts import LuaScript
 
@@ -72,10 +71,6 @@ class KeptCallbacks:
         release lacks (``store.migrations``); False for a job gone or ended."""
         return bool(self._keep([self.keys.job(job_id), self.keys.kept_for_job(job_id)],
                                [EARLY_KEPT, "", KEEP_SECONDS, 0, *ACTIVE]))
-
-    def taken_with_submission(self, job_id: str) -> Take:
-        """What the job's submission takes with its move: the body kept for it, if its record says one was."""
-        return Take(self.keys.kept_for_job(job_id), EARLY_KEPT)
 
     def take_for_job(self, job_id: str) -> bytes | None:
         """Take what was kept for the job on its own URL (before it knew its task)."""

@@ -25,7 +25,7 @@ from fluxhook.core.errors import (
     InvalidRequest,
 )
 from fluxhook.core.holds import LOST_SEND_TRACE, SUBMIT_LEASE
-from fluxhook.core.job import ABORTED_AT_DEADLINE, ABORTED_WITH_BATCH, Job, deadline_passed
+from fluxhook.core.job import ABORTED_AT_DEADLINE, ABORTED_WITH_BATCH, EARLY_KEPT, Job, deadline_passed
 from fluxhook.core.outcomes import SKIPPED
 from fluxhook.core.wait_reasons import Waiting, WaitReason
 from fluxhook.credits import accounting, budget
@@ -47,7 +47,7 @@ from fluxhook.lifecycle.steps.kept_callbacks import apply_kept_body
 from fluxhook.services import Services
 from fluxhook.store.app_keys import AppKey
 from fluxhook.store.effects import AccountAccepted, ReleaseBudget
-from fluxhook.store.jobs import Lock, Terms
+from fluxhook.store.jobs import Lock, Take, Terms
 from fluxhook.store.usage import Reservation
 
 log = logging.getLogger("fluxhook.submitting")
@@ -182,14 +182,14 @@ def submit(svc: Services, job_id: str, task_input: dict | None = None, primary: 
     return _under_lock(svc, job_id, _Attempt(_submit_lock(svc, job_id, lock_token)), task_input, primary, account)
 
 
-def submit_in_request(svc: Services, job: Job, task_input: dict | None, *, account: str) -> Job:
+def submit_in_request(svc: Services, job: Job, task_input: dict | None, *, account: str) -> tuple[str, Job]:
     """``submit`` for the request that creates ``job`` (as it recorded it, with a slot of ``account``) and answers
     with it: a refusal of the budget raises ``BudgetExceeded`` (the request answers 402 and creates nothing) instead
-    of keeping the job waiting. The job as recorded after its submission: the step that records BFL's answer hands
-    the record back (no read after it), else it is read (``JobNotFound`` once gone)."""
+    of keeping the job waiting. Its outcome (as ``submit``'s), and the job as recorded after it: the step that records
+    BFL's answer hands the record back (no read after it), else it is read (``JobNotFound`` once gone)."""
     attempt = _Attempt(_submit_lock(svc, job.id, None), in_request=True)
-    _under_lock(svc, job.id, attempt, task_input, None, account, made=job)
-    return attempt.recorded or recorded.current(svc, job.id)
+    outcome = _under_lock(svc, job.id, attempt, task_input, None, account, made=job)
+    return outcome, attempt.recorded or recorded.current(svc, job.id)
 
 
 def _submit_lock(svc: Services, job_id: str, token: str | None) -> Lock:
@@ -363,9 +363,10 @@ def _record(svc: Services, sent: _Sent) -> str:
     entry = timeline.entry(job.id, "submission", outcome="submitted", bfl_id=task["id"], account=account.name)
     accepted = AccountAccepted(account.name, svc.slots.pool_of(job), now)
     model, grace = svc.config.catalog.get(job.model or ""), svc.config.callback_grace_seconds
-    # The job is in no line: the dispatch that gave it its slot took it out.
-    terms = Terms(unlock=sent.attempt.lock, take=svc.store.kept.taken_with_submission(job.id), out_of_line=True,
-                  read_back=sent.attempt.in_request)
+    # The job is in no line: the dispatch that gave it its slot took it out. As the move frees its lock, it takes the
+    # body kept for it (``keep_early_callback``), if its record says one was (``EARLY_KEPT``).
+    terms = Terms(unlock=sent.attempt.lock, take=Take(svc.store.keys.kept_for_job(job.id), EARLY_KEPT),
+                  out_of_line=True, read_back=sent.attempt.in_request)
     early: list[bytes] = []
 
     def record() -> bool:

@@ -106,6 +106,19 @@ def test_a_job_left_waiting_is_told_why_by_the_step_that_put_it_in_line_not_by_a
     assert [e["kind"] for e in timeline.recent(svc.store.timeline, made[0].job.id)] == ["waiting"]
 
 
+def test_a_job_its_request_sent_waits_for_nothing_and_one_bfl_put_back_in_line_is_told_why(svc, sim):
+    sent = create_job(svc, ADMIN, JobRequest(PRO, {"prompt": "[pending] sent"}), submit_here=True)
+    assert sent.job.status == st.SUBMITTED and sent.waiting is None
+    sim.settings(max_active=1)  # BFL answers 429 while the first runs
+
+    refused = create_job(svc, ADMIN, JobRequest(PRO, {"prompt": "[pending] refused"}), submit_here=True)
+
+    # Its answer shows why it waits as its creation found it: BFL's room, as the refused submission recorded.
+    assert refused.job.status == st.QUEUED and refused.waiting is not None
+    assert refused.waiting.reason == waits.of(svc, refused.job).reason == "bfl_capacity"
+    assert refused.waiting.until is not None and refused.waiting.until > time.time()
+
+
 def test_an_unknown_model_is_refused_with_the_closest_names_and_nothing_is_made(svc, sim):
     with pytest.raises(UnknownModel) as refused:
         create_job(svc, ADMIN, JobRequest("flux-2-proo", {"prompt": "x"}), submit_here=True)
