@@ -116,14 +116,14 @@ def test_a_retry_another_process_s_attempt_set_wakes_a_notifier_with_attempts_un
     try:
         wait_until(lambda: slow.open == 1 and _blocked(svc) == 1, timeout=10,
                    message="the notifier waiting beside its attempt under way")
-        message = other.store.deliveries.get(member_message(theirs))
+        message = other.store.deliveries.get(member_message(theirs.member))
         due = time.time() + 2.0
-        other.store.deliveries.record(message, (time.time(), 503, None, 5), PENDING, due)  # its attempt ends: a retry
+        other.store.deliveries.record(theirs, message, (time.time(), 503, None, 5), PENDING, due)  # ends: a retry
         sent = commands_during(svc.redis, 11, lambda: time.sleep(max(0.0, due - 0.05 - time.time())))
         waits = [n for n, c in enumerate(sent) if c["command"].startswith("BLPOP")]
         # At most the wake-up's own look (a take, the earliest due time) ends in one wait, the last command until due.
         assert len(waits) <= 1 and (not waits or waits[0] == len(sent) - 1), [c["command"] for c in sent]
-        arrived = wait_until(lambda: prompt.arrived.get(member_message(theirs)), timeout=5, message="the retry")
+        arrived = wait_until(lambda: prompt.arrived.get(member_message(theirs.member)), timeout=5, message="the retry")
         assert due <= arrived < due + 0.2, arrived - due
     finally:
         _stop(notifier)
