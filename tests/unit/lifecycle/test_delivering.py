@@ -1,6 +1,6 @@
 """A notification message's send (fluxhook/lifecycle/delivering.py), in-process on database 11 against a real HTTP
 receiver on 127.0.0.1: each attempt kept, retries and their delays, Retry-After, 410 disabling a target, a host no
-longer allowed, a receiver that trickles its answer cut at the attempt's deadline. Making the messages and the rule
+longer allowed, a receiver that trickles its answer cut at the attempt's deadline, an attempt that outlived its lease answered 2xx. Making the messages and the rule
 that hands out attempts: test_notifications.py, tests/unit/store/test_deliveries_room.py."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from fluxhook.core.outcomes import DeliveryOutcome
 from fluxhook.lifecycle import delivering, notifications
 from fluxhook.lifecycle.notifications import due_attempts
 from fluxhook.lifecycle.removal import remove_job
-from fluxhook.store.deliveries import Attempt, member_message
+from fluxhook.store.deliveries import IN_FLIGHT, Attempt, member_message
 from fluxhook.store.keys import KEYS
 from notify_helpers import notified_job
 
@@ -135,3 +135,16 @@ def test_a_receiver_that_trickles_or_never_answers_is_cut_at_the_attempts_deadli
         assert slow.wait_closed(5) and slow.requests == 1
         assert _due(svc, member) > time.time() and not svc.redis.exists(KEYS.notify_busy)  # room given back
         slow.stop()
+
+
+def test_an_attempt_that_outlived_its_lease_and_was_answered_2xx_leaves_the_newer_one_held_and_is_not_sent_again(
+        notifying, receivers, hooks):
+    svc = notifying()
+    job, stalled = _ended(svc, receivers[0].url())
+    [newer] = due_attempts(svc, 8, now=float(stalled.lease) + 1)  # lapsed: another process takes it again
+    assert delivering.deliver(svc, stalled) == DeliveryOutcome.DELIVERED  # the stalled attempt goes on: a 200
+    assert svc.redis.hget(KEYS.notify_busy, IN_FLIGHT + newer.member).decode() == newer.lease  # still the newer's
+    assert svc.store.deliveries.get(f"msg_{job.id}").state == "delivered"
+    assert delivering.deliver(svc, newer) == DeliveryOutcome.SKIPPED  # the receiver has it: not sent again
+    assert len(hooks.of_job(job.id)) == 1 and svc.jobs.get(job.id).notified_at is not None
+    assert _due(svc, newer) is None and not svc.redis.exists(KEYS.notify_busy)
