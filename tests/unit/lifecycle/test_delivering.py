@@ -1,7 +1,8 @@
 """A notification message's send (fluxhook/lifecycle/delivering.py), in-process on database 11 against a real HTTP
 receiver on 127.0.0.1: each attempt kept, retries and their delays, Retry-After, 410 disabling a target, a host no
-longer allowed, a receiver that trickles its answer cut at the attempt's deadline, an attempt that outlived its lease answered 2xx. Making the messages and the rule
-that hands out attempts: test_notifications.py, tests/unit/store/test_deliveries_room.py."""
+longer allowed, a receiver that trickles its answer cut at the attempt's deadline, an attempt that outlived its lease
+answered 2xx. Making the messages and the rule that hands out attempts: test_notifications.py,
+tests/unit/store/test_deliveries_room.py."""
 
 from __future__ import annotations
 
