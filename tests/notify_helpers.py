@@ -16,6 +16,8 @@ from conftest import serve_in_thread
 from devtools.processes import free_port, wait_until
 from fluxhook.core import job as st
 from fluxhook.core.job import Job, new_job_id
+from fluxhook.store.deliveries import IN_FLIGHT, Attempt
+from fluxhook.store.keys import KEYS
 from helpers import commands_during
 
 SECRET = "whsec_" + base64.b64encode(b"fluxhook-notify-test-key-32-byte").decode()
@@ -132,14 +134,21 @@ def drain_commands(store, connection, now: float, db: int = 3) -> list[dict]:
     """The commands (but SCRIPT and SELECT) a notifier of two hands sends to database ``db`` to attempt every message
     due at ``now`` in ``store`` (a ``Deliveries``), each attempt ending with no retry."""
     def drain():
-        held: list[str] = []
+        held: list = []
         while True:
-            held += store.take(now, 2).members
+            held += store.take(now, 2).attempts
             if not held:
                 return
-            store.finish(held.pop(0), None)
+            store.finish(held.pop(0))
 
     return [c for c in commands_during(connection, db, drain) if c["command"].split()[0] not in ("SCRIPT", "SELECT")]
+
+
+def ended(store, member: str, due: float | None = None) -> bool:
+    """The attempt of ``member`` under way ends as its own process ends it (showing the lease its note holds), its
+    message due again at ``due`` (None: not); whether it held the message (no note: none under way)."""
+    lease = store.connection.hget(KEYS.notify_busy, IN_FLIGHT + member)
+    return store.finish(Attempt(member, lease.decode() if lease else ""), due)
 
 
 def add_due(store, messages) -> list[str]:

@@ -34,7 +34,7 @@ from fluxhook.lifecycle.notifications import batch_payload, payload, signed_head
 from fluxhook.lifecycle.steps import app_webhooks, notify_secrets
 from fluxhook.net.deadlines import DeadlinePassed, within
 from fluxhook.services import Services
-from fluxhook.store.deliveries import BFL, DELIVERED, DISABLED, FAILED, PENDING, Message, member_message
+from fluxhook.store.deliveries import BFL, DELIVERED, DISABLED, FAILED, PENDING, Attempt, Message, member_message
 from fluxhook.store.owners import ADMIN_OWNER
 
 log = logging.getLogger("fluxhook.notifications")
@@ -45,27 +45,28 @@ METRIC = "fluxhook_notifications"
 CONNECT_TIMEOUT = 5.0
 
 
-def deliver(svc: Services, member: str, now: float | None = None) -> str:
-    """Make the attempt of the message ``member`` (``Message.member``) taken for the caller
-    (``notifications.due_attempts``), if it is still pending; its outcome (``DeliveryOutcome``). Every way out gives
-    its room back (``Deliveries.record``, ``set_state``, ``finish``)."""
+def deliver(svc: Services, attempt: Attempt, now: float | None = None) -> str:
+    """Make ``attempt``, taken for the caller (``notifications.due_attempts``), if its message is still pending; its
+    outcome (``DeliveryOutcome``). Every way out ends it (``Deliveries.record``, ``set_state``, ``finish``), showing
+    its lease: an attempt that outlived it, its message taken again meanwhile, changes nothing of the newer attempt's
+    (its answer is kept, and a 2xx marks the message delivered; any other is the newer attempt's to settle)."""
     store = svc.store.deliveries
-    message = store.get(member_message(member))
+    message = store.get(member_message(attempt.member))
     if message is None or message.state != PENDING:
-        store.finish(member, None)
+        store.finish(attempt)
         return _count(svc, DeliveryOutcome.SKIPPED)
     subject = _subject(svc, message)
     if subject is None:
-        store.finish(member, None)
+        store.finish(attempt)
         return _count(svc, DeliveryOutcome.SKIPPED)
     if store.is_disabled(message.owner, message.target):
-        store.set_state(message, DISABLED)
+        store.set_state(attempt, DISABLED)
         return _note(svc, message, DeliveryOutcome.DISABLED, logging.INFO, "notification not sent: its target is "
                      "disabled (a 410 answered it; enable it with POST /v1/keys/{id}/notify/enable)")
     at = time.time() if now is None else now
     made = subject.request(at)
     if made is None:
-        store.record(message, (at, None, "not_signed", 0), FAILED, None)
+        store.record(attempt, message, (at, None, "not_signed", 0), FAILED, None)
         return _note(svc, message, DeliveryOutcome.NOT_SIGNED, logging.ERROR,
                      "notification not sent: no secret to sign it with (NOTIFY_SECRET, or its app key's)")
     body, headers = made
@@ -73,11 +74,11 @@ def deliver(svc: Services, member: str, now: float | None = None) -> str:
         target = check_url(subject.url or "", svc.config.notify_host_allowlist)
         session = svc.http.session_for(target)
     except HostNotAllowed as exc:
-        store.record(message, (at, None, "host_not_allowed", 0), FAILED, None)
+        store.record(attempt, message, (at, None, "host_not_allowed", 0), FAILED, None)
         return _note(svc, message, DeliveryOutcome.HOST_NOT_ALLOWED, logging.WARNING, "notification not sent",
                      reason=exc.message)
     with tracing.job_span("fluxhook.notify", subject.id, subject.traceparent):  # its log lines carry its trace
-        return _send(svc, message, at, target, session, body, headers)
+        return _send(svc, attempt, message, at, target, session, body, headers)
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,7 @@ def _subject(svc: Services, message: Message) -> _Subject | None:
     return _Subject(job.id, target_url(job, message.kind), job.traceparent, lambda at: _request(svc, message, job, at))
 
 
-def _send(svc: Services, message: Message, at: float, target, session, body: str,
+def _send(svc: Services, attempt: Attempt, message: Message, at: float, target, session, body: str,
           headers: dict[str, str]) -> str:
     """POST the attempt and do what its answer means."""
     store = svc.store.deliveries
@@ -121,30 +122,30 @@ def _send(svc: Services, message: Message, at: float, target, session, body: str
                 for _ in response.iter_content(64 * 1024):
                     pass
     except HostNotAllowed as exc:
-        store.record(message, (at, None, "host_not_allowed", _ms(started)), FAILED, None)
+        store.record(attempt, message, (at, None, "host_not_allowed", _ms(started)), FAILED, None)
         return _note(svc, message, DeliveryOutcome.HOST_NOT_ALLOWED, logging.WARNING, "notification not sent",
                      reason=exc.message)
     except DeadlinePassed:
-        return _retry(svc, message, at, None, None, f"no whole answer within {ATTEMPT_DEADLINE:g} s", _ms(started))
+        return _retry(svc, attempt, message, at, None, None, f"no whole answer within {ATTEMPT_DEADLINE:g} s", _ms(started))
     except requests.RequestException as exc:
-        return _retry(svc, message, at, None, None, type(exc).__name__, _ms(started))
+        return _retry(svc, attempt, message, at, None, None, type(exc).__name__, _ms(started))
     status, ms = response.status_code, _ms(started)
     outcome = outcome_for(status)
     if outcome == DeliveryOutcome.DELIVERED:
-        store.record(message, (at, status, None, ms), DELIVERED, None)
+        store.record(attempt, message, (at, status, None, ms), DELIVERED, None)
         if message.event == ENDED:
             (svc.jobs.mark_app_notified if message.kind == BFL else svc.jobs.mark_notified)(message.job_id, time.time())
         return _note(svc, message, outcome, logging.INFO, "notification delivered", http_status=status, ms=ms)
     if outcome == DeliveryOutcome.DISABLED:
         store.disable(message.owner, message.target)
-        store.record(message, (at, status, None, ms), DISABLED, None)
+        store.record(attempt, message, (at, status, None, ms), DISABLED, None)
         return _note(svc, message, outcome, logging.WARNING, "notification answered 410: target disabled",
                      http_status=status)
     if outcome == DeliveryOutcome.REJECTED:
-        store.record(message, (at, status, None, ms), FAILED, None)
+        store.record(attempt, message, (at, status, None, ms), FAILED, None)
         return _note(svc, message, outcome, logging.WARNING, f"notification refused by the app (HTTP {status}); "
                      "not sent again", http_status=status)
-    return _retry(svc, message, at, status, response.headers.get("Retry-After"), None, ms)
+    return _retry(svc, attempt, message, at, status, response.headers.get("Retry-After"), None, ms)
 
 
 def _request(svc: Services, message: Message, job, at: float) -> tuple[str, dict[str, str]] | None:
@@ -163,16 +164,16 @@ def _signed(svc: Services, message: Message, at: float, body: str) -> tuple[str,
     return body, signed_headers(secrets, message.id, int(at), body)
 
 
-def _retry(svc: Services, message: Message, at: float, status: int | None, retry_after: str | None,
+def _retry(svc: Services, attempt: Attempt, message: Message, at: float, status: int | None, retry_after: str | None,
            error: str | None, ms: int) -> str:
     """A retryable answer: the next attempt scheduled, or the message failed past its last retry."""
     delay = next_delay(message.tries + 1, status, retry_after)
     what = f"HTTP {status}" if status is not None else error
     if delay is None:
-        svc.store.deliveries.record(message, (at, status, error, ms), FAILED, None)
+        svc.store.deliveries.record(attempt, message, (at, status, error, ms), FAILED, None)
         return _note(svc, message, DeliveryOutcome.EXHAUSTED, logging.WARNING,
                      f"notification failed after its last retry ({what})", http_status=status, error=error)
-    svc.store.deliveries.record(message, (at, status, error, ms), PENDING, time.time() + delay)
+    svc.store.deliveries.record(attempt, message, (at, status, error, ms), PENDING, time.time() + delay)
     return _note(svc, message, DeliveryOutcome.RETRY, logging.WARNING,
                  f"notification not delivered ({what}); next attempt in {delay:.0f} s", http_status=status,
                  error=error, retry_in=round(delay, 1))

@@ -45,7 +45,7 @@ from fluxhook.core.outcomes import DeliveryOutcome
 from fluxhook.lifecycle.steps.presenting import present
 from fluxhook.services import Services
 from fluxhook.store.app_keys import AppKey
-from fluxhook.store.deliveries import BFL, DISABLED, PENDING, STATES, WEBHOOK, Message, target_of
+from fluxhook.store.deliveries import BFL, DISABLED, PENDING, STATES, WEBHOOK, Attempt, Message, target_of
 from fluxhook.store.owners import owner_of, tag
 
 log = logging.getLogger("fluxhook.notifications")
@@ -133,20 +133,20 @@ def host_shown(url: str) -> str:
     return f"{parts.hostname or ''}:{port}"
 
 
-def due_attempts(svc: Services, most: int, now: float | None = None) -> list[str]:
-    """The ``notify_due`` members (``Message.member``) whose attempt is now the caller's, at most ``most``, once the
-    outbox's due events are messages (``enter``): each is the caller's to ``delivering.deliver``."""
+def due_attempts(svc: Services, most: int, now: float | None = None) -> list[Attempt]:
+    """The attempts now the caller's, at most ``most``, once the outbox's due events are messages (``enter``): each
+    its message's ``notify_due`` member (``Message.member``) with its lease, the caller's to ``delivering.deliver``."""
     now = time.time() if now is None else now
     taken = svc.store.deliveries.take(now, most)
     if not taken.events_due:
-        return taken.members
+        return taken.attempts
     # Held by the notifier's one lease: an outbox member taken but not made into messages (its process died) is
     # taken again once it lapses, as an attempt is.
     events = svc.jobs.claim_notifications(now, NOTIFY_BATCH, now + ATTEMPT_LEASE)
     if events:
         enter(svc, events, now, taking=most - len(taken.members))
-    more = svc.store.deliveries.take(now, most - len(taken.members)).members if len(taken.members) < most else []
-    return taken.members + more
+    more = svc.store.deliveries.take(now, most - len(taken.members)).attempts if len(taken.members) < most else []
+    return taken.attempts + more
 
 
 def take_back(svc: Services, name: str, now: float | None = None) -> str:

@@ -13,18 +13,21 @@ job's messages have ids made from its id (``ids_of``); its record keeps how many
 and when the last was made (``notify_progress``). Each owner's messages are listed by time (``Keys.owner_messages``),
 the newest ``OWNER_BOUND`` kept there: a caller cannot grow the index without limit.
 
-A message waiting for an attempt, its first or a retry, is in ``Keys.notify_due`` as ``<owner>|<host>|<id>``, a
-batch item's as ``<owner>|<host>|~|<id>``, an app's end user's with ``!<its tag>|`` before the id, one whose job has a
+A message waiting for an attempt, its first or a retry, is in ``Keys.notify_due`` as ``<owner>|<host>|<id>``, a batch
+item's as ``<owner>|<host>|~|<id>``, an app's end user's with ``!<its tag>|`` before the id, one whose job has a
 deadline with ``@<deadline>|`` before it (``Message.member``). Attempts are taken from there one way (``take``,
 ``lua/notify_take.lua``) by the rule of every line: turns between keys in proportion to their ``weight``
-(``lua/fair_turns.lua``), within a key in turns between its end users (those of none together as one), and within
-each its single jobs' messages (and its batches' own) before its batch items', as in its lines (``owners.BULK``),
-then the earliest deadline (its job's, when that comes before its due time; else its due time), the same when they
-come back from behind a full receiver; at most ``PER_RECEIVER`` in flight to one receiver of one owner and
-``PER_OWNER`` for one owner, over every process, each held by one lease, ``ATTEMPT_LEASE``: its message due at the
-lease's end, and noted in flight until then (``Keys.notify_busy``'s ``m:<member>``); an attempt that ends gives its
-room back (``finish``), and one whose process died is due again once its lease lapses, its room given back by the take
-that finds it so: nothing else looks for lapsed attempts. During a rolling deploy an older release's process notes
+(``lua/fair_turns.lua``), within a key in turns between its end users (those of none together as one), and within each
+its single jobs' messages (and its batches' own) before its batch items', as in its lines (``owners.BULK``), then the
+earliest deadline (its job's, when that comes before its due time; else its due time), the same when they come back from
+behind a full receiver; at most ``PER_RECEIVER`` in flight to one receiver of one owner and ``PER_OWNER`` for one owner,
+over every process, each held by one lease, ``ATTEMPT_LEASE``: its message due at the lease's end, and noted in flight
+until then (``Keys.notify_busy``'s ``m:<member>``); an attempt that ends gives its room back (``finish``, ``record``,
+``set_state``), and one whose process died is due again once its lease lapses, its room given back by the take that
+finds it so: nothing else looks for lapsed attempts. The take hands each attempt out with its lease (``Attempt``), and
+its end settles the message only while the note still holds that lease: the end of an attempt that outlived its lease,
+the message taken again meanwhile, leaves the newer attempt's hold alone and keeps of its own outcome only its answer
+and, a 2xx, the message delivered (``lua/notify_finish.lua``). During a rolling deploy an older release's process notes
 its attempts in a set of its own (``Keys.legacy_notify_sending``): what each side then does with the other's, and why
 nothing is sent twice at once beyond what the message id lets a receiver drop, nor room held for good, is said in
 ``lua/notify_take.lua``; ``fluxhook migrate --again`` hands the older release's over once it stopped.
@@ -34,6 +37,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from redis import Redis
@@ -106,12 +110,35 @@ def member_message(item: str) -> str:
 
 
 @dataclass(frozen=True)
+class Attempt:
+    """An attempt a take handed out: its message's member, and the lease the take wrote in its note (as text, as
+    written), which its end shows: only the attempt whose lease the note still holds settles the message."""
+
+    member: str
+    lease: str
+
+
+@dataclass(frozen=True)
 class Taken:
-    """What one ``take`` found: the messages whose attempt is now the caller's, and whether events wait in the
-    outbox to be made into messages."""
+    """What one ``take`` found: the messages whose attempt is now the caller's, under the one ``lease`` the take
+    wrote for each, and whether events wait in the outbox to be made into messages."""
 
     members: list[str]
     events_due: bool
+    lease: str = ""
+
+    @property
+    def attempts(self) -> list[Attempt]:
+        return [Attempt(member, self.lease) for member in self.members]
+
+
+@dataclass(frozen=True)
+class Rest:
+    """What a notifier at rest waits for: until ``due`` (a Unix time; None: nothing waits) or a wake-up, the guard
+    looking at ``watched`` meanwhile (``Deliveries.rest``)."""
+
+    due: float | None
+    watched: Watched
 
 
 def target_of(url: str) -> str:
@@ -230,27 +257,30 @@ class Deliveries:
             self.connection.zrem(index, *gone)
         return [m for m in found if m is not None], len(ids)
 
-    def record(self, message: Message, attempt: tuple, state: str, due: float | None) -> None:
-        """One attempt made: kept with the message's new ``state``, its room given back, and its next attempt due
-        at ``due`` (None: none). A message whose job was deleted meanwhile is not recreated."""
-        at, status, error, ms = attempt
-        record = self.keys.message(message.id)
-        if not self.connection.exists(record):
-            self.finish(message.member, None)
-            return
-        pipe = self.connection.pipeline(transaction=True)
-        pipe.hset(record, mapping={"state": state, "tries": message.tries + 1, "n": message.count + 1,
-                                   f"a{message.count % MAX_ATTEMPTS}":
-                                       f"{at:.2f},{'' if status is None else status},{error or ''},{ms}"})
-        self.finish(message.member, due, pipe)
-        pipe.execute()
+    def record(self, attempt: Attempt, message: Message, answer: tuple, state: str, due: float | None) -> bool:
+        """``attempt`` of ``message`` made, its ``answer`` ``(at, http status or None, error or None, ms)``: kept with
+        the message's new ``state``, its room given back, and its next attempt due at ``due`` (None: none), in one
+        step; whether it still held the message (else only its answer is kept, and a 2xx's message delivered:
+        ``lua/notify_finish.lua``). A message whose job was deleted meanwhile is not recreated."""
+        at, status, error, ms = answer
+        return self._end(attempt, due, state, f"{at:.2f},{'' if status is None else status},{error or ''},{ms}",
+                         message.tries + 1)
 
-    def set_state(self, message: Message, state: str) -> None:
-        """A message that will not be attempted (``state``): its room, if it held one, given back."""
-        pipe = self.connection.pipeline(transaction=True)
-        pipe.hset(self.keys.message(message.id), "state", state)
-        self.finish(message.member, None, pipe)
-        pipe.execute()
+    def set_state(self, attempt: Attempt, state: str) -> bool:
+        """The message of ``attempt`` will not be attempted (``state``): its room given back; whether the attempt still
+        held it (else nothing changes)."""
+        return self._end(attempt, None, state)
+
+    def finish(self, attempt: Attempt, due: float | None = None) -> bool:
+        """``attempt`` ended with nothing to keep (its message gone or not pending): its room back, its message due
+        again at ``due`` (None: not); whether it still held the message (else nothing changes)."""
+        return self._end(attempt, due)
+
+    def _end(self, attempt: Attempt, due: float | None, state: str = "", answer: str = "", tries: int = 0) -> bool:
+        return bool(self._finish([*self._room_keys, self.keys.notify_added,
+                                  self.keys.message(member_message(attempt.member))],
+                                 [attempt.member, attempt.lease, "" if due is None else f"{due:.3f}", state, answer,
+                                  tries, MAX_ATTEMPTS]))
 
     def again(self, messages: list[Message], when: float) -> None:
         """Send ``messages`` again from ``when``, with a fresh round of retries: pending, due then."""
@@ -272,33 +302,34 @@ class Deliveries:
         if wake:
             push(pipeline, self.keys.notify_added)
 
-    def watched(self, due: float | None) -> Watched:
-        """What a notifier at rest watches, knowing of nothing due (``due`` None) or of the earliest due at ``due``."""
-        keys = (self.keys.notify_due, self.keys.outbox)
-        return Watched(present=keys) if due is None else Watched(earlier=tuple((key, due) for key in keys))
-
-    def next_due(self) -> float | None:
-        """When the earliest message or outbox event is due (a Unix time; an attempt under way: when its lease lapses),
-        None if none waits: what a notifier at rest waits for. Two commands."""
+    def rest(self, own: Collection[Attempt] = ()) -> Rest:
+        """What a notifier at rest waits for, its ``own`` attempts under way: the earliest message or outbox event due
+        (an attempt under way: when its lease lapses) but its own attempts' leases, and what it watches meanwhile. Its
+        own attempt's end makes due whatever it makes due (a retry, a message parked behind it) and wakes a notifier in
+        the same step, so its lease would only wake it once more for nothing, the attempt ended; another process's
+        lease it waits for, as that process may have died. The guard watches for anything due before the earliest
+        entry of either set, its own included: it looks while they are under way too, and they are no lost wake-up.
+        Two commands."""
         pipe = self.connection.pipeline(transaction=False)
-        pipe.zrange(self.keys.notify_due, 0, 0, withscores=True)
+        pipe.zrange(self.keys.notify_due, 0, len(own), withscores=True)  # past its own, were they first
         pipe.zrange(self.keys.outbox, 0, 0, withscores=True)
-        return min((float(first[0][1]) for first in pipe.execute() if first), default=None)
+        ahead, events = pipe.execute()
+        leases = {attempt.member: float(attempt.lease) for attempt in own}
+        others = [float(score) for member, score in ahead if leases.get(text(member)) != float(score)]
+        due = min(others[:1] + [float(score) for _, score in events], default=None)
+        seen = min([float(score) for _, score in ahead[:1] + events], default=None)
+        keys = (self.keys.notify_due, self.keys.outbox)
+        return Rest(due, Watched(present=keys) if seen is None else Watched(earlier=tuple((key, seen) for key in keys)))
 
     def take(self, now: float, most: int) -> Taken:
         """Take up to ``most`` messages whose attempt is due, in turns between their owners by their weights, as far as
-        their receivers and owners have room (``lua/notify_take.lua``); each is the caller's to attempt until
-        ``finish`` or its lease lapses."""
+        their receivers and owners have room (``lua/notify_take.lua``); each is the caller's to attempt until its end
+        (``record``, ``set_state``, ``finish``, each showing the take's lease) or the lease lapses."""
+        lease = f"{now + ATTEMPT_LEASE:.3f}"
         members, events = self._take([*self._room_keys, self.keys.outbox, self.keys.notify_passes,
                                       self.keys.share_weights],
-                                     [repr(now), f"{now + ATTEMPT_LEASE:.3f}", PER_RECEIVER, PER_OWNER, most,
-                                      TAKE_LOOKS, DEFAULT_WEIGHT])
-        return Taken([text(m) for m in members], int(events) > 0)
-
-    def finish(self, member: str, due: float | None, pipeline=None) -> None:
-        """An attempt of ``member`` ended (or it will not be attempted): its room back, due again at ``due``."""
-        self._finish([*self._room_keys, self.keys.notify_added], [member, "" if due is None else f"{due:.3f}"],
-                     client=pipeline)
+                                     [repr(now), lease, PER_RECEIVER, PER_OWNER, most, TAKE_LOOKS, DEFAULT_WEIGHT])
+        return Taken([text(m) for m in members], int(events) > 0, lease)
 
     @property
     def _room_keys(self) -> list[str]:

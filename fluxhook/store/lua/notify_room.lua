@@ -163,18 +163,26 @@ function notify_room.unpark(due, busy, parked, field)
   return true
 end
 
--- An attempt of `member` ends: its receiver and owner have room for one more, which the first parked takes. A field
--- with no attempt in flight and nothing parked leaves the busy hash, its turn field with it. Whether one came back.
-function notify_room.release(due, busy, parked, member)
-  local back = false
-  for _, field in ipairs({notify_room.fields(member)}) do
-    local left = redis.call('HINCRBY', busy, field, -1)
-    if notify_room.unpark(due, busy, parked, field) then
-      back = true
-      if left <= 0 then redis.call('HDEL', busy, field) end
-    elseif left <= 0 then
-      redis.call('HDEL', busy, field, notify_room.turn_field(field))
+-- An attempt of `member` ends: its note goes, and its receiver and owner have room for one more, which the first parked
+-- takes. `counts`: the receiver's and the owner's attempts in flight as the caller read them (HMGET, this one's among
+-- them; nil: read here), written back at once: a field with no attempt in flight left leaves the busy hash, and its
+-- turn field with it when nothing is parked behind it. Whether one came back.
+function notify_room.release(due, busy, parked, member, counts)
+  local fields = {notify_room.fields(member)}
+  counts = counts or redis.call('HMGET', busy, fields[1], fields[2])
+  local back, kept, gone = false, {}, {notify_room.note(member)}
+  for i, field in ipairs(fields) do
+    local left = tonumber(counts[i] or 0) - 1
+    local unparked = notify_room.unpark(due, busy, parked, field)
+    back = back or unparked
+    if left > 0 then
+      kept[#kept + 1], kept[#kept + 2] = field, left
+    else
+      gone[#gone + 1] = field
+      if not unparked then gone[#gone + 1] = notify_room.turn_field(field) end
     end
   end
+  if #kept > 0 then redis.call('HSET', busy, unpack(kept)) end
+  redis.call('HDEL', busy, unpack(gone))
   return back
 end

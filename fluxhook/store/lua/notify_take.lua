@@ -9,9 +9,11 @@
 -- choice between owners, and an owner back from idle starts level with the others anyway.
 -- A taken message holds its room until its attempt ends (notify_finish.lua) or its lease ARGV[2] lapses, noted in
 -- flight by one field of the busy hash (notify_room.note: `m:<member>` -> its lease) and due at its lease: held by
--- that one lease, which nothing else looks at. Lapsed, it is due again: the take that finds it ripe with its note lapsed gives
+-- that one lease. Its caller carries the lease to the attempt's end, which settles the message only while the note
+-- still holds it (notify_finish.lua). Lapsed, it is due again: the take that finds it ripe with its note lapsed gives
 -- the dead attempt's room back first (notify_room.release, which brings back what was parked behind it), then takes it
--- as any due message. One ripe while its attempt is under way (sent again meanwhile) waits for that attempt's end,
+-- as any due message, under a new lease (later than the lapsed one: a take finds it lapsed only once its clock is
+-- past it), so an end of the lapsed attempt told after that is told as not the message's any more. One ripe while its attempt is under way (sent again meanwhile) waits for that attempt's end,
 -- due at its lease, and is never parked: were its process to die, nothing would bring it back to give its room back.
 -- The one rule for every notification attempt.
 -- A process of an older release still running (a rolling deploy) notes its attempts in a set of its own, which this
@@ -42,14 +44,11 @@ local function ripe_ones()
   local leases = redis.call('HMGET', busy, unpack(notes))
   local ripe, back = {}, false
   for i = 1, #read, 2 do
-    local note, lease = notes[(i + 1) / 2], leases[(i + 1) / 2]
+    local lease = leases[(i + 1) / 2]
     if lease and tonumber(lease) > now then
       redis.call('ZADD', due, lease, read[i])
     else
-      if lease then
-        redis.call('HDEL', busy, note)
-        back = notify_room.release(due, busy, parked, read[i]) or back
-      end
+      if lease then back = notify_room.release(due, busy, parked, read[i]) or back end
       ripe[#ripe + 1], ripe[#ripe + 2] = read[i], read[i + 1]
     end
   end

@@ -24,6 +24,7 @@ from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.outcomes import DeliveryOutcome
 from fluxhook.lifecycle import delivering, notifications
 from fluxhook.lifecycle.steps import app_webhooks
+from fluxhook.store.deliveries import member_message
 from fluxhook.store.keys import KEYS
 from helpers import answer, assert_error, serve, stack_on_db
 from key_helpers import make_key
@@ -317,9 +318,11 @@ def test_a_retry_sends_only_the_call_not_yet_delivered(make_services, app_hooks)
     assert svc.redis.zscore(KEYS.outbox, job.id) is not None  # the app's webhook rides the notification outbox
     app_hooks.failures["/retry/app"] = 1
     notifications.enter(svc, [job.id], time.time())
-    app, notify = f"msg_{job.id}_bfl", f"msg_{job.id}"
+    taken = {member_message(attempt.member): attempt for attempt in notifications.due_attempts(svc, 8)}
+    app, notify = taken[f"msg_{job.id}_bfl"], taken[f"msg_{job.id}"]
     assert delivering.deliver(svc, notify) == DeliveryOutcome.DELIVERED
     assert delivering.deliver(svc, app) == DeliveryOutcome.RETRY
+    [app] = notifications.due_attempts(svc, 8, time.time() + 60)  # its retry, once due
     assert delivering.deliver(svc, app) == DeliveryOutcome.DELIVERED
     paths = [path for path, _, _ in app_hooks.calls if path.startswith("/retry/")]
     assert paths == ["/retry/notify", "/retry/app", "/retry/app"]  # the notification is not sent twice

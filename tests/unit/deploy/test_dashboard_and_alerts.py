@@ -25,6 +25,7 @@ from fluxhook.core import job as st
 from fluxhook.credits import balance
 from fluxhook.lifecycle import delivering
 from fluxhook.lifecycle.storing import download_and_store
+from fluxhook.store.deliveries import Attempt
 from helpers import wait_sim_ready
 
 DEPLOY = ROOT / "deploy"
@@ -181,7 +182,7 @@ def scraped(local_app, make_services, sim):
     sample = wait_sim_ready(sim, job.bfl_id)["result"]["sample"]
     assert api.callback(job.id, ready_payload(job.bfl_id, sample)).status_code == 200
     assert download_and_store(svc, job.id, last_attempt=True) == st.STORED
-    delivering.deliver(svc, f"msg_{job.id}")  # no target: counted as skipped
+    delivering.deliver(svc, Attempt(f"msg_{job.id}", ""))  # no target: counted as skipped
     assert finish_job(svc, sim, submit_job(svc, "its callback lost")).status == st.STORED
     balance.refresh(svc)
     response = requests.get(api.base_url + "/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"},

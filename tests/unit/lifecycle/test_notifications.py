@@ -58,7 +58,7 @@ def test_the_outbox_becomes_one_message_per_job_and_attempts_even_when_repeated(
     taken = due_attempts(svc, 8, now)
     assert _outbox(svc) == [] and len(taken) == 2 and svc.redis.zcard(KEYS.notify_parked) == 1
     assert [m.id for j in jobs for m in svc.store.deliveries.of_job(j.id)] == [f"msg_{j.id}" for j in jobs]
-    assert {member_message(m) for m in taken} < {f"msg_{j.id}" for j in jobs}
+    assert {member_message(a.member) for a in taken} < {f"msg_{j.id}" for j in jobs}
     assert svc.queue.count == 0 and svc.store.checks.waiting() == 0  # nothing of it goes through RQ
     # A crash after keeping the messages but before the outbox was emptied: the ids come back; no second message.
     svc.redis.zadd(KEYS.outbox, {j.id: now for j in jobs})
@@ -74,7 +74,7 @@ def test_a_job_s_end_user_marks_its_messages_so_they_take_its_turn(notifying, re
     [theirs] = svc.store.deliveries.of_job(jobs[None].id)
     # The end user's tag is on its message's hash, so the member read back is the one in the due set.
     assert mine.tag == tag("shopper-42") and theirs.tag == ""
-    assert sorted(taken) == sorted([mine.member, theirs.member])
+    assert sorted(a.member for a in taken) == sorted([mine.member, theirs.member])
     assert f"|!{mine.tag}|{mine.id}" in mine.member and "!" not in theirs.member
     assert member_message(mine.member) == mine.id
 
@@ -88,7 +88,7 @@ def test_a_job_s_deadline_marks_its_messages_so_they_go_by_it(notifying, receive
     [plain] = svc.store.deliveries.of_job(jobs[None].id)
     # The deadline is on its message's hash, so the member read back is the one in the due set.
     assert ranked.deadline == pytest.approx(now + 60.5, abs=0.001) and plain.deadline is None
-    assert sorted(taken) == sorted([ranked.member, plain.member])
+    assert sorted(a.member for a in taken) == sorted([ranked.member, plain.member])
     assert f"|@{now + 60.5:.3f}|{ranked.id}" in ranked.member and "@" not in plain.member
 
 

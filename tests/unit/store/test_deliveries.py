@@ -37,10 +37,14 @@ def test_a_message_keeps_its_newest_attempts_in_order_in_one_compact_hash(store,
     for n in range(45):
         sizes[n] = connection.memory_usage(record)
         kept = store.get(message.id)
-        store.record(kept, (1_800_000_000.0 + n, 500 if n < 44 else 200, None, n), PENDING if n < 44 else DELIVERED,
-                     None)
+        pipe = connection.pipeline(transaction=True)
+        store.schedule([kept], 1_800_000_000.0 + n, pipe, wake=False)
+        pipe.execute()
+        [attempt] = store.take(1_800_000_000.0 + n, 1).attempts
+        store.record(attempt, kept, (1_800_000_000.0 + n, 500 if n < 44 else 200, None, n),
+                     PENDING if n < 44 else DELIVERED, None)
     kept = store.get(message.id)
-    assert kept.state == DELIVERED and kept.count == 45 and len(kept.attempts) == store_module.MAX_ATTEMPTS
+    assert kept.state == DELIVERED and kept.count == kept.tries == 45 and len(kept.attempts) == store_module.MAX_ATTEMPTS
     assert [a[3] for a in kept.attempts] == list(range(5, 45))  # the oldest five went
     assert kept.attempts[-1] == (1_800_000_044.0, 200, None, 44)
     assert connection.object("encoding", record) in (b"listpack", b"ziplist")  # Redis's compact encoding

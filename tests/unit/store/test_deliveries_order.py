@@ -9,7 +9,7 @@ import pytest
 from fluxhook.store.deliveries import PER_RECEIVER, TAKE_LOOKS, Deliveries, Message
 from fluxhook.store.keys import KEYS
 from helpers import commands_during
-from notify_helpers import add_due
+from notify_helpers import add_due, ended
 
 NOW = 1_800_000_000.0
 A, B = "key_aaaaaaaaaaaaaaaa", "key_bbbbbbbbbbbbbbbb"
@@ -41,13 +41,13 @@ def test_a_key_s_single_job_goes_before_its_batch_items_parked_behind_its_full_r
     # The single job ends after the whole batch: its receiver is full, so it is parked behind the batch's items.
     [single] = _due(store, A, SLOW, 1, NOW - 1, bulk=False, name="single")
     assert store.take(NOW, 8).members == []
-    store.finish(items[0], None)
-    store.finish(theirs[0], None)
+    ended(store, items[0])
+    ended(store, theirs[0])
     # The receiver's room goes to the single job's message, not to the batch's next item; the other key's receiver
     # is untouched by it: its own next item, its turn level with A's and due first.
     assert store.take(NOW + 1, 8).members == [theirs[2], single]
-    store.finish(items[1], None)
-    store.finish(single, None)
+    ended(store, items[1])
+    ended(store, single)
     assert store.take(NOW + 1, 8).members == items[2:4]  # then the batch's items, earliest due first
 
 
@@ -58,7 +58,7 @@ def test_a_key_s_single_job_ripe_behind_its_batch_items_takes_its_receiver_s_roo
     # A's messages go single first; the keys take turns, B's message first, its turn level with A's and its message
     # due before A's single.
     assert store.take(NOW, 8).members == [theirs[0], single, items[0]]
-    store.finish(items[0], None)
+    ended(store, items[0])
     assert store.take(NOW + 1, 8).members == [items[1]]
 
 
@@ -95,9 +95,9 @@ def test_entries_an_older_release_kept_are_still_taken(store, connection):
     connection.zadd(KEYS.notify_parked, {f"{receiver}|{NOW - 9:017.3f}|{older[2].member}": 0})
     [single] = _due(store, A, SLOW, 1, NOW - 1, bulk=False, name="single")
     assert store.take(NOW, 8).members == []
-    store.finish(older[0].member, None)
+    ended(store, older[0].member)
     assert store.take(NOW, 8).members == [single]
-    store.finish(older[1].member, None)
+    ended(store, older[1].member)
     assert store.take(NOW, 8).members == [older[2].member]
     assert int(connection.hget(KEYS.notify_busy, owner)) == 2
 

@@ -10,7 +10,7 @@ import redis
 from fluxhook.core.holds import ATTEMPT_LEASE
 from fluxhook.store.deliveries import PER_OWNER, Deliveries, Message, member_message
 from fluxhook.store.keys import KEYS
-from notify_helpers import add_due
+from notify_helpers import add_due, ended
 
 NOW = 1_800_000_000.0
 A, B = "key_aaaaaaaaaaaaaaaa", "key_bbbbbbbbbbbbbbbb"
@@ -54,13 +54,13 @@ def test_a_receiver_that_holds_its_attempts_has_two_and_another_key_s_message_go
 def test_an_attempt_s_end_lets_the_next_of_its_receiver_go_in_its_order(store, other_process):
     slow = _due(store, A, "slow.example.com:443", 5)
     assert store.take(NOW, 8).members == slow[:2]
-    store.finish(slow[0], NOW + 10)  # a retry: due again later, in the same set as any first attempt
+    ended(store, slow[0], NOW + 10)  # a retry: due again later, in the same set as any first attempt
     assert other_process.take(NOW + 1, 8).members == [slow[2]]  # the next in order, not the retry
-    store.finish(slow[1], None)
-    store.finish(slow[2], None)
+    ended(store, slow[1])
+    ended(store, slow[2])
     assert store.take(NOW + 1, 8).members == slow[3:5]
     assert store.take(NOW + 10, 8).members == []  # its receiver is full again: the retry waits its turn
-    store.finish(slow[3], None)
+    ended(store, slow[3])
     assert store.take(NOW + 10, 8).members == [slow[0]]
 
 
@@ -82,7 +82,7 @@ def test_an_attempt_whose_process_died_is_due_again_once_its_lease_lapses_and_it
     # again at its lease's end like a retry; never more than two at once.
     assert taken == [slow[2], slow[0]]
     assert int(store.connection.hget(KEYS.notify_busy, f"r:{A}|slow.example.com:443")) == 2
-    other_process.finish(slow[2], None)
+    ended(other_process, slow[2])
     assert other_process.take(NOW + ATTEMPT_LEASE + 2, 8).members == [slow[1]]
 
 
@@ -91,7 +91,7 @@ def test_a_message_sent_again_while_its_attempt_is_under_way_is_not_attempted_tw
     assert store.take(NOW, 8).members == [member]
     store.connection.zadd(KEYS.notify_due, {member: NOW})  # a replay while the attempt is under way
     assert store.take(NOW + 1, 8).members == []
-    store.finish(member, None)
+    ended(store, member)
     assert store.take(NOW + 2, 8).members == [] and not store.connection.exists(KEYS.notify_busy)
 
 
@@ -104,10 +104,11 @@ def test_a_deleted_job_s_message_under_way_keeps_its_room_until_its_attempt_ends
     messages = [Message(id=f"msg_job_{n}", job_id=f"job_{n}", owner=A, event="job.ended", kind="webhook",
                         host="slow.example.com:443", target="t") for n in range(3)]
     add_due(store, [(message, NOW - 10 + n) for n, message in enumerate(messages)])
-    assert store.take(NOW, 8).members == [messages[0].member, messages[1].member]
+    taken = store.take(NOW, 8)
+    assert taken.members == [messages[0].member, messages[1].member]
     store.forget_job("job_0", 0)  # deleted while its attempt is under way: the receiver still holds it
     assert store.take(NOW + 1, 8).members == []
-    store.record(messages[0], (NOW, None, "timeout", 15_000), "pending", NOW + 60)  # the attempt ends
+    store.record(taken.attempts[0], messages[0], (NOW, None, "timeout", 15_000), "pending", NOW + 60)  # it ends
     assert store.take(NOW + 1, 8).members == [messages[2].member]
     assert store.connection.zscore(KEYS.notify_due, messages[0].member) is None  # not recreated
 
@@ -117,13 +118,13 @@ def test_an_attempt_s_end_that_brings_a_parked_message_back_or_sets_a_retry_wake
     theirs = _due(store, B, "fast.example.com:443", 1)
     assert sorted(store.take(NOW, 8).members) == sorted(slow[:2] + theirs)
     store.connection.delete(KEYS.notify_added)
-    store.finish(theirs[0], None)  # nothing of B's waits behind its receiver: nobody to wake
+    ended(store, theirs[0])  # nothing of B's waits behind its receiver: nobody to wake
     assert store.connection.llen(KEYS.notify_added) == 0
-    store.finish(slow[0], None)  # A's third comes back into the room it freed: a notifier takes it now
+    ended(store, slow[0])  # A's third comes back into the room it freed: a notifier takes it now
     assert store.connection.llen(KEYS.notify_added) == 1
     assert store.take(NOW, 8).members == [slow[2]]
     store.connection.delete(KEYS.notify_added)
-    store.finish(slow[1], NOW + 30)  # a retry, and A's room back with nothing behind it: one wake-up for the step
+    ended(store, slow[1], NOW + 30)  # a retry, and A's room back with nothing behind it: one wake-up for the step
     assert store.connection.lrange(KEYS.notify_added, 0, -1) == [b"1"]
 
 
@@ -136,13 +137,13 @@ def test_a_dead_process_s_attempt_has_its_room_back_and_goes_again_at_its_lease_
     assert store.take(NOW, 8).members == slow  # A's receiver full; then this process dies
     theirs = _due(store, B, "b.example.com:443", 1, at=NOW)
     assert other_process.take(NOW + 1, 8).members == theirs  # the second key goes meanwhile
-    other_process.finish(theirs[0], None)
+    ended(other_process, theirs[0])
     assert other_process.take(NOW + ATTEMPT_LEASE - 1, 8).members == []  # A's attempts are still theirs
     assert other_process.take(NOW + ATTEMPT_LEASE + 1, 8).members == slow  # lapsed: their room back, due again
     busy = store.connection.hmget(KEYS.notify_busy, f"r:{A}|slow.example.com:443", f"o:{A}", f"o:{B}")
     assert busy == [b"2", b"2", None]
     for member in slow:
-        other_process.finish(member, None)
+        ended(other_process, member)
     assert not store.connection.exists(KEYS.notify_busy)
 
 
@@ -169,20 +170,9 @@ def test_a_deleted_job_s_message_whose_process_died_mid_attempt_has_its_room_bac
     # Its room back at its lease, the one parked behind it first, then taken again: its attempt finds its message
     # gone and ends it (deliver's finish), and the other lapsed one goes.
     assert store.take(NOW + ATTEMPT_LEASE + 1, 8).members == [messages[2].member, messages[0].member]
-    store.finish(messages[0].member, None)
+    ended(store, messages[0].member)
     assert store.take(NOW + ATTEMPT_LEASE + 1, 8).members == [messages[1].member]
-    store.finish(messages[1].member, None)
-    store.finish(messages[2].member, None)
+    ended(store, messages[1].member)
+    ended(store, messages[2].member)
     assert not store.connection.exists(KEYS.notify_busy) and store.connection.zcard(KEYS.notify_due) == 0
 
-
-def test_an_attempt_ended_after_its_lease_lapsed_and_it_was_taken_again_gives_its_room_back_once(store, other_process):
-    """As the attempts' own set did: the first end told gives one room back, the second nothing; no count goes below
-    what is in flight, and nothing is left held once both ended."""
-    [member] = _due(store, A, "slow.example.com:443", 1)
-    assert store.take(NOW, 8).members == [member]  # a process stalls past its lease
-    assert other_process.take(NOW + ATTEMPT_LEASE + 1, 8).members == [member]  # the lapsed room back, taken again
-    assert store.connection.hget(KEYS.notify_busy, f"r:{A}|slow.example.com:443") == b"1"
-    store.finish(member, None)  # the stalled attempt ends
-    other_process.finish(member, None)  # and the newer
-    assert not store.connection.exists(KEYS.notify_busy)

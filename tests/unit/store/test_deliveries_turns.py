@@ -10,7 +10,7 @@ import pytest
 from fluxhook.store.deliveries import PER_RECEIVER, Deliveries, Message
 from fluxhook.store.keys import KEYS
 from fluxhook.store.owners import tag
-from notify_helpers import add_due, drain_commands
+from notify_helpers import add_due, drain_commands, ended
 
 NOW = 1_800_000_000.0
 A, B = "key_aaaaaaaaaaaaaaaa", "key_bbbbbbbbbbbbbbbb"
@@ -39,7 +39,7 @@ def _drain(store: Deliveries, held: list[str], steps: int) -> list[str]:
     """``steps`` times: the oldest attempt in ``held`` ends, and what its room lets go is taken; what was taken."""
     taken = []
     for _ in range(steps):
-        store.finish(held.pop(0), None)
+        ended(store, held.pop(0))
         got = store.take(NOW + 1, 8).members
         held += got
         taken += got
@@ -121,7 +121,7 @@ def test_the_busy_hash_is_empty_once_every_attempt_has_ended(store, connection):
     _due(store, A, 2, NOW - 5, end_user="calm")
     held = store.take(NOW, 8).members
     while held:
-        store.finish(held.pop(0), None)
+        ended(store, held.pop(0))
         held += store.take(NOW + 1, 8).members
     assert not connection.exists(KEYS.notify_busy) and not connection.exists(KEYS.notify_parked)
     assert connection.zcard(KEYS.notify_due) == 0 and flood

@@ -11,7 +11,7 @@ import pytest
 
 from fluxhook.store.deliveries import Deliveries, Message
 from fluxhook.store.keys import KEYS
-from notify_helpers import add_due, drain_commands
+from notify_helpers import add_due, drain_commands, ended
 
 NOW = 1_800_000_000.0
 A, B = "key_aaaaaaaaaaaaaaaa", "key_bbbbbbbbbbbbbbbb"
@@ -44,7 +44,7 @@ def _served(store: Deliveries, steps: int) -> Counter:
     for _ in range(steps):
         [member] = store.take(NOW, 1).members
         served[member.split("|")[0]] += 1
-        store.finish(member, None)
+        ended(store, member)
     return served
 
 
@@ -82,7 +82,7 @@ def test_a_key_s_ripe_messages_go_earliest_deadline_first(store):
     for _ in members:
         [member] = store.take(NOW, 1).members
         taken.append(member)
-        store.finish(member, None)
+        ended(store, member)
     assert taken == [members[name] for name in BY_DEADLINE]
 
 
@@ -95,7 +95,7 @@ def test_a_key_s_messages_parked_behind_its_receiver_come_back_earliest_deadline
     assert store.take(NOW, 8).members == []  # all parked behind the full receiver
     taken = []
     while held:
-        store.finish(held.pop(0), None)
+        ended(store, held.pop(0))
         got = store.take(NOW, 8).members
         held += got
         taken += got

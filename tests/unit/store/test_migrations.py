@@ -27,6 +27,7 @@ from fluxhook.store.owners import ADMIN_OWNER, CLOCK, estimate_field, member
 from fluxhook.store.slots import Slots
 from fluxhook.store.work_lines import DOWNLOAD
 from helpers import commands_during
+from notify_helpers import ended
 from slot_helpers import _config, _queued, as_key, held_by, waiting_of
 
 URL = "https://delivery.example/a.png?sig=secret-signature"
@@ -301,7 +302,7 @@ def test_attempts_the_last_release_noted_in_flight_are_held_by_their_lease_as_to
     assert sorted(deliveries.take(time.time(), 8).members) == mine  # their room back, then taken again
     assert connection.hget(KEYS.notify_busy, "r:key_a|h.example.com:443") == b"2"
     for m in mine:
-        deliveries.finish(m, None)
+        ended(deliveries, m)
     assert not connection.exists(KEYS.notify_busy) and migrate(connection, _config(), again=True).attempts == 0
 
 

@@ -16,6 +16,7 @@ from fluxhook.lifecycle import key_admin
 from fluxhook.lifecycle.notifications import due_attempts
 from fluxhook.store.deliveries import PENDING, member_message
 from fluxhook.store.keys import KEYS
+from fluxhook.store.wakes import LONGEST_WAIT
 from helpers import commands_during
 from notify_helpers import notified_job
 from worker import dispatcher, notifying, run
@@ -116,14 +117,38 @@ def test_a_retry_another_process_s_attempt_set_wakes_a_notifier_with_attempts_un
     try:
         wait_until(lambda: slow.open == 1 and _blocked(svc) == 1, timeout=10,
                    message="the notifier waiting beside its attempt under way")
-        message = other.store.deliveries.get(member_message(theirs))
+        message = other.store.deliveries.get(member_message(theirs.member))
         due = time.time() + 2.0
-        other.store.deliveries.record(message, (time.time(), 503, None, 5), PENDING, due)  # its attempt ends: a retry
+        other.store.deliveries.record(theirs, message, (time.time(), 503, None, 5), PENDING, due)  # ends: a retry
         sent = commands_during(svc.redis, 11, lambda: time.sleep(max(0.0, due - 0.05 - time.time())))
         waits = [n for n, c in enumerate(sent) if c["command"].startswith("BLPOP")]
         # At most the wake-up's own look (a take, the earliest due time) ends in one wait, the last command until due.
         assert len(waits) <= 1 and (not waits or waits[0] == len(sent) - 1), [c["command"] for c in sent]
-        arrived = wait_until(lambda: prompt.arrived.get(member_message(theirs)), timeout=5, message="the retry")
+        arrived = wait_until(lambda: prompt.arrived.get(member_message(theirs.member)), timeout=5, message="the retry")
         assert due <= arrived < due + 0.2, arrived - due
     finally:
         _stop(notifier)
+
+
+def test_the_notifier_waits_for_no_lease_of_its_own_attempts_and_for_another_process_s(make_services, receivers):
+    """Its own attempt's end wakes a notifier for whatever it makes due (lua/notify_finish.lua): a notifier with
+    nothing else due rests until a wake-up, not until its attempt's lease, which would wake it for nothing once the
+    attempt ended; another process's attempt under way it waits for, as that process may die."""
+    _, prompt = receivers
+    svc = make_services(11, NOTIFY_HOST_ALLOWLIST=prompt.host)
+    other = make_services(11, NOTIFY_HOST_ALLOWLIST=prompt.host)  # another worker process
+    key = key_admin.create_key(svc, {"name": "a"}, time.time())[0].id
+    kind = notifying.Notifications(svc, 4)
+    try:
+        job_id = _ended(svc, prompt.url(), key)
+        taken = kind.take({None: 4})
+        [(_, attempt)] = taken.items
+        assert taken.wait == LONGEST_WAIT  # not its lease, 60 s on
+        assert dict(taken.watched.earlier)[KEYS.notify_due] == float(attempt.lease)  # the guard's look still sees it
+        kind.run(None, attempt)
+        assert prompt.arrived.get(f"msg_{job_id}") and not svc.redis.exists(KEYS.notify_due)
+        _ended(svc, prompt.url(), key)
+        [theirs] = due_attempts(other, 4)  # under way in the other process
+        assert kind.take({None: 4}).wait == pytest.approx(float(theirs.lease) - time.time(), abs=1)
+    finally:
+        kind.hands.shutdown()
