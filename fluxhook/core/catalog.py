@@ -171,15 +171,21 @@ class Schema:
 
 # --- Request schemas: reading one's catalog entry ---
 
+def _unknown_names(table: Mapping[str, Any], known: set[str], what: str, where: str, problems: list[str]) -> bool:
+    """Whether ``table`` names anything not ``known``; each such name said once in ``problems``, with what is known."""
+    unknown = sorted(set(table) - known)
+    if unknown:
+        problems.append(f"{where}: unknown {what} {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    return bool(unknown)
+
+
 def parse_schema(value: Any, where: str, problems: list[str]) -> Schema | None:
     """A schema from its catalog entry (``{"fields": {name: rule}, "required": [...], ...}``); None, and each
     problem said, when it is not one."""
     if not isinstance(value, dict):
         problems.append(f"{where}: a schema must be a table with 'fields', got {value!r}")
         return None
-    unknown = sorted(set(value) - _SCHEMA_KEYS)
-    if unknown:
-        problems.append(f"{where}: unknown schema field(s) {', '.join(unknown)}; known: {', '.join(sorted(_SCHEMA_KEYS))}")
+    _unknown_names(value, _SCHEMA_KEYS, "schema field(s)", where, problems)
     fields = value.get("fields", {})
     if not isinstance(fields, dict):
         problems.append(f"{where}: 'fields' must be a table of request fields, got {fields!r}")
@@ -228,9 +234,7 @@ def _rule(value: Any, where: str, problems: list[str]) -> FieldRule:
     if not isinstance(value, dict):
         problems.append(f"{where}: must be a table such as {{type = \"integer\", min = 64}}, got {value!r}")
         return FieldRule()
-    unknown = sorted(set(value) - _RULE_KEYS)
-    if unknown:
-        problems.append(f"{where}: unknown rule(s) {', '.join(unknown)}; known: {', '.join(sorted(_RULE_KEYS))}")
+    _unknown_names(value, _RULE_KEYS, "rule(s)", where, problems)
     types = value.get("type", [])
     types = [types] if isinstance(types, str) else types
     if not isinstance(types, list) or not all(t in TYPES for t in types):
@@ -577,9 +581,7 @@ def _price(value: Any, where: str, problems: list[str]) -> Price | None:
     if rule not in PRICE_RULES:
         problems.append(f"{where}: 'price' must be a table with 'rule' one of {', '.join(PRICE_RULES)}, got {value!r}")
         return None
-    unknown = sorted(set(value) - _PRICE_FIELDS)
-    if unknown:
-        problems.append(f"{where}: unknown price field(s) {', '.join(unknown)}; known: {', '.join(sorted(_PRICE_FIELDS))}")
+    if _unknown_names(value, _PRICE_FIELDS, "price field(s)", where, problems):
         return None
     if "rates" in value:
         return _table_price(rule, value, where, problems)
@@ -639,9 +641,7 @@ def parse_entry(name: str, entry: Any, where: str, problems: list[str]) -> Model
     if not isinstance(entry, dict):
         problems.append(f"{where}: must be a table of its facts")
         return None
-    unknown = sorted(set(entry) - _FIELDS)
-    if unknown:
-        problems.append(f"{where}: unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(_FIELDS))}")
+    _unknown_names(entry, _FIELDS, "field(s)", where, problems)
     kind = entry.get("kind")
     if kind not in KINDS:
         problems.append(f"{where}: 'kind' must be one of {', '.join(KINDS)}, got {kind!r}")
