@@ -295,7 +295,7 @@ probe-tenants: $(VENV)/.installed
 # and its notification delivered, in each web and worker process, and on how many threads (docs/development.md,
 # "Which modules one job runs"). About 15 seconds.
 trace-modules: $(VENV)/.installed
-	$(PY) -m devtools.module_trace
+	$(PY) -m devtools.module_trace --most 80
 
 # The container image built from deploy/Dockerfile and run like users run it (web, worker, Redis,
 # the simulator, a graceful stop, docker-compose.yml). Not part of `make test`: needs root on

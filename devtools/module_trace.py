@@ -137,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devtools.module_trace", description=__doc__.split("\n\n")[0])
     parser.add_argument("--submit-delay", type=float, default=1.0, help="seconds BFL takes to answer a submission")
     parser.add_argument("--settle", type=float, default=3.0, help="idle seconds after the start, before the window")
+    parser.add_argument("--most", type=int, default=None,
+                        help="exit 1 when the job runs more modules than this (make trace-modules: 80)")
     args = parser.parse_args(argv)
     from bench.common import BenchStack, exit_on_sigterm
     from devtools.slow_receivers import PromptReceiver
@@ -173,7 +175,19 @@ def main(argv: list[str] | None = None) -> int:
     for package, names in by_package(union).items():
         marked = [f"{name}*" if f"{package}/{name}.py" in at_rest else name for name in names]
         print(f"  {package} ({len(names)} of {len(everything[package])}): {', '.join(marked)}")
-    return 0
+    over = over_limit(len(union), args.most)
+    if over:
+        print(f"\n{over}")
+    return 1 if over else 0
+
+
+def over_limit(ran: int, most: int | None) -> str | None:
+    """What to say when one job ran more than ``most`` modules (a newcomer follows a job through every one of them),
+    else None."""
+    if most is None or ran <= most:
+        return None
+    return (f"one job ran {ran} modules, more than the {most} allowed: merge what holds one thing, "
+            "or skip what finds nothing to do")
 
 
 if __name__ == "__main__":

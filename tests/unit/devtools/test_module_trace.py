@@ -7,7 +7,7 @@ import shutil
 import subprocess
 import sys
 
-from devtools.module_trace import HOOK, Recorders, by_package, service_modules
+from devtools.module_trace import HOOK, Recorders, by_package, over_limit, service_modules
 from devtools.processes import wait_until
 
 MODULES = {
@@ -62,3 +62,10 @@ def test_a_process_records_what_ran_after_the_reset_on_each_thread(tmp_path):
     assert sorted(thread.split(":")[1] for thread in record.threads) == ["MainThread", "started-later"]
     assert by_package(record.modules) == {"fluxhook/store": ["later"], "worker": ["__main__", "threaded"]}
     assert len(modules) == len(MODULES)
+
+
+def test_a_job_over_the_limit_is_said_with_its_count_and_one_within_is_not():
+    assert over_limit(81, 80) == ("one job ran 81 modules, more than the 80 allowed: merge what holds one thing, "
+                                  "or skip what finds nothing to do")
+    assert over_limit(80, 80) is None
+    assert over_limit(500, None) is None
