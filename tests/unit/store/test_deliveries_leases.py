@@ -7,7 +7,6 @@ of its own attempts (``rest``). Two ``Deliveries`` on two connections stand for 
 from __future__ import annotations
 
 import pytest
-import redis
 
 from fluxhook.core.holds import ATTEMPT_LEASE
 from fluxhook.store.deliveries import DELIVERED, IN_FLIGHT, PENDING, PER_RECEIVER, Deliveries, Message
@@ -23,11 +22,6 @@ SLOW, OTHER = "slow.example.com:443", "b.example.com:443"
 @pytest.fixture()
 def store(connection) -> Deliveries:
     return Deliveries(connection)
-
-
-@pytest.fixture()
-def other_process(connection) -> Deliveries:
-    return Deliveries(redis.Redis(connection_pool=redis.ConnectionPool(**connection.connection_pool.connection_kwargs)))
 
 
 def _messages(store: Deliveries, owner: str, host: str, count: int, at: float, first: int = 0) -> list[Message]:

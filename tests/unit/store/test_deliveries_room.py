@@ -5,7 +5,6 @@ attempts, and what the other sees. Two ``Deliveries`` on two connections stand f
 from __future__ import annotations
 
 import pytest
-import redis
 
 from fluxhook.core.holds import ATTEMPT_LEASE
 from fluxhook.store.deliveries import PER_OWNER, Deliveries, Message, member_message
@@ -19,11 +18,6 @@ A, B = "key_aaaaaaaaaaaaaaaa", "key_bbbbbbbbbbbbbbbb"
 @pytest.fixture()
 def store(connection) -> Deliveries:
     return Deliveries(connection)
-
-
-@pytest.fixture()
-def other_process(connection) -> Deliveries:
-    return Deliveries(redis.Redis(connection_pool=redis.ConnectionPool(**connection.connection_pool.connection_kwargs)))
 
 
 def _due(store: Deliveries, owner: str, host: str, count: int, at: float = NOW - 10, first: int = 0) -> list[str]:
