@@ -3,24 +3,33 @@
 from __future__ import annotations
 
 import logging
+from functools import wraps
 
 import redis
-from flask import Flask, current_app, g, request
+from flask import Flask, current_app, g
 
 from fluxhook.core.errors import NotReplicated
 from fluxhook.store.replication import Replication
 
-log = logging.getLogger("fluxhook.replication")
+from .context import services
 
-# What marks a view whose answer waits for the replicas (``replicated``).
-_MARK = "replicated"
+log = logging.getLogger("fluxhook.replication")
 
 
 def replicated(view):
-    """Hold the view's successful answer until the replicas confirm what it wrote (a replayed answer too). Only marks
-    the view: with replicas required, ``init_app``'s hooks hold its answer; without, nothing runs for it."""
-    setattr(view, _MARK, True)
-    return view
+    """Hold the view's successful answer until the replicas confirm what it wrote (a replayed answer too). The primary
+    is noted as the view starts, after its blueprint's checks: a request refused before it (no key, a bad one) wrote and
+    read nothing, and costs Redis nothing here."""
+
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        replication = services().store.replication
+        if replication.required:
+            # Before the view's first write: the primary that takes its writes (see fluxhook.store.replication).
+            g.replication_primary = replication.primary()
+        return view(*args, **kwargs)
+
+    return wrapper
 
 
 def in_error_shape(exc: Exception):
@@ -30,17 +39,11 @@ def in_error_shape(exc: Exception):
 
 
 def init_app(app: Flask, replication: Replication) -> None:
-    """Hold the answers of replicated views when ``REDIS_MIN_REPLICAS`` asks for replicas; with none asked, nothing is
+    """Hold the answers of replicated views when ``REDIS_MIN_REPLICAS`` asks for replicas; with none asked, no hook is
     installed. Registered before ``idempotency``: Flask runs the later-registered ``after_request`` first, and the
     answer kept for an ``Idempotency-Key`` is among the writes to confirm."""
     if not replication.required:
         return
-
-    @app.before_request
-    def note_primary():
-        # Before any of the request's writes: the primary that takes them (see fluxhook.store.replication).
-        if getattr(app.view_functions.get(request.endpoint or ""), _MARK, False):
-            g.replication_primary = replication.primary()
 
     @app.after_request
     def confirm(response):
