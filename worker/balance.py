@@ -54,14 +54,12 @@ class BalanceReader(RestingLoop):
 
 
 def start(svc: Services) -> BalanceReader:
-    """Start the worker's balance thread."""
     reader = BalanceReader(svc)
     reader.start()
     return reader
 
 
 def refresh_balance() -> str:
-    """An older release's balance task, which its cron queued every few seconds: this release refreshes in a thread of
-    each worker (``BalanceReader``), so one queued before a rolling deploy has nothing left to do; it ends at once
-    rather than failing, to be kept a day as a failed task."""
+    """An older release's balance task, queued before a rolling deploy: ``BalanceReader`` does its work, so it ends at
+    once rather than failing, to be kept a day as a failed task."""
     return SKIPPED

@@ -2,8 +2,7 @@
 retries whose wait is over back onto their queues.
 
 Each worker runs one. A thread, not the child processes RQ would fork: each child would be another interpreter in the
-dyno's memory, and a thread cannot outlive its worker, even one killed with SIGKILL. (The sweep and the balance refresh
-are threads of their own, ``worker.sweeping`` and ``worker.balance``, not tasks of this cron.)
+dyno's memory, and a thread cannot outlive its worker, even one killed with SIGKILL.
 
 At rest it costs Redis next to nothing: RQ's own scheduler looks for due retries every second; this thread
 waits instead until the earliest retry RQ holds is due (``queues.earliest_retry``), the cron's next job or its next beat,

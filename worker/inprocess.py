@@ -2,15 +2,13 @@
 what those tasks use of their process: its services, built once when the worker starts (``init``, ``services``),
 and whether the running task has RQ retries left (``last_attempt``).
 
-RQ's default forks a work horse for every task; fluxhook's tasks are short downloads and polls,
-so that fork would be most of their cost (bench/ measures it). What the fork gave is kept: a
-heartbeat thread (one for the worker's life) keeps RQ's record of the running task fresh, so a
-worker killed outright has its task found abandoned (and retried) after RQ's heartbeat lapses, as
-with a work horse. An idle lane's heartbeat goes out as one pipeline every ``worker_ttl - 15`` seconds (RQ's own
-worker beats once per wait for a task, which lasts that long), not three times a second; an unchanged state is not
-written again: round trips to Redis were the worker's own main cost. A task that keeps nothing of its success
-(``enqueueing.KEEPS_NOTHING``) leaves nothing in Redis: its record goes in its end's one MULTI, and no result is
-written.
+RQ's default forks a work horse for every task; fluxhook's tasks are short downloads, so that fork would be most of
+their cost. What the fork gave is kept: a heartbeat thread (one for the worker's life) keeps RQ's record of the running
+task fresh, so a worker killed outright has its task found abandoned (and retried) after RQ's heartbeat lapses. An idle
+lane's heartbeat goes out as one pipeline every ``worker_ttl - IDLE_BEAT_MARGIN`` seconds (RQ's own worker beats once per
+wait for a task, which lasts that long), not three times a second, and an unchanged state is not written again: round
+trips to Redis are the worker's own main cost. A task that keeps nothing of its success (``enqueueing.KEEPS_NOTHING``)
+leaves nothing in Redis: its record goes in its end's one MULTI, and no result is written.
 
 A task the stopping worker takes back (one that ended by raising ``stopping.StopRequested``, or one its lane
 gives back while stuck in a read) goes back to the front of its queue as it was: not failed, no retry spent.
@@ -382,13 +380,11 @@ _services: Services | None = None
 
 
 def init(services: Services) -> None:
-    """Install the services tasks use in this process."""
     global _services
     _services = services
 
 
 def services() -> Services:
-    """The process's services, as ``init`` installed them."""
     if _services is None:
         raise RuntimeError("worker services are not initialised: start workers with `python -m worker`")
     return _services

@@ -3,12 +3,10 @@
 A download or a poll spends most of its time waiting on the network, and one task at a time would make each
 result wait for every task ahead of it. So a worker process takes several RQ tasks at once, each lane an ordinary RQ
 worker (``InProcessWorker``) with its own registration, heartbeats and task records: a task still survives its
-worker's death (RQ finds it abandoned and retries it) and is retried as RQ's ``Retry`` says. Each kind has lanes of its
-own (``worker.run``, docs/operating.md bulkheads): ``WORKER_DOWNLOAD_CONCURRENCY`` lanes take downloads from ``fluxhook`` and
-``WORKER_CHECK_CONCURRENCY`` lanes take the sweep's checks from ``fluxhook-control``, so neither kind waits for the
-other's.
+worker's death (RQ finds it abandoned and retries it) and is retried as RQ's ``Retry`` says. Downloads are the one kind
+of RQ task: ``WORKER_DOWNLOAD_CONCURRENCY`` lanes take them from ``fluxhook``.
 
-At rest a kind costs Redis next to nothing: one of its idle lanes, the watcher (``Watch``), waits for a task
+At rest the lanes cost Redis next to nothing: one of the idle lanes, the watcher (``Watch``), waits for a task
 in RQ's own blocking take on its queue for up to ``WAIT_FOR_TASK`` (a task queued ends that wait at once, whoever queued
 it: a callback, a feed, RQ's retry); the others wait their turn in the process. Only the process's first download
 lane beats at the pace /readyz reads; the others beat as RQ's own idle worker would (``InProcessWorker.quiet``).
@@ -42,7 +40,7 @@ from .inprocess import InProcessWorker
 
 log = logging.getLogger("fluxhook.worker")
 
-# How long the lane watching a kind's queue waits for a task in one BLMOVE, RQ's own wait for one: bounded by that lane's
+# How long the lane watching the queue waits for a task in one BLMOVE, RQ's own wait for one: bounded by that lane's
 # beat, for RQ's loop beats between two waits. A task queued ends it at once; so does a stop (Watch.unblock).
 WAIT_FOR_TASK = WORKER_TTL - IDLE_BEAT_MARGIN
 # How often a lane waiting for its turn to watch looks whether it is to stop or beat: in the process, no Redis.
@@ -65,8 +63,8 @@ UNBLOCK_FOR = 1.0
 
 
 class Watch:
-    """The one lane of a kind that waits in Redis for a task (its BLMOVE on RQ's queue); the kind's other idle lanes
-    wait in the process for their turn to. A queue at rest so costs one wait per WAIT_FOR_TASK, not one per lane; a
+    """The one lane that waits in Redis for a task (its BLMOVE on RQ's queue); the other idle lanes wait in the process
+    for their turn to. A queue at rest so costs one wait per WAIT_FOR_TASK, not one per lane; a
     task queued ends the watcher's wait, and the next idle lane watches as soon as it has taken it."""
 
     def __init__(self) -> None:
@@ -95,16 +93,16 @@ class Lane(threading.Thread):
     """One RQ worker on ``queues``, taking and running tasks in this thread until ``stop_taking``."""
 
     def __init__(self, connection, queues: list[Queue], name: str, log_level: str, after_take: Callable[[], object],
-                 watch: Watch | None = None, quiet: bool = False):
+                 watch: Watch, quiet: bool):
         super().__init__(name=name, daemon=True)
         self.connection = connection
         self.after_take = after_take
         self.queues = queues
         self.log_level = log_level
-        self.watch = watch or Watch()
+        self.watch = watch
         self.quiet = quiet
         self._stopping = False
-        self._busy = False
+        self.busy = False
         self._current: InProcessWorker | None = None
         self._next_idle_check = 0.0
         self._idle_since: float | None = None  # when its last task ended (None: it ran none since its worker started)
@@ -114,14 +112,10 @@ class Lane(threading.Thread):
         """Take no other task once the one in hand ends (a flag: safe in a signal handler)."""
         self._stopping = True
 
-    @property
-    def busy(self) -> bool:
-        return self._busy
-
     def give_back(self) -> None:
         """The task still in hand is stuck in a read after the grace: put it back in its queue now."""
         worker = self._current
-        if not self._busy or worker is None:
+        if not self.busy or worker is None:
             return
         try:
             worker.give_back_task()
@@ -179,11 +173,11 @@ class Lane(threading.Thread):
                     self._check_idle(worker)
                 continue
             self._after_take()
-            self._busy = True
+            self.busy = True
             try:
                 worker.execute_job(*taken)
             finally:
-                self._busy = False
+                self.busy = False
                 self._idle_since = time.monotonic()
                 self._next_idle_check = self._idle_since + IDLE_CHECK_EVERY
             worker.heartbeat()
@@ -241,15 +235,13 @@ class Lane(threading.Thread):
         return worker
 
 
-def start(connection, queues: list[Queue], log_level: str, after_take: Callable[[], object], count: int,
-          kind: str, readiness: bool = True) -> list[Lane]:
-    """Start ``count`` lanes of ``kind`` on ``queues``; each calls ``after_take`` as it takes a task, before running it
-    (to feed RQ the next work in turn: the take made the room in RQ's queue, which a task's end does not). With
-    ``readiness``, the first beats at the pace /readyz reads; the others are quiet. ``connection``'s socket timeout
-    must outlast WAIT_FOR_TASK (RQ's worker raises it so for the connections it makes next)."""
+def start(connection, queues: list[Queue], log_level: str, after_take: Callable[[], object], count: int) -> list[Lane]:
+    """Start ``count`` download lanes on ``queues``; each calls ``after_take`` as it takes a task, before running it
+    (to feed RQ the next work in turn: the take made the room in RQ's queue, which a task's end does not). The first
+    beats at the pace /readyz reads; the others are quiet. ``connection``'s socket timeout must outlast WAIT_FOR_TASK
+    (RQ's worker raises it so for the connections it makes next)."""
     watch = Watch()
-    lanes = [Lane(connection, queues, f"fluxhook-{kind}-{number}", log_level, after_take, watch,
-                  quiet=not (readiness and number == 1))
+    lanes = [Lane(connection, queues, f"fluxhook-download-{number}", log_level, after_take, watch, quiet=number != 1)
              for number in range(1, count + 1)]
     for lane in lanes:
         lane.start()

@@ -12,7 +12,6 @@ import time
 
 from redis import Redis
 from redis.exceptions import RedisError
-from rq import Queue
 
 from fluxhook.core import tracing
 from fluxhook.core.config import Config
@@ -40,7 +39,6 @@ def run(config: Config, stop_signals: tuple[int, ...]) -> int:
     svc = build_services(config)
     tracing.setup("fluxhook-worker")
     inprocess.init(svc)
-    queues = _queues(svc)
     stop = _StopSignals(stop_signals)
     if not _migrated(svc, stop):
         return 0
@@ -49,13 +47,14 @@ def run(config: Config, stop_signals: tuple[int, ...]) -> int:
     svc.store.tallies.start()
     # The threads that wait on wake-up lists at rest, and the stop that ends their waits: see store.wakes.
     wakes = wakes_for(config)
-    cron_thread = cron.start(config, svc.redis, [q.name for q in queues], wakes)
+    # RQ's retries are of downloads alone: submissions, checks and notifications are not RQ's.
+    cron_thread = cron.start(config, svc.redis, [svc.queue.name], wakes)
     sweeper = sweeping.start(svc, wakes)
     balance_reader = balance.start(svc)
     # The lanes' own client: a watcher's wait for a task lasts lanes.WAIT_FOR_TASK.
     lane_redis = waiting_connection(config, lanes.WAIT_FOR_TASK)
     lanes_ = lanes.start(lane_redis, [svc.queue], config.log_level, lambda: download_taken(svc),
-                         config.worker_download_concurrency, "download")
+                         config.worker_download_concurrency)
     dispatcher_ = dispatcher.start(wakes, kinds.kinds(svc), config.wake_guard_seconds)
     # Work taken after a stop signal that the stop may cut off (sends, checks): the first stops its takes.
     stop.on_first = lambda: dispatcher_.stop_taking(only_cut=True)
@@ -166,9 +165,3 @@ class _StopSignals:
         self.count += 1
         if self.count == 1:
             self.on_first()
-
-
-def _queues(svc: Services) -> list[Queue]:
-    # The queues this process's RQ workers take from, for its cron's scheduler of RQ's retries: downloads (each making
-    # its thumbnail once its job is stored). Submissions, checks and notifications are not RQ's.
-    return [svc.queue]

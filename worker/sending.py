@@ -12,14 +12,10 @@ jobs are sent as if it were idle.
 
 The process's dispatcher (worker/dispatcher.py) does the taking, sends being one of its kinds: while some of an
 account's senders are free it takes turns, no more of the account's jobs than it has senders free (``Slots.dispatch``),
-and hands each job to a sender of its account; with nothing to take, sends wait until a slot is freed or a job joins a
-line (the slots' wake-up, ``Keys.slot_freed``; a sender of an account whose senders were all busy nudges the
-dispatcher as it ends), or a second at most while a cooldown or a pause holds a job back (its end pushes no wake-up),
-``IDLE_WAKE_TIMEOUT`` while other jobs wait, else (at rest) as long as a wait lasts, the lines watched by the process's
-guard (worker/guarding.py) for a wake-up lost: the dispatch says which. Queued jobs wait in the slots' lines in Redis,
-not in RQ: a sender that dies with its process leaves a job holding a slot that is not at BFL, and the sweep's check
-puts it back in line once its submission's lease is over (``checking._restart_submission``), or reconciles it when it
-may have reached BFL.
+and hands each job to a sender of its account; with nothing to take, ``Sends.take`` says how long to wait. Queued jobs
+wait in the slots' lines in Redis, not in RQ: a sender that dies with its process leaves a job holding a slot that is
+not at BFL, and the sweep's check puts it back in line once its submission's lease is over
+(``checking._restart_submission``), or reconciles it when it may have reached BFL.
 """
 
 from __future__ import annotations
@@ -42,15 +38,10 @@ from .loops import ACTIVITY
 
 log = logging.getLogger("fluxhook.worker")
 
-# Submissions one worker process has under way at once for each BFL account. An account of 24 slots whose submissions
-# take 1 s and tasks 8 s needs about 3 (24 / 9 s, a second each); this leaves room for a slower BFL, and a sender is a
-# thread made only once that many sends were under way at once, then idle at the cost of its stack.
-SENDERS = 16
-# The same wait otherwise: no job waits in any line, or those that wait go only when a slot frees (full slots, an
-# owner's max_active, a route), and a slot that frees wakes a dispatcher, as a job joining a line with room does, and a
-# key's share changed. Under load, one look a second while every slot is taken was an empty dispatch a second. This
-# bound is for what comes with no wake-up: a job whose budget wait ended, a migration's, a wake-up lost with a
-# Redis that failed over.
+# How long sends wait while jobs wait that go only when a slot frees (full slots, an owner's max_active, a route): a
+# slot that frees wakes a dispatcher, as a job joining a line with room does, and a key's share changed. This bound is
+# for what comes with no wake-up: a job whose budget wait ended, a migration's, a wake-up lost with a Redis that failed
+# over.
 IDLE_WAKE_TIMEOUT = 5.0
 # How often a dispatch first frees the slots held past their lease (a job that never ended: SLOT_LEASE is its task's
 # hour and more); the dispatches between, one per freed slot under load, leave them (a command a pool each).
@@ -58,10 +49,11 @@ LAPSED_LOOK_EVERY = 5.0
 
 
 class Sends(Kind):
-    """Sends: ``size`` senders for each BFL account; a stop lets the submissions under way finish (BFL may be charging
-    for them)."""
+    """Sends: ``size`` senders for each BFL account (WORKER_SEND_CONCURRENCY, 16 by default: an account of 24 slots
+    whose submissions take 1 s and tasks 8 s needs about 3, and a sender is a thread made only once that many sends were
+    under way at once); a stop lets the submissions under way finish (BFL may be charging for them)."""
 
-    def __init__(self, svc: Services, size: int = SENDERS):
+    def __init__(self, svc: Services, size: int):
         accounts = tuple(account.name for account in svc.config.accounts)
         super().__init__("send", svc.store.keys.slot_freed, accounts, size,
                          ThreadPoolExecutor(size * len(accounts), thread_name_prefix="fluxhook-send"),
@@ -83,7 +75,7 @@ class Sends(Kind):
             return Taken(jobs)
         # Nothing more may go now: wait for a slot to free, a job to join a line, or a sender of an account whose
         # senders were all busy to end. At rest (no job in any line) the guard looks at the lines for a wake-up lost.
-        if turns.on_timer:
+        if turns.on_timer:  # a cooldown or a pause holds a job back: its end pushes no wake-up
             return Taken(jobs, WAKE_TIMEOUT)
         return Taken(jobs, IDLE_WAKE_TIMEOUT) if turns.waiting else Taken(jobs, LONGEST_WAIT, self._lines)
 

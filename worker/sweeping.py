@@ -26,16 +26,13 @@ from fluxhook.store.wakes import LONGEST_WAIT, WORK, Wakes, Watched
 
 from .loops import Loop
 
-# How often the sweep runs (from the start of one to the start of the next, when one takes less): the watched
-# pace of polls counts on it.
-INTERVAL = SWEEP_INTERVAL
 # While its indexes hold something, how often it looks again whether they still do, once a sweep found nothing due: a
 # look a second would add a command to each of the sweeps that run while jobs are about.
 HOLDING_LOOK = 5.0
 
 
 class Sweeper(Loop):
-    """Runs the sweep every ``INTERVAL`` seconds until ``stop()``; at rest, waits for work."""
+    """Runs the sweep every ``SWEEP_INTERVAL`` seconds until ``stop()``; at rest, waits for work."""
 
     def __init__(self, svc: Services, wakes: Wakes):
         super().__init__("fluxhook-sweep")
@@ -58,8 +55,7 @@ class Sweeper(Loop):
         self._rare = report.rare
         if report.found:
             self._next_look = started + HOLDING_LOOK  # busy: no look whether to rest
-        return max(0.0, INTERVAL - (time.monotonic() - started))
-
+        return max(0.0, SWEEP_INTERVAL - (time.monotonic() - started))
 
     def _rest(self) -> None:
         # A wake-up pushed after the look above waits in its list: the wait below ends at once.

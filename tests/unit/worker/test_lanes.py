@@ -48,7 +48,7 @@ def test_tasks_stuck_in_a_read_are_handed_back_and_the_lanes_stop_within_the_gra
                                                                                                 caplog):
     svc = make_services(7)
     queue = Queue("lanes-stop-test", connection=svc.redis)
-    running = lanes.start(svc.redis, [queue], "WARNING", after_take=lambda: None, count=4, kind="download")
+    running = lanes.start(svc.redis, [queue], "WARNING", after_take=lambda: None, count=4)
     _gate.acquire()
     try:
         tasks = [queue.enqueue(stuck, retry=Retry(max=1, interval=60)) for _ in range(4)]
@@ -97,7 +97,7 @@ def test_a_download_in_flight_stops_at_its_next_piece_goes_back_to_the_front_and
     url = spy.route("/slow-body.bin", body=Paced())
     task = queue.enqueue(download, url, retry=Retry(max=1, interval=60))
     waiting = queue.enqueue(download, url)  # behind it in line (one lane): the handed-back task goes before it
-    running = lanes.start(svc.redis, [queue], "WARNING", after_take=lambda: None, count=1, kind="download")
+    running = lanes.start(svc.redis, [queue], "WARNING", after_take=lambda: None, count=1)
     wait_until(lambda: running[0].busy and spy.hits, timeout=20, message="the download in flight")
     started = time.monotonic()
     with caplog.at_level(logging.WARNING, logger="fluxhook.worker"):
@@ -114,7 +114,7 @@ def test_a_download_in_flight_stops_at_its_next_piece_goes_back_to_the_front_and
 
     stopping.REQUESTED.clear()  # the restart: the same task, whole this time
     spy.route("/slow-body.bin", body=first + rest)
-    running = lanes.start(svc.redis, [queue], "WARNING", after_take=lambda: None, count=1, kind="download")
+    running = lanes.start(svc.redis, [queue], "WARNING", after_take=lambda: None, count=1)
     try:
         wait_until(lambda: task.get_status(refresh=True) == JobStatus.FINISHED, timeout=20, message="the download")
         assert task.return_value() == len(first + rest)
@@ -128,7 +128,7 @@ def test_idle_lanes_wait_in_one_blocking_take_a_task_ends_it_at_once_and_a_stop_
     svc = make_services(7)
     inprocess.init(svc)
     queue = Queue("lanes-rest-test", connection=svc.redis)
-    running = lanes.start(svc.redis, [queue], "WARNING", after_take=lambda: None, count=4, kind="download")
+    running = lanes.start(svc.redis, [queue], "WARNING", after_take=lambda: None, count=4)
     try:
         wait_until(lambda: Worker.count(queue=queue) == 4, timeout=10, message="the lanes to register")
         time.sleep(0.5)  # each lane's start-up (its birth, its first maintenance) is over
@@ -153,7 +153,7 @@ def test_a_lane_checks_for_a_lost_end_once_idle_a_while_not_between_tasks(make_s
     svc = make_services(7)
     inprocess.init(svc)
     queue = Queue("lanes-check-test", connection=svc.redis)
-    running = lanes.start(svc.redis, [queue], "WARNING", after_take=lambda: None, count=2, kind="download")
+    running = lanes.start(svc.redis, [queue], "WARNING", after_take=lambda: None, count=2)
     try:
         wait_until(lambda: Worker.count(queue=queue) == 2, timeout=10, message="the lanes to register")
         tasks = [queue.enqueue("time.time") for _ in range(6)]
@@ -176,7 +176,7 @@ def test_a_lane_feeds_as_it_takes_a_task_whose_take_made_room_in_rq_s_queue_not_
     queue = Queue("lanes-take-test", connection=svc.redis)
     tasks = [queue.enqueue("time.time") for _ in range(3)]
     seen: list[tuple[str, int]] = []  # at each feed: the first task's status, and how many wait in RQ's queue
-    running = lanes.start(svc.redis, [queue], "WARNING", count=1, kind="download",
+    running = lanes.start(svc.redis, [queue], "WARNING", count=1,
                           after_take=lambda: seen.append((tasks[0].get_status(refresh=True), queue.count)))
     try:
         wait_until(lambda: all(t.get_status(refresh=True) == JobStatus.FINISHED for t in tasks), timeout=10,
