@@ -17,7 +17,6 @@ CREDITS_COLUMNS = ("ACCOUNT", "BALANCE")
 
 
 def add_command(command: Callable[..., argparse.ArgumentParser], target: argparse.ArgumentParser) -> None:
-    """Add ``accounts`` and ``credits``, using the main command's ``command`` helper and ``target`` options."""
     accounts = command("accounts", _list, "list the BFL accounts: tasks in flight, jobs queued, cooldowns, credits "
                                           "(needs an admin token)", [target])
     accounts.add_argument("--json", action="store_true", help="print the API's JSON instead of a table")

@@ -211,9 +211,14 @@ class Progress:
             self.stream.flush()
 
 
-def print_json(value: Any, stream: TextIO | None = None) -> None:
-    """``value`` as indented JSON on stdout (or ``stream``)."""
-    print(json.dumps(value, indent=2, ensure_ascii=False), file=stream or sys.stdout)
+def print_json(value: Any) -> None:
+    """``value`` as indented JSON on stdout."""
+    print(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+def listed(text: str) -> list[str]:
+    """An option's names, separated by commas or spaces (``a,b c``)."""
+    return [name for name in text.replace(",", " ").split() if name]
 
 
 # --- API commands ------------------------------------------------------------------

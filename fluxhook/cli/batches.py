@@ -24,11 +24,13 @@ from typing import IO, Any, Callable, Iterable, Mapping, TextIO
 
 from fluxhook import client as api
 from fluxhook.cli.api_commands import (
+    Progress,
     action_adder,
     client_for,
     format_table,
     human_size,
     json_object,
+    listed,
     positive_float,
     print_json,
 )
@@ -45,7 +47,6 @@ _ARCHIVE_NAME = re.compile(r"[0-9A-Za-z][0-9A-Za-z_-]*(\.[0-9A-Za-z]+)?")
 
 
 def add_commands(command: Callable[..., argparse.ArgumentParser], target: argparse.ArgumentParser) -> None:
-    """Add ``batch`` and its subcommands, using the main command's ``command`` helper and ``target`` options."""
     batch = command("batch", None, "batches: many tasks of one model in one request, run beside your single jobs")
     action = action_adder(batch, "batch_command", target)
 
@@ -58,7 +59,7 @@ def add_commands(command: Callable[..., argparse.ArgumentParser], target: argpar
     submit.add_argument("--metadata-json", metavar="JSON", help="your own metadata to keep with the batch")
     submit.add_argument("--notify-url", metavar="URL", help="where batch.ended (the batch) is sent when its last item "
                                                             "ends (default: the key's, else NOTIFY_URL)")
-    submit.add_argument("--notify-events", metavar="EVENTS", type=_names,
+    submit.add_argument("--notify-events", metavar="EVENTS", type=listed,
                         help="its items' notifications too, comma-separated: job.submitted, job.progress, job.ended")
     submit.add_argument("--cancel-after", metavar="DURATION", help="each item's deadline, 5s to 24h (30s, 5m, 1h30m): "
                         "not sent by then it ends aborted, sent but not stored canceled")
@@ -92,10 +93,6 @@ def add_commands(command: Callable[..., argparse.ArgumentParser], target: argpar
     download.add_argument("--name-from", metavar="FIELD", help="name each file from its item's metadata FIELD (sku: "
                           "sku-123.png) instead of its index; characters a file name cannot hold become _, a name two "
                           "items give gets its index added, an item without the field keeps its index name")
-
-
-def _names(text: str) -> list[str]:
-    return [name for name in text.replace(",", " ").split() if name]
 
 
 # --- pure helpers ------------------------------------------------------------
@@ -152,7 +149,6 @@ def lines_of(message: str, numbers: list[int], name: str) -> str:
 
 
 def ended_items(batch: Mapping[str, Any]) -> int:
-    """How many of a batch's items have ended."""
     counts = batch.get("counts") or {}
     return sum(n for status, n in counts.items() if status in api.TERMINAL and isinstance(n, int))
 
@@ -202,21 +198,16 @@ def bar(batch: Mapping[str, Any], width: int) -> str:
     return "[" + "#" * done + "-" * (width - done) + "]"
 
 
-class BatchProgress:
+class BatchProgress(Progress):
     """A batch's progress on stderr: a bar redrawn in place on a terminal; without one, a line when it moves (at most
     one every ``PLAIN_SECONDS``) and again after ``PLAIN_EVERY`` unchanged, so a log shows it alive."""
 
     BAR = 20
     PLAIN_SECONDS = 10.0
-    PLAIN_EVERY = 30.0
 
     def __init__(self, stream: TextIO, tty: bool | None = None, columns: int | None = None):
-        self.stream = stream
-        self.tty = stream.isatty() if tty is None else tty
+        super().__init__(stream, tty)
         self.columns = columns
-        self.last: tuple | None = None
-        self.last_at = 0.0
-        self.drawn = False
 
     def update(self, batch: Mapping[str, Any], elapsed: float, note: str = "") -> None:
         if self.tty:
@@ -240,11 +231,6 @@ class BatchProgress:
         else:
             self.stream.write(batch_line(batch, elapsed) + "\n")
         self.stream.flush()
-
-    def clear(self) -> None:
-        if self.tty and self.drawn:
-            self.stream.write("\r\x1b[K")
-            self.stream.flush()
 
 
 def _columns(stream: TextIO) -> int:
@@ -310,36 +296,22 @@ def _submit(args: argparse.Namespace) -> int:
 
 
 def _watch(fluxhook: api.Client, batch: api.Batch, timeout: float | None) -> int:
+    print(f"batch {batch.id}: {batch.counts['total']} items of {batch.model} (Ctrl-C stops watching; the batch goes "
+          "on)", file=sys.stderr)
     progress = BatchProgress(sys.stderr)
-    start = time.monotonic()
-
-    def show(latest: api.Batch | None, error: api.APIError | None) -> None:
-        if latest is not None and latest.ended:
-            return  # drawn once, by finish
-        # A restart or a Redis blip: the batch goes on, and so does the watch.
-        progress.update(latest or batch, time.monotonic() - start, "fluxhook unreachable, retrying" if error else "")
-
+    progress.update(batch, 0.0)
     try:
-        print(f"batch {batch.id}: {batch.counts['total']} items of {batch.model} (Ctrl-C stops watching; the batch "
-              "goes on)", file=sys.stderr)
-        progress.update(batch, 0.0)
-        batch = fluxhook.batches.wait(batch.id, timeout, on_update=show)
+        batch = _follow(fluxhook, batch, timeout, progress)
     except KeyboardInterrupt:
-        progress.clear()
         print(f"interrupted; the batch goes on: fluxhook batch show {batch.id} (fluxhook batch cancel {batch.id} "
               "stops it)", file=sys.stderr)
         return ExitCode.INTERRUPTED
     except api.WaitTimeout as exc:
-        progress.clear()
         seen = exc.batch if exc.batch and exc.batch.counts else batch  # no event within the time: as made
         print_json(seen)
         raise CLIError(f"batch {batch.id} is still {seen.status} after {timeout:g} s ({ended_items(seen)} of "
                        f"{seen.counts['total']} items ended); it goes on: fluxhook batch show {batch.id}",
                        ExitCode.TIMEOUT) from None
-    except api.APIError:
-        progress.clear()
-        raise
-    progress.finish(batch, time.monotonic() - start)
     print_json(batch)
     download = f"fluxhook batch download {batch.id} DIR"
     code = exit_code_for_batch(batch)
@@ -399,29 +371,34 @@ def _cancel(args: argparse.Namespace) -> int:
 
 
 def _until_ended(fluxhook: api.Client, batch: api.Batch, timeout: float | None) -> api.Batch:
-    """The batch once it has ended, followed on its event stream with its progress on stderr; ``CLIError`` (exit 4
-    or 130) when ``timeout`` passes or Ctrl-C stops the wait first."""
-    progress = BatchProgress(sys.stderr)
-    start = time.monotonic()
-
-    def show(latest: api.Batch | None, error: api.APIError | None) -> None:
-        if latest is None or not latest.ended:
-            progress.update(latest or batch, time.monotonic() - start,
-                            "fluxhook unreachable, retrying" if error else "")
-
+    """The batch once it has ended (``_follow``); ``CLIError`` (exit 4 or 130) when ``timeout`` passes or Ctrl-C stops
+    the wait first."""
     try:
-        ended = fluxhook.batches.wait(batch.id, timeout, on_update=show)
+        return _follow(fluxhook, batch, timeout, BatchProgress(sys.stderr))
     except KeyboardInterrupt:
-        progress.clear()
         raise CLIError(f"interrupted; batch {batch.id} stays canceled and its items at BFL go on: fluxhook batch "
                        f"show {batch.id}", ExitCode.INTERRUPTED) from None
     except api.WaitTimeout as exc:
-        progress.clear()
         seen = exc.batch if exc.batch and exc.batch.counts else batch
         print_json(seen)
         raise CLIError(f"batch {batch.id} has not ended after {timeout:g} s ({counts_text(seen)}); its items at BFL "
                        f"go on: fluxhook batch show {batch.id}", ExitCode.TIMEOUT) from None
-    except api.APIError:
+
+
+def _follow(fluxhook: api.Client, batch: api.Batch, timeout: float | None, progress: BatchProgress) -> api.Batch:
+    """The batch once it has ended, followed on its event stream with its ``progress``, which an error or Ctrl-C
+    clears."""
+    start = time.monotonic()
+
+    def show(latest: api.Batch | None, error: api.APIError | None) -> None:
+        if latest is not None and latest.ended:
+            return  # drawn once, by finish
+        # A restart or a Redis blip: the batch goes on, and so does the wait.
+        progress.update(latest or batch, time.monotonic() - start, "fluxhook unreachable, retrying" if error else "")
+
+    try:
+        ended = fluxhook.batches.wait(batch.id, timeout, on_update=show)
+    except BaseException:
         progress.clear()
         raise
     progress.finish(ended, time.monotonic() - start)

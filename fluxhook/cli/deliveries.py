@@ -14,7 +14,6 @@ STATES = ("pending", "delivered", "failed", "disabled")
 
 
 def add_commands(command: Callable[..., argparse.ArgumentParser], target: argparse.ArgumentParser) -> None:
-    """Add ``deliveries`` and its subcommands, using the main command's ``command`` helper and ``target`` options."""
     deliveries = command("deliveries", None, "notifications to the apps: every message and attempt, and replay")
     action = action_adder(deliveries, "deliveries_command", target)
 

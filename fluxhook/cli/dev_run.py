@@ -45,5 +45,4 @@ def read_dev_run(path: Path) -> dict[str, str] | None:
 
 
 def dev_run_settings(environ: Mapping[str, str]) -> dict[str, str] | None:
-    """The running ``make run``'s settings, if there is one."""
     return read_dev_run(dev_run_path(environ))

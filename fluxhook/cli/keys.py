@@ -7,14 +7,13 @@ import argparse
 import sys
 from typing import Any, Callable
 
-from fluxhook.cli.api_commands import action_adder, client_for, print_json, print_rows
+from fluxhook.cli.api_commands import action_adder, client_for, listed, print_json, print_rows
 
 # How an on/off option is read (a KeyError is a ValueError's kin to argparse: see _value).
 _ON_OFF = {"on": True, "true": True, "yes": True, "off": False, "false": False, "no": False}
 # What the limit options set, and how a value is read ('none' removes the limit on update).
 _LIMITS: dict[str, tuple[str, Callable[[str], Any], str]] = {
-    "models": ("--models", lambda text: [m for m in text.replace(",", " ").split() if m],
-               "models it may use, comma-separated (default: any)"),
+    "models": ("--models", listed, "models it may use, comma-separated (default: any)"),
     "daily_credits": ("--daily-credits", float, "credits it may spend per UTC day"),
     "max_active": ("--max-active", int, "its jobs at BFL at once; more wait queued"),
     "max_queued": ("--max-queued", int, "its jobs and batch items queued for BFL at once; past it a submission, track "
@@ -30,8 +29,8 @@ _LIMITS: dict[str, tuple[str, Callable[[str], Any], str]] = {
     "weight": ("--weight", int, "its share of BFL's slots when several keys wait (default 1)"),
     "expires_at": ("--expires-at", str, "when it stops working, ISO 8601 with a zone (2027-01-01T00:00:00Z)"),
     "notify_url": ("--notify-url", str.strip, "where its jobs' notifications go unless a job names its own"),
-    "notify_events": ("--notify-events", lambda text: [e for e in text.replace(",", " ").split() if e],
-                      "notifications beyond job.ended, comma-separated: job.submitted, job.progress"),
+    "notify_events": ("--notify-events", listed, "notifications beyond job.ended, comma-separated: job.submitted, "
+                                                  "job.progress"),
     "strict_input": ("--strict-input", lambda text: _ON_OFF[text.strip().lower()],
                      "on: a job or batch item whose input holds a field the model's schema does not know is refused "
                      "(400); off (the default): it is sent and named in the answer's warnings"),
@@ -39,9 +38,8 @@ _LIMITS: dict[str, tuple[str, Callable[[str], Any], str]] = {
 # Where its jobs may go: the BFL accounts by name, or a region; 'any' lifts the restriction (sent as
 # null, as the API spells "any account").
 _PLACES: dict[str, tuple[str, Callable[[str], Any], str]] = {
-    "accounts": ("--accounts", lambda text: [a for a in text.replace(",", " ").split() if a],
-                 "the BFL accounts its jobs may use, comma-separated (`fluxhook accounts` lists them), or 'any' "
-                 "(default: any)"),
+    "accounts": ("--accounts", listed, "the BFL accounts its jobs may use, comma-separated (`fluxhook accounts` lists "
+                                       "them), or 'any' (default: any)"),
     "region": ("--region", str.strip, "the region its jobs must stay in (the accounts' BFL_<NAME>_REGION), or 'any' "
                                       "(default: any)"),
 }
@@ -50,7 +48,6 @@ KEY_COLUMNS = ("ID", "NAME", "PREFIX", "STATE", "SPENT TODAY", "ACTIVE/QUEUED", 
 
 
 def add_commands(command: Callable[..., argparse.ArgumentParser], target: argparse.ArgumentParser) -> None:
-    """Add ``keys`` and its subcommands, using the main command's ``command`` helper and ``target`` options."""
     keys = command("keys", None, "manage app keys (one token per app, with its own limits): needs an admin token")
     action = action_adder(keys, "keys_command", target)
 
@@ -124,11 +121,8 @@ def _value(read: Callable[[str], Any], removable: bool) -> Callable[[str], Any]:
     return parse
 
 
-class _Removed:
-    """An option given as 'none': the limit is removed (sent as null)."""
-
-
-_NONE = _Removed()
+# An option given as 'none' (or 'any' for a place): the limit is removed (sent as null).
+_NONE = object()
 
 
 def _limits(args: argparse.Namespace) -> dict[str, Any]:

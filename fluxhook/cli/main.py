@@ -33,9 +33,7 @@ def _operator(name: str):
     return run
 
 
-
 def build_parser() -> argparse.ArgumentParser:
-    """The ``fluxhook`` command's arguments, every subcommand included."""
     parser = argparse.ArgumentParser(
         prog="fluxhook", epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Submit and inspect FLUX jobs through a running fluxhook, and check its health.",
@@ -106,7 +104,6 @@ def _add_job_commands(command: Callable[..., argparse.ArgumentParser], target: a
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the ``fluxhook`` command; returns its exit code."""
     args = build_parser().parse_args(argv)  # a usage error exits 2 here
     try:
         return int(args.func(args))

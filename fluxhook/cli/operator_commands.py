@@ -136,7 +136,6 @@ SWEEP_WORDS = {"due": "a check queued for each", "deadlines": "jobs ended at the
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    """Run one fallback sweep now and print what it did."""
     config = _config_for("sweep")
     try:
         report = sweep(build_services(config))
@@ -165,7 +164,6 @@ def sweep_summary(report: Mapping[str, Any]) -> str:
     parts = [f"{value} {name}" + (f" ({SWEEP_WORDS[name]})" if name in SWEEP_WORDS else "")
              for name, value in report.items()]
     return "swept: " + ", ".join(parts)
-
 
 
 # --- migrate -----------------------------------------------------------------------------------------
