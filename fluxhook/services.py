@@ -39,7 +39,6 @@ class Services:
 
     @property
     def jobs(self) -> JobStore:
-        """The job records."""
         return self.store.jobs
 
     def bfl(self, account: str | None) -> BFLClient:
@@ -53,7 +52,6 @@ class Services:
 
     @property
     def slots(self) -> Slots:
-        """BFL's concurrency slots."""
         return self.store.slots
 
 

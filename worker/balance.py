@@ -53,12 +53,6 @@ class BalanceReader(RestingLoop):
         return max(0.0, wake - time.monotonic())
 
 
-def start(svc: Services) -> BalanceReader:
-    reader = BalanceReader(svc)
-    reader.start()
-    return reader
-
-
 def refresh_balance() -> str:
     """An older release's balance task, queued before a rolling deploy: ``BalanceReader`` does its work, so it ends at
     once rather than failing, to be kept a day as a failed task."""

@@ -9,9 +9,8 @@ The process's dispatcher (worker/dispatcher.py), checks being one of its kinds, 
 lines (``store.check_line``: turns across keys over every line, a key's single jobs before its batch items) only while
 a checker of their account is free to run one at once, and hands each to a checker; with nothing to take for the
 accounts with room, checks wait on the lines' wake-up (``Keys.check_added``), which the sweep pushes as it adds checks
-and which a take that leaves checks in line pushes again for another process's dispatcher; a checker of a full account
-nudges the dispatcher as it ends. A check is held by its claim, nothing else: one cut off (a stop, a killed process) is
-due again once its claim lapses (``holds.CLAIM_LEASE``).
+and which a take that leaves checks in line pushes again for another process's dispatcher. A check is held by its
+claim, nothing else: one cut off (a stop, a killed process) is due again once its claim lapses (``holds.CLAIM_LEASE``).
 """
 
 from __future__ import annotations

@@ -28,6 +28,7 @@ from fluxhook.core.holds import PURGE_TIMEOUT
 from fluxhook.store.queues import QUEUE_NAME, earliest_retry, retries_watched
 from fluxhook.store.wakes import STOPPED, TIMEOUT, WORK, Wakes
 
+from .loops import RETRY_INTERVAL
 from .retention import purge
 
 log = logging.getLogger("fluxhook.worker")
@@ -35,9 +36,6 @@ log = logging.getLogger("fluxhook.worker")
 RETENTION_INTERVAL = 3600
 # How often the cron tells RQ's registry of cron schedulers it is alive: RQ counts one silent for 120 s as gone.
 CRON_HEARTBEAT_INTERVAL = 90
-# How long to wait before trying Redis again after it failed to answer, or while another process holds the locks of
-# retries due (it moves them).
-REDIS_RETRY_INTERVAL = 1.0
 
 
 class CronThread(threading.Thread):
@@ -84,7 +82,7 @@ class CronThread(threading.Thread):
                 # Outlives a Redis outage: the next step tries again.
                 log.warning("worker cron lost Redis; trying again", extra={"error": type(exc).__name__})
                 self._retry_known = False
-                wait = REDIS_RETRY_INTERVAL
+                wait = RETRY_INTERVAL
             try:
                 woken = self._wait(wait)
             except RedisError as exc:
@@ -92,7 +90,7 @@ class CronThread(threading.Thread):
                 # retries RQ holds are read again, for a lane's wake-up may be gone with the old primary.
                 log.warning("worker cron lost Redis while it waited; trying again", extra={"error": type(exc).__name__})
                 self._retry_known = False
-                woken = STOPPED if self._stop_event.wait(REDIS_RETRY_INTERVAL) else TIMEOUT
+                woken = STOPPED if self._stop_event.wait(RETRY_INTERVAL) else TIMEOUT
             if woken == STOPPED:
                 break
         self._finish()
@@ -109,7 +107,7 @@ class CronThread(threading.Thread):
         if left > 0:
             return left
         if not self.scheduler.acquire_locks():
-            return REDIS_RETRY_INTERVAL  # another process's cron is moving them now
+            return RETRY_INTERVAL  # another process's cron is moving them now
         try:
             self.scheduler.enqueue_scheduled_jobs()
         finally:
@@ -118,7 +116,7 @@ class CronThread(threading.Thread):
         if self._retry_due is None:
             return math.inf
         # One still due was not moved (a clock a second apart from Redis's): looked at again a second later.
-        return max(math.ceil(self._retry_due) - time.time(), REDIS_RETRY_INTERVAL)
+        return max(math.ceil(self._retry_due) - time.time(), RETRY_INTERVAL)
 
     def _wait(self, seconds: float) -> str:
         """Wait ``seconds``, or until a lane schedules a retry (its due time read again then) or the process stops."""

@@ -189,11 +189,3 @@ class Dispatcher(Loop):
                     self.wakes.nudge(kind.name)
                 except RedisError:
                     pass  # the dispatcher's own wait ends with Redis, and the part's work stays in line for it
-
-
-def start(wakes: Wakes, kinds: Sequence[Kind], guard: float = LONGEST_WAIT) -> Dispatcher:
-    """Start the process's dispatcher for ``kinds``; ``wakes`` its waits, at most ``guard`` seconds each while a kind
-    is full."""
-    dispatcher = Dispatcher(wakes, kinds, guard)
-    dispatcher.start()
-    return dispatcher

@@ -1,20 +1,15 @@
 """The worker's feeds: moving work into RQ as soon as it joins a line, a kind of the process's dispatcher
 (worker/dispatcher.py) with no hands of its own: its take is the feed.
 
-A callback puts its job in the download line and wakes one worker's dispatcher for a feed (``Keys.work_added``),
-which moves the jobs whose turn it is into RQ (``enqueueing.feed``); the callback's answer waits for none
-of it. (With no work in any line and room in RQ, its turn is now: the callback queues the task itself, and no
-dispatcher is woken.) Lanes feed too, each time one of them takes a task (the take makes room in RQ's queue; a task's end
-makes none), while the process's last feed found work in a line (``WORK_MAY_WAIT``; ``worker.run.download_taken``):
-with every line empty a lane's feed would find nothing, at every take. Feeds wait
-on their wake-up list alone: an addition made while it fed left its item in the list, so the next wait ends at once,
-and while a line holds work the lanes' feeds at their takes move it as RQ's queue makes room. It feeds unwoken only
-five seconds after a feed while a line may hold work (``IDLE_WAKE_TIMEOUT``): so a line another process's feed found
-holding work is this process's lanes' to feed again within those five seconds. With every line empty (at rest) its
-wait lasts as long as a wait does: only an addition, which wakes it, ends it sooner, or the process's guard
-(worker/guarding.py), which finds work in a line whose wake-up was lost. A feed is also due at the dispatcher's start
-(work a process before it left in a line moves at once) and after a wait or a feed cut by a lost Redis (it may have
-taken a wake-up whose work nothing announces again).
+A callback puts its job in the download line and wakes one worker's dispatcher for a feed (``Keys.work_added``), which
+moves the jobs whose turn it is into RQ (``enqueueing.feed``); the callback's answer waits for none of it. (With no work
+in any line and room in RQ, its turn is now: the callback queues the task itself, and no dispatcher is woken.) Lanes
+feed too, each time one of them takes a task (the take makes room in RQ's queue; a task's end makes none), while the
+process's last feed found work in a line (``WORK_MAY_WAIT``; ``worker.run.download_taken``). Feeds wait on their
+wake-up list alone: an addition made while it fed left its item in the list, so the next wait ends at once, and while a
+line holds work the lanes' feeds at their takes move it as RQ's queue makes room. With every line empty (at rest) the
+wait lasts as long as a wait does, the process's guard (worker/guarding.py) finding work in a line whose wake-up was
+lost.
 """
 
 from __future__ import annotations
@@ -29,8 +24,8 @@ from fluxhook.store.wakes import LONGEST_WAIT, Watched
 from .dispatcher import Kind, Taken
 from .loops import ACTIVITY
 
-# How long one wait lasts while a line may hold work: work added wakes a dispatcher, and a lane that ends a task feeds;
-# this bound is for a line another process's feed found holding work.
+# How long one wait lasts while a line may hold work: work added wakes a dispatcher, and a lane that takes a task feeds;
+# this bound is for a line another process's feed found holding work, this process's lanes' to feed again within it.
 IDLE_WAKE_TIMEOUT = 5.0
 
 

@@ -20,7 +20,8 @@ log = logging.getLogger("fluxhook.worker")
 
 
 class Guard(Loop):
-    """Looks every ``every`` seconds for work a waiter at rest was not woken for, until ``stop()``."""
+    """Looks every ``every`` seconds (``WAKE_GUARD_SECONDS``) for work a waiter at rest was not woken for, until
+    ``stop()``."""
 
     def __init__(self, wakes: Wakes, every: float):
         super().__init__("fluxhook-wake-guard")
@@ -32,10 +33,3 @@ class Guard(Loop):
         if lost:
             log.info("work found with no wake-up: woken again", extra={"wakes": lost})
         return self.every
-
-
-def start(wakes: Wakes, every: float) -> Guard:
-    """Start the worker's wake-up guard: a look every ``every`` seconds (``WAKE_GUARD_SECONDS``)."""
-    guard = Guard(wakes, every)
-    guard.start()
-    return guard

@@ -37,6 +37,7 @@ from fluxhook.core import stopping
 from fluxhook.core.holds import HAND_BACK_GRACE, IDLE_BEAT_MARGIN, JOB_MONITORING_INTERVAL, WORKER_TTL
 
 from .inprocess import InProcessWorker
+from .loops import RETRY_INTERVAL
 
 log = logging.getLogger("fluxhook.worker")
 
@@ -48,8 +49,6 @@ TURN_LOOK = 0.25
 # How often RQ's maintenance runs (it re-queues work abandoned by a killed worker); RQ's default is 10 min. At rest a
 # maintenance is a look of two commands a queue (InProcessWorker.clean_registries), once per WAIT_FOR_TASK at most.
 MAINTENANCE_INTERVAL = 15
-# How long to wait before trying again after Redis failed to answer.
-REDIS_RETRY_INTERVAL = 1.0
 # How often an idle lane makes sure Redis records no task as running in its RQ worker, for IDLE_CHECK_FOR after its
 # last task ends, from IDLE_CHECK_EVERY after it (one at once would come before a failover could; a lane that takes
 # tasks that often checks nothing between them): a primary that failed over may lack the end of the worker's last task
@@ -140,7 +139,7 @@ class Lane(threading.Thread):
                 # A new RQ worker once Redis answers again: its record may be gone with the old primary.
                 log.warning("lane lost Redis; starting again", extra={"error": type(exc).__name__})
                 lost = lost or worker
-                time.sleep(REDIS_RETRY_INTERVAL)
+                time.sleep(RETRY_INTERVAL)
             finally:
                 try:
                     if worker is not None:

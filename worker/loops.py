@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Iterator, Self
 
 from redis.exceptions import RedisError
 
@@ -31,6 +31,10 @@ class Loop(threading.Thread):
         super().__init__(name=name, daemon=True)
         self._stop_event = threading.Event()
         self._waiting = False
+
+    def started(self) -> Self:
+        self.start()
+        return self
 
     def request_stop(self) -> None:
         """End the loop after the step under way (not from a signal handler: it takes a lock)."""

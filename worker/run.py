@@ -49,16 +49,16 @@ def run(config: Config, stop_signals: tuple[int, ...]) -> int:
     wakes = wakes_for(config)
     # RQ's retries are of downloads alone: submissions, checks and notifications are not RQ's.
     cron_thread = cron.start(config, svc.redis, [svc.queue.name], wakes)
-    sweeper = sweeping.start(svc, wakes)
-    balance_reader = balance.start(svc)
+    sweeper = sweeping.Sweeper(svc, wakes).started()
+    balance_reader = balance.BalanceReader(svc).started()
     # The lanes' own client: a watcher's wait for a task lasts lanes.WAIT_FOR_TASK.
     lane_redis = waiting_connection(config, lanes.WAIT_FOR_TASK)
     lanes_ = lanes.start(lane_redis, [svc.queue], config.log_level, lambda: download_taken(svc),
                          config.worker_download_concurrency)
-    dispatcher_ = dispatcher.start(wakes, kinds.kinds(svc), config.wake_guard_seconds)
+    dispatcher_ = dispatcher.Dispatcher(wakes, kinds.kinds(svc), config.wake_guard_seconds).started()
     # Work taken after a stop signal that the stop may cut off (sends, checks): the first stops its takes.
     stop.on_first = lambda: dispatcher_.stop_taking(only_cut=True)
-    guard = guarding.start(wakes, config.wake_guard_seconds)
+    guard = guarding.Guard(wakes, config.wake_guard_seconds).started()
     log.info("worker started", extra={"downloads": config.worker_download_concurrency, **{
         kind.name: kind.part_size * len(kind.parts) for kind in dispatcher_.kinds.values() if kind.hands}})
     dead: list[str] = []

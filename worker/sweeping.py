@@ -63,10 +63,3 @@ class Sweeper(Loop):
             woken = self.wakes.wait(self.wakes.keys.sweep_added, LONGEST_WAIT, self._indexes)
         if self.stopping and woken == WORK:
             self.wakes.give_back(self.wakes.keys.sweep_added)  # another process's sweeper follows it up
-
-
-def start(svc: Services, wakes: Wakes) -> Sweeper:
-    """Start the worker's sweep thread; ``wakes`` its wait at rest."""
-    sweeper = Sweeper(svc, wakes)
-    sweeper.start()
-    return sweeper

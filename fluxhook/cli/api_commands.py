@@ -198,11 +198,8 @@ class Progress:
         self.stream.flush()
 
     def finish(self, job: Mapping[str, Any], elapsed: float) -> None:
-        line = status_line(job, elapsed)
-        if self.tty:
-            self.stream.write(f"\r\x1b[K{line}\n")
-        else:
-            self.stream.write(line + "\n")
+        redraw = "\r\x1b[K" if self.tty else ""
+        self.stream.write(f"{redraw}{status_line(job, elapsed)}\n")
         self.stream.flush()
 
     def clear(self) -> None:

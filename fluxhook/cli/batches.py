@@ -27,12 +27,12 @@ from fluxhook.cli.api_commands import (
     Progress,
     action_adder,
     client_for,
-    format_table,
     human_size,
     json_object,
     listed,
     positive_float,
     print_json,
+    print_rows,
 )
 from fluxhook.cli.exits import EXIT_CODES_HELP, CLIError, ExitCode
 from fluxhook.credits.figures import format_credits
@@ -338,10 +338,8 @@ def _list(args: argparse.Namespace) -> int:
         batches = list(itertools.islice(fluxhook.batches.list(page_size=args.limit), args.limit))
     if args.json:
         print_json({"batches": batches})
-    elif batches:
-        print(format_table(BATCH_COLUMNS, [batch_row(batch) for batch in batches]))
     else:
-        print("no batches", file=sys.stderr)
+        print_rows(BATCH_COLUMNS, [batch_row(batch) for batch in batches], "no batches")
     return ExitCode.OK
 
 

@@ -1,4 +1,4 @@
-"""The operator commands ``fluxhook sweep`` and ``fluxhook doctor``.
+"""The operator commands ``fluxhook sweep``, ``fluxhook migrate`` and ``fluxhook doctor``.
 
 They read the service's own settings and talk to its Redis, storage and BFL directly, as the web and
 worker processes do. The settings are those of the running ``make run`` (the file it keeps,
@@ -215,7 +215,7 @@ def check_line(check: Check) -> str:
 def run_checks(settings: Settings) -> Iterator[Check]:
     """The doctor's checks, one at a time: where the settings came from, the configuration, then
     ``/readyz``'s checks (Redis, worker, storage), Redis's replicas, the budget, the app keys and BFL."""
-    yield _settings_check(settings)
+    yield Check("settings", OK, settings.source()) if _described(settings) else Check("settings", WARN, _nowhere(settings))
     try:
         config = Config.from_env(settings.values)
     except ConfigError as exc:
@@ -249,12 +249,6 @@ def _advised(check: Check, config: Config) -> Check:
             else "REDIS_URL")
     return dataclasses.replace(check, detail=f"{check.detail}: is Redis running there? check {what}, as the web and "
                                              "worker processes have it")
-
-
-def _settings_check(settings: Settings) -> Check:
-    if not _described(settings):
-        return Check("settings", WARN, _nowhere(settings))
-    return Check("settings", OK, settings.source())
 
 
 def config_checks(config) -> list[Check]:

@@ -73,7 +73,7 @@ def _round(svc, count: int, after: float) -> None:
     worker's checkers run them all. Each job comes due again only if its check ran and set its next look: a claim
     lasts longer."""
     assert sweep(svc, now=time.time() + after + 1).due == count
-    pool = dispatcher.start(run.wakes_for(svc.config), [checkers.Checks(svc, CHECKERS)])
+    pool = dispatcher.Dispatcher(run.wakes_for(svc.config), [checkers.Checks(svc, CHECKERS)]).started()
     try:
         wait_until(lambda: svc.store.checks.waiting() == 0 and pool.busy() == 0, timeout=60,
                    message="the checkers to run every check")

@@ -16,7 +16,7 @@ from worker.loops import ACTIVITY
 
 def test_the_balance_thread_reads_the_credits_once_per_interval_however_many_processes_look(make_services, sim):
     svc = make_services(6)
-    readers = [balance.start(svc), balance.start(svc)]  # two processes' threads
+    readers = [balance.BalanceReader(svc).started(), balance.BalanceReader(svc).started()]  # two processes' threads
     try:
         wait_until(lambda: svc.store.usage.balances([svc.config.accounts[0]])[0] is not None, timeout=5,
                    message="a balance thread to read the account's credits")
@@ -36,7 +36,7 @@ def test_the_balance_thread_reads_the_credits_again_a_few_seconds_after_jobs_end
     svc = make_services(6, BFL_API_BASE=own_sim.url, API_HOST_ALLOWLIST=own_sim.url.removeprefix("http://"))
     account = svc.config.accounts[0]
     own_sim.settings(credits=500.0)
-    reader = balance.start(svc)
+    reader = balance.BalanceReader(svc).started()
     try:
         wait_until(lambda: svc.store.usage.balances([account])[0] is not None, timeout=5,
                    message="the balance thread's first reading")

@@ -48,7 +48,8 @@ def test_another_keys_check_runs_within_one_turn_of_a_keys_backlog_of_overdue_po
     assert sweep(svc).due == 30
     [other] = _due(svc, spy, "key_b")
     assert sweep(svc).due == 1
-    pool = dispatcher.start(run.wakes_for(svc.config), [checkers.Checks(svc, 1)])  # one checker: the order is the line's
+    # One checker: the order is the line's.
+    pool = dispatcher.Dispatcher(run.wakes_for(svc.config), [checkers.Checks(svc, 1)]).started()
     try:
         wait_until(lambda: all(_polled(spy, job) is not None for job in [*backlog, other]), timeout=30,
                    message="every check to run")
@@ -62,7 +63,7 @@ def test_another_keys_check_runs_within_one_turn_of_a_keys_backlog_of_overdue_po
 
 def test_at_rest_the_dispatcher_waits_in_one_command_a_check_after_a_rest_starts_at_once_and_a_stop_ends_it(svc, spy):
     wakes = run.wakes_for(svc.config)
-    pool = dispatcher.start(wakes, [checkers.Checks(svc, 2)])
+    pool = dispatcher.Dispatcher(wakes, [checkers.Checks(svc, 2)]).started()
     try:
         sent = commands_during(svc.redis, DB, lambda: time.sleep(1.5))
         waits = [c["command"] for c in sent if not c["command"].startswith("SELECT")]

@@ -71,7 +71,7 @@ def test_an_account_whose_polls_bfl_answers_in_10_s_delays_no_other_accounts_che
         spy.route(_poll_path(job.bfl_id), 200,
                   lambda task=job.bfl_id: (released.wait(X_POLL_SECONDS), _answer(task, "Pending"))[1])
     alone, beside_x = (_submitted(svc, "y", due=time.time() + 3600) for _ in range(2))
-    pool = dispatcher.start(run.wakes_for(svc.config), [checkers.Checks(svc, CHECKERS)])
+    pool = dispatcher.Dispatcher(run.wakes_for(svc.config), [checkers.Checks(svc, CHECKERS)]).started()
     try:
         idle = _failed_after(svc, spy, alone)  # X idle: nothing of X's in line or running
 

@@ -60,7 +60,7 @@ def _checked_after(svc, key_id: str) -> float:
 def test_a_kind_whose_hands_all_hang_delays_no_other_kinds_take(make_services, hanging):
     svc = make_services(DB, BFL_API_BASE=hanging.url, API_HOST_ALLOWLIST=hanging.host)
     wakes = run.wakes_for(svc.config)
-    started = dispatcher.start(wakes, [sending.Sends(svc, SENDERS), checkers.Checks(svc, 2)])
+    started = dispatcher.Dispatcher(wakes, [sending.Sends(svc, SENDERS), checkers.Checks(svc, 2)]).started()
     try:
         idle = _checked_after(svc, "key_b")  # sends idle: nothing in line or being sent
 
@@ -89,7 +89,7 @@ def test_at_rest_the_dispatcher_waits_for_every_kind_in_one_command(make_service
     started: list[dispatcher.Dispatcher] = []
 
     def rest() -> None:
-        started.append(dispatcher.start(wakes, kinds.kinds(svc)))
+        started.append(dispatcher.Dispatcher(wakes, kinds.kinds(svc)).started())
         wait_until(lambda: wakes._resting, timeout=5, message="the dispatcher to rest")
         time.sleep(1.5)  # at rest: it sends nothing more
 
@@ -140,7 +140,7 @@ def test_a_full_kinds_nudge_lost_with_redis_costs_at_most_the_guard(make_service
     monkeypatch.setattr(wakes, "nudge", refused)
     held, idle = _Held("held"), _Held("idle")
     held.items = [1, 2]
-    started = dispatcher.start(wakes, [held, idle], guard=0.5)
+    started = dispatcher.Dispatcher(wakes, [held, idle], guard=0.5).started()
     try:
         wait_until(lambda: held.ran == [1], timeout=5, message="the first item in the kind's one hand")
         wait_until(lambda: any(c["cmd"] == "blpop" and c["db"] == str(DB) for c in svc.redis.client_list()),
@@ -165,7 +165,7 @@ def test_the_first_stop_signal_ends_the_takes_of_the_kinds_a_stop_may_cut_off_al
     cut, kept = _Held("cut", cut_by_stop=True), _Held("kept")
     cut.release.set()
     kept.release.set()
-    started = dispatcher.start(wakes, [cut, kept])
+    started = dispatcher.Dispatcher(wakes, [cut, kept]).started()
     try:
         started.stop_taking(only_cut=True)
         cut.items, kept.items = [1], [2]

@@ -90,7 +90,8 @@ def test_a_dispatcher_whose_feed_lost_redis_feeds_again_before_it_rests(make_ser
     monkeypatch.setattr(feeding, "feed", feed_once_cut)
     feeding.WORK_MAY_WAIT.clear()  # as after a rest: its next wait would last until the guard's look
     url = svc.redis.connection_pool.connection_kwargs
-    feeder = dispatcher.start(Wakes(redis.Redis(host=url["host"], port=url["port"], db=url["db"])), [feeding.Feeds(svc)])
+    wakes = Wakes(redis.Redis(host=url["host"], port=url["port"], db=url["db"]))
+    feeder = dispatcher.Dispatcher(wakes, [feeding.Feeds(svc)]).started()
     try:
         wait_until(lambda: download_task_name(waiting) in [task_name(t) for t in svc.queue.get_job_ids()], timeout=10,
                    message="the download fed after the lost feed")

@@ -31,8 +31,8 @@ def test_a_download_whose_wake_up_was_lost_goes_to_rq_within_the_guard(make_serv
     svc = make_services(7)
     wakes = _wakes(svc)
     feeding.WORK_MAY_WAIT.clear()  # as at rest: every line found empty
-    feeder = dispatcher.start(wakes, [feeding.Feeds(svc)])
-    guard = guarding.start(wakes, GUARD)
+    feeder = dispatcher.Dispatcher(wakes, [feeding.Feeds(svc)]).started()
+    guard = guarding.Guard(wakes, GUARD).started()
     try:
         wait_until(lambda: wakes._resting, timeout=5, message="the dispatcher's feeds to rest")
         now = time.time()
@@ -59,8 +59,8 @@ def test_a_due_job_whose_wake_up_was_lost_is_claimed_by_a_resting_sweeper_within
     svc.redis.zrem(svc.store.keys.due, job.id)  # the indexes empty: the sweeper rests
     svc.redis.delete(svc.store.keys.sweep_added)
     wakes = _wakes(svc)
-    sweeper = sweeping.start(svc, wakes)
-    guard = guarding.start(wakes, GUARD)
+    sweeper = sweeping.Sweeper(svc, wakes).started()
+    guard = guarding.Guard(wakes, GUARD).started()
     try:
         wait_until(lambda: wakes._resting, timeout=5, message="the sweeper to rest")
         # Made due with no wake-up, as an older release's process or a primary that failed over leaves it.
@@ -85,8 +85,8 @@ def test_a_queued_job_whose_wake_up_a_dying_process_took_is_sent_by_a_resting_di
     stealing.start()
     wait_until(lambda: svc.redis.info("clients")["blocked_clients"] >= 1, timeout=5, message="the thief to block")
     wakes = _wakes(svc)
-    senders = dispatcher.start(wakes, [sending.Sends(svc, 2)])
-    guard = guarding.start(wakes, GUARD)
+    senders = dispatcher.Dispatcher(wakes, [sending.Sends(svc, 2)]).started()
+    guard = guarding.Guard(wakes, GUARD).started()
     try:
         wait_until(lambda: wakes._resting, timeout=5, message="the dispatcher to rest")
         job = Job(id=new_job_id(), status=st.QUEUED, model="flux-2-pro", pool="default", created_at=time.time(),

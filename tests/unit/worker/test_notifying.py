@@ -85,7 +85,7 @@ def test_at_rest_the_notifier_waits_for_a_job_s_end_and_its_notification_starts_
 
 def _start(svc) -> dispatcher.Dispatcher:
     """A dispatcher of notification attempts alone, with 4 attempt threads."""
-    return dispatcher.start(run.wakes_for(svc.config), [notifying.Notifications(svc, 4)])
+    return dispatcher.Dispatcher(run.wakes_for(svc.config), [notifying.Notifications(svc, 4)]).started()
 
 
 def _stop(notifier: dispatcher.Dispatcher) -> None:

@@ -49,7 +49,7 @@ def _two_keys(svc) -> tuple[str, str]:
 
 def _start(svc, senders: int) -> dispatcher.Dispatcher:
     """A dispatcher of sends alone, ``senders`` for each account."""
-    return dispatcher.start(run.wakes_for(svc.config), [sending.Sends(svc, senders)])
+    return dispatcher.Dispatcher(run.wakes_for(svc.config), [sending.Sends(svc, senders)]).started()
 
 
 def _hold_every_slot(svc, key_id: str, senders: int) -> tuple[list[Job], dispatcher.Dispatcher]:

@@ -58,7 +58,7 @@ def _sent_after(svc, account: str) -> float:
 
 
 def test_an_account_whose_submissions_hang_delays_no_other_accounts_send(svc, hanging):
-    senders = dispatcher.start(run.wakes_for(svc.config), [sending.Sends(svc, SENDERS)])
+    senders = dispatcher.Dispatcher(run.wakes_for(svc.config), [sending.Sends(svc, SENDERS)]).started()
     try:
         idle = _sent_after(svc, "y")  # X idle: nothing of X's in line or being sent
 

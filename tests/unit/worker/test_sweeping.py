@@ -14,7 +14,7 @@ from worker import run, sweeping
 
 def test_the_sweep_thread_puts_each_job_that_comes_due_in_the_check_line_and_stops_at_once(make_services):
     svc = make_services(6)
-    sweeper = sweeping.start(svc, run.wakes_for(svc.config))
+    sweeper = sweeping.Sweeper(svc, run.wakes_for(svc.config)).started()
     try:
         first = tracked_job(svc, "task-due-first", due=time.time() - 1)  # the first due: the sweeper at rest wakes
         wait_until(lambda: svc.store.checks.waiting() == 1, timeout=5, message="the sweep to claim the due job")
@@ -31,7 +31,7 @@ def test_the_sweep_thread_puts_each_job_that_comes_due_in_the_check_line_and_sto
 def test_at_rest_the_sweep_thread_costs_one_round_trip_a_look_and_any_process_s_first_due_job_wakes_it(make_services):
     svc = make_services(6)
     wakes = run.wakes_for(svc.config)
-    sweeper = sweeping.start(svc, wakes)
+    sweeper = sweeping.Sweeper(svc, wakes).started()
     try:
         sent = commands_during(svc.redis, 6, lambda: time.sleep(1.5))
         # It looked at its start, and waits (its wait may begin within the window): nothing more.
