@@ -361,10 +361,9 @@ class InProcessWorker(SimpleWorker):
         self.set_state(WorkerStatus.IDLE, pipeline=pipeline)
         self.heartbeat(pipeline=pipeline)
         if job.result_ttl == KEEPS_NOTHING and self._succeeding == job.id:
-            # A task that keeps nothing of its success (enqueueing.KEEPS_NOTHING): its record goes with it, and no
-            # result was written (_end_keeping_nothing). Left to expire, it would stay in memory until Redis's expiry
-            # came across it: at its pace of a few hundred keys a second, hours among the millions of job keys a
-            # retention keeps with a TTL.
+            # Its record goes with it (no result was written: _end_keeping_nothing). Left to expire, it would stay in
+            # memory until Redis's expiry came across it: at its pace of a few hundred keys a second, hours among the
+            # millions of job keys a retention keeps with a TTL.
             pipeline.delete(job.key)
 
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:

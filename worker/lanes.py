@@ -171,7 +171,10 @@ class Lane(threading.Thread):
                 if not self._stopping:
                     self._check_idle(worker)
                 continue
-            self._after_take()
+            try:
+                self.after_take()
+            except RedisError as exc:
+                log.warning("lane could not feed the next task; the sweep will", extra={"error": type(exc).__name__})
             self.busy = True
             try:
                 worker.execute_job(*taken)
@@ -212,12 +215,6 @@ class Lane(threading.Thread):
     def _connected(self, connection) -> None:
         # A new connection (redis-py reconnects by itself) is a new client to Redis: its id is asked again.
         self._client = None
-
-    def _after_take(self) -> None:
-        try:
-            self.after_take()
-        except RedisError as exc:
-            log.warning("lane could not feed the next task; the sweep will", extra={"error": type(exc).__name__})
 
     def _worker(self) -> InProcessWorker:
         # A connection of the lane's own for RQ's commands, its wait for a task among them, so a stop can end that wait

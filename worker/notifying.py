@@ -8,10 +8,11 @@ them (``delivering.deliver``: one exchange under a 15 s deadline). Nothing else 
 they run nothing else, so a receiver that trickles or never answers holds two of them for 15 s at a time, never a
 download, a poll, a send or another key's notification. With nothing more to take, attempts under way or not, it waits
 until the earliest message or outbox event is due (``Deliveries.rest``: another process's attempt under way is, when its
-lease lapses; its own are not, for their ends wake a notifier for whatever they make due), or until something is sooner:
-whatever makes a message due pushes a wake-up (``Keys.notify_added``) in the same step, a job's end, a replay, an
-attempt's end that sets a retry or brings back a message parked behind its receiver or key (``lua/notify_finish.lua``),
-so a job's notification starts within milliseconds of its end and a retry at its due time, whichever process ends it.
+lease lapses, for that process may have died; its own are not, for their ends wake a notifier for whatever they make
+due), or until something is sooner: whatever makes a message due pushes a wake-up (``Keys.notify_added``) in the same
+step, a job's end, a replay, an attempt's end that sets a retry or brings back a message parked behind its receiver or
+key (``lua/notify_finish.lua``), so a job's notification starts within milliseconds of its end and a retry at its due
+time, whichever process ends it.
 """
 
 from __future__ import annotations
@@ -57,10 +58,8 @@ class Notifications(Kind):
         items = [(None, attempt) for attempt in attempts]
         if len(items) == free:
             return Taken(items)
-        # Nothing more may go now, attempts under way or not: until the earliest message or outbox event is due (an
-        # attempt under way in another process, when its lease lapses: that process may have died), or a wake-up says
-        # one is sooner (an attempt's end that sets a retry or frees room pushes one: notify_finish.lua); the guard
-        # (worker/guarding.py) looks meanwhile for a message due sooner whose wake-up was lost.
+        # Nothing more may go now: wait as the module's docstring says. The guard (worker/guarding.py) looks meanwhile
+        # for a message due sooner whose wake-up was lost.
         rest = self.svc.store.deliveries.rest(under_way)
         seconds = LONGEST_WAIT if rest.due is None else rest.due - time.time()
         return Taken(items, max(0.0, seconds), rest.watched)

@@ -7,7 +7,7 @@ own cron thread, RQ worker and heartbeats), as if started on its own. Stopping h
 - SIGTERM or SIGINT to the supervisor sends each child ``STOP_SIGNAL`` once, and the child
   stops as a lone worker does on SIGTERM (its task gets ``IMMINENT_SHUTDOWN_DELAY``, then goes
   back to the queue). Children ignore SIGTERM and SIGINT themselves: a PaaS that signals the whole
-  process group would otherwise hand each a second signal, which RQ takes as a cold stop.
+  process group would otherwise hand each a second signal, which a worker takes as a cold stop.
 - on Linux, a child also gets ``STOP_SIGNAL`` when the supervisor dies, even of SIGKILL, so no
   child outlives it.
 A child that exits unasked is started again, after a pause that grows while it keeps failing.

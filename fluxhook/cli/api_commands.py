@@ -85,12 +85,10 @@ def job_row(job: Mapping[str, Any]) -> list[str]:
 
 def human_size(size: int) -> str:
     """1536 → '1.5 KiB'."""
-    value = float(size)
-    for unit in ("B", "KiB", "MiB"):
-        if value < 1024 or unit == "MiB":
-            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} B"  # pragma: no cover (the loop always returns)
+    if size < 1024:
+        return f"{int(size)} B"
+    kib = size / 1024
+    return f"{kib:.1f} KiB" if kib < 1024 else f"{kib / 1024:.1f} MiB"
 
 
 def file_extension(content_type: str | None) -> str:

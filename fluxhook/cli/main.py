@@ -73,7 +73,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_job_commands(command: Callable[..., argparse.ArgumentParser], target: argparse.ArgumentParser) -> None:
-    """``submit``, ``show``, ``list`` and ``cancel``: the API's job commands, each taking ``target``'s --url and --token."""
     submit = command("submit", cmd_submit, "submit a generation task; print the job", [target])
     submit.add_argument("--model", default="flux-2-pro", help="BFL model (default: flux-2-pro)")
     submit.add_argument("--prompt", help="the prompt (sets input.prompt)")

@@ -1,9 +1,7 @@
 """The operator commands ``fluxhook sweep``, ``fluxhook migrate`` and ``fluxhook doctor``.
 
-They read the service's own settings and talk to its Redis, storage and BFL directly, as the web and
-worker processes do. The settings are those of the running ``make run`` (the file it keeps,
-``fluxhook.cli.dev_run``: its configuration and the AWS_* settings boto3 reads), with the environment's
-own values on top; or the environment's alone, when it names another service than that run.
+They read the service's own settings (``service_settings``: the running ``make run``'s, with the environment's own
+values on top) and talk to its Redis, storage and BFL directly, as the web and worker processes do.
 """
 
 from __future__ import annotations
