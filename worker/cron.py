@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
 import time
 
 from redis import Redis
@@ -28,7 +27,7 @@ from fluxhook.core.holds import PURGE_TIMEOUT
 from fluxhook.store.queues import QUEUE_NAME, earliest_retry, retries_watched
 from fluxhook.store.wakes import STOPPED, TIMEOUT, WORK, Wakes
 
-from .loops import RETRY_INTERVAL
+from .loops import RETRY_INTERVAL, Loop
 from .retention import purge
 
 log = logging.getLogger("fluxhook.worker")
@@ -38,32 +37,21 @@ RETENTION_INTERVAL = 3600
 CRON_HEARTBEAT_INTERVAL = 90
 
 
-class CronThread(threading.Thread):
-    """RQ's cron and RQ's scheduler of delayed jobs, stepped in one thread until ``stop()``."""
+class CronThread(Loop):
+    """RQ's cron and RQ's scheduler of delayed jobs, stepped in one thread (a ``run`` of its own) until ``stop()``."""
 
     def __init__(self, config: Config, connection: Redis, queue_names: list[str], wakes: Wakes):
-        super().__init__(name="fluxhook-cron", daemon=True)
+        super().__init__("fluxhook-cron")
         self.config = config
         self.connection = connection
         self.queue_names = queue_names
         self.wakes = wakes
-        self._stop_event = threading.Event()
         self.cron: CronScheduler | None = None
         self.scheduler: RQScheduler | None = None
         # When the earliest retry RQ holds is due (Unix time; None: none), as last read: read again when a lane says it
         # scheduled one, and once it is due.
         self._retry_due: float | None = None
         self._retry_known = False
-
-    def request_stop(self) -> None:
-        """Stop stepping after the step under way; ``stop`` then waits for it."""
-        self._stop_event.set()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop stepping, leave RQ's registries and release the scheduler's locks."""
-        self._stop_event.set()
-        if self.is_alive():
-            self.join(timeout)
 
     def run(self) -> None:
         next_cron_beat = 0.0

@@ -141,12 +141,11 @@ class Lane(threading.Thread):
                 lost = lost or worker
                 time.sleep(RETRY_INTERVAL)
             finally:
-                try:
-                    if worker is not None:
-                        worker.teardown()
-                except RedisError:
-                    pass  # the worker's record expires by itself
                 if worker is not None:
+                    try:
+                        worker.teardown()
+                    except RedisError:
+                        pass  # the worker's record expires by itself
                     worker.connection.close()  # the lane's own connection, back to its pool
 
     def _give_back(self, lost: InProcessWorker) -> None:

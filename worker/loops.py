@@ -25,7 +25,8 @@ RETRY_INTERVAL = 1.0
 
 
 class Loop(threading.Thread):
-    """Runs ``step`` again and again until ``stop_event`` is set; ``step`` returns how long to pause first."""
+    """Runs ``step`` again and again (or a ``run`` of its own) until ``stop_event`` is set; ``step`` returns how long to
+    pause first."""
 
     def __init__(self, name: str):
         super().__init__(name=name, daemon=True)

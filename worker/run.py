@@ -61,7 +61,6 @@ def run(config: Config, stop_signals: tuple[int, ...]) -> int:
     guard = guarding.Guard(wakes, config.wake_guard_seconds).started()
     log.info("worker started", extra={"downloads": config.worker_download_concurrency, **{
         kind.name: kind.part_size * len(kind.parts) for kind in dispatcher_.kinds.values() if kind.hands}})
-    dead: list[str] = []
     try:
         dead = _until_stopped(stop, (cron_thread, sweeper, balance_reader, dispatcher_, guard))
         stopped_at = time.monotonic()

@@ -143,10 +143,8 @@ def default_token(environ: Mapping[str, str]) -> str | None:
 
 def api_target(url: str | None, token: str | None, environ: Mapping[str, str],
                dev_run: Mapping[str, str] | None) -> tuple[str, str | None]:
-    """The URL and token to use: the options, else the environment, else the running ``make run``'s.
-
-    The dev run's token goes only to the dev run's URL.
-    """
+    """The URL and token to use: the options, else the environment, else the running ``make run``'s (whose token goes
+    only to its own URL)."""
     url = (url or environ.get("FLUXHOOK_URL") or "").strip()
     token = token or default_token(environ)
     dev_settings = dev_run or {}
