@@ -44,8 +44,7 @@ class Checks(Kind):
                          ThreadPoolExecutor(size * len(accounts), thread_name_prefix="fluxhook-check"),
                          IMMINENT_SHUTDOWN_DELAY, cut_by_stop=True)
         self.svc = svc
-        # With no check in line it waits as long as a wait lasts: the sweep pushes a wake-up with every check it adds,
-        # and the process's guard (worker/guarding.py) finds a check whose wake-up was lost.
+        # What the process's guard (worker/guarding.py) watches while no check is in line, for a wake-up lost.
         self._lines = Watched(present=tuple(map(svc.store.keys.check_line, accounts)))
 
     def take(self, rooms: dict[Any, int]) -> Taken:

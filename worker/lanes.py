@@ -62,9 +62,8 @@ UNBLOCK_FOR = 1.0
 
 
 class Watch:
-    """The one lane that waits in Redis for a task (its BLMOVE on RQ's queue); the other idle lanes wait in the process
-    for their turn to. A queue at rest so costs one wait per WAIT_FOR_TASK, not one per lane; a
-    task queued ends the watcher's wait, and the next idle lane watches as soon as it has taken it."""
+    """The one lane that waits in Redis for a task (its BLMOVE on RQ's queue, see the module's docstring); a task queued
+    ends its wait, and the next idle lane watches as soon as it has taken it."""
 
     def __init__(self) -> None:
         self.turn = threading.Lock()

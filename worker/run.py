@@ -45,7 +45,6 @@ def run(config: Config, stop_signals: tuple[int, ...]) -> int:
     readiness.log_clock(svc)
     # Its metrics and hourly counts are written every few seconds, not with each task (and once more at the end).
     svc.store.tallies.start()
-    # The threads that wait on wake-up lists at rest, and the stop that ends their waits: see store.wakes.
     wakes = wakes_for(config)
     # RQ's retries are of downloads alone: submissions, checks and notifications are not RQ's.
     cron_thread = cron.start(config, svc.redis, [svc.queue.name], wakes)
@@ -69,7 +68,11 @@ def run(config: Config, stop_signals: tuple[int, ...]) -> int:
         # Every part told at once, so their waits end side by side: those on wake-up lists by the stop's pushes.
         for part in (dispatcher_, cron_thread, sweeper, balance_reader, guard):
             part.request_stop()
-        _end_waits(wakes)
+        try:
+            wakes.stop(WAITERS)
+        except RedisError as exc:
+            # Redis is away: the waits end with their connections as the process ends.
+            log.warning("worker could not end its waits at once", extra={"error": type(exc).__name__})
         lanes.stop(lanes_, IMMINENT_SHUTDOWN_DELAY, cold=lambda: stop.count > 1)
         # The sends, checks and attempts under way went on meanwhile: each kind's wait is counted from the stop
         # (SEND_STOP_TIMEOUT, IMMINENT_SHUTDOWN_DELAY, NOTIFY_STOP_TIMEOUT), so the whole stop fits the supervisor's
@@ -118,14 +121,6 @@ def download_taken(svc: Services) -> None:
     ACTIVITY.noted()
     if feeding.WORK_MAY_WAIT.is_set():
         feeding.feed_noted(svc)
-
-
-def _end_waits(wakes: Wakes) -> None:
-    try:
-        wakes.stop(WAITERS)
-    except RedisError as exc:
-        # Redis is away: the waits end with their connections as the process ends.
-        log.warning("worker could not end its waits at once", extra={"error": type(exc).__name__})
 
 
 def _migrated(svc: Services, stop: _StopSignals) -> bool:

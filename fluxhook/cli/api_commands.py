@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterable, Mapping, TextIO
 from urllib.parse import urlsplit
 
 from fluxhook import client as api
-from fluxhook.cli.dev_run import dev_run_settings
+from fluxhook.cli.dev_run import dev_run_path, read_dev_run
 from fluxhook.cli.exits import CLIError, ExitCode
 
 DEFAULT_URL = "http://localhost:8000"
@@ -231,7 +231,7 @@ def action_adder(group: argparse.ArgumentParser, dest: str, target: argparse.Arg
 
 
 def client_for(args: argparse.Namespace) -> api.Client:
-    url, token = api_target(args.url, args.token, os.environ, dev_run_settings(os.environ))
+    url, token = api_target(args.url, args.token, os.environ, read_dev_run(dev_run_path(os.environ)))
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise CLIError(f"--url must be an http(s) URL such as {DEFAULT_URL}, got {url!r}")

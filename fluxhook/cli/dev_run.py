@@ -42,7 +42,3 @@ def read_dev_run(path: Path) -> dict[str, str] | None:
                 continue  # not written by write_dev_run: better no value than a wrong one
             settings[name.strip()] = words[0] if words else ""
     return settings
-
-
-def dev_run_settings(environ: Mapping[str, str]) -> dict[str, str] | None:
-    return read_dev_run(dev_run_path(environ))

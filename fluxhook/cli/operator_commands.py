@@ -99,15 +99,6 @@ def _nowhere(settings: Settings) -> str:
             f"its settings would be in {dev_run_path(settings.values)}")
 
 
-def _config(settings: Settings) -> Config:
-    try:
-        return Config.from_env(settings.values)
-    except ConfigError as exc:
-        problems = [config_problem(settings, problem) for problem in exc.problems]
-        hint = "" if _described(settings) else f"\n({_nowhere(settings)})"
-        raise CLIError("the configuration is not valid:\n  " + "\n  ".join(problems) + hint) from None
-
-
 def config_problem(settings: Settings, problem: str) -> str:
     """A problem of the configuration (``SECRET_KEY: is required but not set``), with where the setting was read
     and what to do about it."""
@@ -149,7 +140,12 @@ def _config_for(name: str) -> Config:
     if settings.dev_run or settings.passed_over:
         print(f"fluxhook {name}: settings {settings.source()}", file=sys.stderr)
     adopt_library_settings(settings)
-    return _config(settings)
+    try:
+        return Config.from_env(settings.values)
+    except ConfigError as exc:
+        problems = [config_problem(settings, problem) for problem in exc.problems]
+        hint = "" if _described(settings) else f"\n({_nowhere(settings)})"
+        raise CLIError("the configuration is not valid:\n  " + "\n  ".join(problems) + hint) from None
 
 
 def _unreachable(config: Config, exc: RedisError) -> CLIError:
