@@ -129,7 +129,6 @@ NOT_HOLDS = {
     ("fluxhook/store/lua/batch_turns.lua", None): REQUEST,
     ("receiver/idempotency.py", "KEY_HOLD_LEASE"): IDEMPOTENCY,
     ("fluxhook/store/lua/idempotency_finish.lua", None): IDEMPOTENCY,
-    ("worker/cron.py", "stop.timeout"): WAIT,
     ("worker/loops.py", "stop.timeout"): WAIT,
     ("worker/feeding.py", "IDLE_WAKE_TIMEOUT"): WAIT,
     ("worker/dispatcher.py", "WAKE_TIMEOUT"): WAIT,
