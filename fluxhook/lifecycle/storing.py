@@ -43,8 +43,9 @@ def download_and_store(svc: Services, job_id: str, *, last_attempt: bool) -> Dow
     stored (by this attempt or by one cut off before its thumbnail) then gets its thumbnail.
     """
     outcome = _attempt(svc, job_id, last_attempt)
-    if outcome == DownloadOutcome.SKIPPED:
-        _thumbnail_of(svc, job_id)  # stored by an attempt cut off before its thumbnail, maybe
+    job = svc.jobs.get(job_id) if outcome == DownloadOutcome.SKIPPED else None
+    if job is not None:
+        _thumbnail(svc, job)  # stored by an attempt cut off before its thumbnail, maybe
     return outcome
 
 
@@ -130,12 +131,9 @@ def _retry_or_fail(svc: Services, job: Job, exc: RetryableError, last_attempt: b
 
 
 def _recheck_with_bfl(svc: Services, job: Job, failure: FluxhookError, started: float, last_attempt: bool) -> DownloadOutcome:
-    """Ask BFL once before a result URL that failed for good ends the job.
-
-    BFL mints a fresh signed URL on every get_result of a Ready task, which saves an expired
-    one; and an unproven Ready (a URL that is refused or not an image) must not end a job
-    that BFL says is still running.
-    """
+    """Ask BFL once before a result URL that failed for good ends the job: BFL mints a fresh signed URL on every
+    get_result of a Ready task, which saves an expired one; and an unproven Ready (a URL that is refused or not an
+    image) must not end a job that BFL says is still running."""
     try:
         report = poll_job(svc, job)
     except RetryableError as exc:
@@ -181,9 +179,7 @@ def _store(svc: Services, job: Job, url: str, image: FetchedResult, started: flo
         # The poster first: a job that reads stored always has its poster.
         result = {"video": image.describe(), "poster": posters.store(svc.storage, job.id, image.info.poster)}
     svc.storage.put(key, image.file, sha256=image.sha256)
-    # With the job turning stored, in the same step: its draft cache's task (the job
-    # does not wait for that; draft_cache_source stays for it), the time it took BFL's image to get
-    # here, and the attempt's notes.
+    # In the job's move to stored: its draft cache's task (the job does not wait for it; draft_cache_source stays for it).
     finished = job.finished_at or job.updated_at
     now = time.time()
     latency = max(0.0, now - finished)
@@ -213,14 +209,9 @@ def _store(svc: Services, job: Job, url: str, image: FetchedResult, started: flo
     return DownloadOutcome.RESTART if current is not None and current.status == st.READY else DownloadOutcome.SKIPPED
 
 
-def _thumbnail_of(svc: Services, job_id: str) -> str | None:
-    """Make and store the thumbnail of a stored job's image; its key, or None if there is none (logged)."""
-    job = svc.jobs.get(job_id)
-    return None if job is None else _thumbnail(svc, job)
-
-
 def _thumbnail(svc: Services, job: Job) -> str | None:
-    """``_thumbnail_of`` for the job as its caller knows it (as its download just stored it: not read again)."""
+    """Make and store the thumbnail of a stored job's image, the job as its caller knows it; its key, or None if there
+    is none (logged)."""
     if job.status != st.STORED or not job.storage_key or job.thumbnail_key:
         return None
     job_id = job.id

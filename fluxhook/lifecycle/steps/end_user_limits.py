@@ -171,15 +171,12 @@ def _batch_refusal(taken: BatchTaken) -> FluxhookError:
     who = named(ask.end_user)
     if taken.verdict is Verdict.RATE_LIMITED:
         rate = ask.requests_per_minute
+        said = (f"this batch holds {ask.items:,} items for {who}, who may submit {rate} jobs a minute with this app "
+                f"key (requests_per_minute of its end user limits; each item counts one): nothing was created; ")
         if taken.figure == 0:
-            return RateLimited(f"this batch holds {ask.items:,} items for {who}, who may submit {rate} jobs a minute "
-                               f"with this app key (requests_per_minute of its end user limits; each item counts "
-                               f"one): nothing was created; send at most {rate} of its items a minute",
-                               retry_after=RATE_WINDOW)
+            return RateLimited(f"{said}send at most {rate} of its items a minute", retry_after=RATE_WINDOW)
         wait = taken.figure / 1000
-        return RateLimited(f"this batch holds {ask.items:,} items for {who}, who may submit {rate} jobs a minute "
-                           f"with this app key (requests_per_minute of its end user limits; each item counts one): "
-                           f"nothing was created; retry in {wait:.1f} s", retry_after=wait)
+        return RateLimited(f"{said}retry in {wait:.1f} s", retry_after=wait)
     queued = len(taken.queued)
     return QueueFull(f"this batch holds {ask.items:,} items for {who}, who holds {queued:,} jobs queued for BFL "
                      f"with this app key, and may hold {ask.max_queued:,} (max_queued of its end user limits; each "
@@ -262,7 +259,6 @@ def after_moderated(svc: "Services", job: Job) -> None:
     [(record, moderated)] = svc.store.end_users.standing(key.id, [job.end_user], day)
     if blocked_why(key, record, moderated, day) is BlockReason.MODERATED:
         end_waiting(svc, key.id, job.end_user, BlockReason.MODERATED)
-
 
 
 def take_active(svc: "Services", job: Job) -> bool:
