@@ -127,16 +127,14 @@ def end_user_described(svc: "Services", key: AppKey, end_user: str, record: EndU
 
 
 def show_end_user(svc: "Services", key_id: str, end_user: str, now: float) -> dict:
-    key = find_key(svc, key_id)
-    end_user = _end_user(end_user)
+    key, end_user = _end_user(svc, key_id, end_user)
     return end_user_described(svc, key, end_user, svc.store.end_users.record(key.id, end_user), now)
 
 
 def set_end_user_limits(svc: "Services", key_id: str, end_user: str, body: Any, now: float) -> dict:
     """Set the end user's own limits (``PUT``: the body is the whole of them, ``{}`` or null fields leaving the
     key's defaults)."""
-    key = find_key(svc, key_id)
-    end_user = _end_user(end_user)
+    key, end_user = _end_user(svc, key_id, end_user)
     if isinstance(body, dict) and set(body) == {"limits"}:
         body = body["limits"]
     limits = end_user_limits(body, now, name="the body") if body is not None else EndUserLimits()
@@ -149,8 +147,7 @@ def set_end_user_limits(svc: "Services", key_id: str, end_user: str, body: Any, 
 def block_end_user(svc: "Services", key_id: str, end_user: str, now: float) -> dict:
     """Block the end user for the rest of the UTC day: its new jobs are refused (403 ``end_user_blocked``), and those
     not yet sent to BFL end ``canceled`` (``end_user_limits.end_waiting``)."""
-    key = find_key(svc, key_id)
-    end_user = _end_user(end_user)
+    key, end_user = _end_user(svc, key_id, end_user)
     day = accounting.utc_day(now)
     record = _change_end_user(svc, key, end_user, lambda r: replace(r, blocked=day))
     # Its jobs not yet sent to BFL are not sent: those waiting end now, any other as its sender looks at it.
@@ -162,8 +159,7 @@ def block_end_user(svc: "Services", key_id: str, end_user: str, now: float) -> d
 def unblock_end_user(svc: "Services", key_id: str, end_user: str, now: float) -> dict:
     """Lift the end user's block of today, by hand or for moderation: the moderations counted until now are forgiven,
     the next ones count towards the key's limit again."""
-    key = find_key(svc, key_id)
-    end_user = _end_user(end_user)
+    key, end_user = _end_user(svc, key_id, end_user)
     day = accounting.utc_day(now)
     moderated = svc.store.end_users.counters_of(key.id, end_user, day).get("moderated", 0)
     record = _change_end_user(svc, key, end_user,
@@ -192,8 +188,9 @@ def _change_end_user(svc: "Services", key: AppKey, end_user: str,
     return svc.store.end_users.change(key.id, end_user, change)
 
 
-def _end_user(end_user: str) -> str:
+def _end_user(svc: "Services", key_id: str, end_user: str) -> tuple[AppKey, str]:
+    key = find_key(svc, key_id)
     named = parse_end_user(end_user, "end_user")
     if named is None:
         raise InvalidRequest("name an end user")
-    return named
+    return key, named

@@ -30,23 +30,17 @@ def _no_notes(job: Job) -> Notes:
     return lambda outcome: ()
 
 
-def hint_trackers(svc: Services, account: str, bfl_id: str,
-                  notes_for: Callable[[Job], Notes] = _no_notes) -> list[tuple[Job, ReportOutcome]]:
-    """Each job tracking the task through ``account``, hinted that BFL reported on it (one poll each, counted as a
-    callback): what became of each. ``notes_for(job)``: what to record with that job's outcome."""
-    return [(job, hint(svc, job, attempt="webhooks", notes=notes_for(job))) for job in trackers_of(svc, account, bfl_id)]
-
-
 def keep_callback(svc: Services, account: str, bfl_id: str, notes_for: Callable[[Job], Notes] = _no_notes,
                   ) -> list[tuple[Job, ReportOutcome]]:
     """Remember that ``account``'s static secret reported task ``bfl_id``, for the jobs that track it within the hour
-    (``apply_kept_callback``), and hint each job of that account tracking it now: what became of each.
+    (``apply_kept_callback``), and hint each job of that account tracking it now (one poll each, counted as a
+    callback): what became of each. ``notes_for(job)``: what to record with that job's outcome.
 
     Never refused: what is kept is a bit of a bitmap of fixed size (``store/kept_callbacks.py``). Kept first, then
     the trackers read: a track made meanwhile finds the bit or is found.
     """
     svc.store.kept.mark_reported(account, bfl_id)
-    return hint_trackers(svc, account, bfl_id, notes_for)
+    return [(job, hint(svc, job, attempt="webhooks", notes=notes_for(job))) for job in trackers_of(svc, account, bfl_id)]
 
 
 def keep_early_callback(svc: Services, job_id: str, body: bytes) -> str | None:
