@@ -69,30 +69,24 @@ def poll_submitted(svc: Services, job: Job, now: float) -> CheckOutcome | Report
     submitted_at = job.submitted_at or job.created_at
     try:
         report = poll_job(svc, job)
-    except BFLRateLimited as exc:
+    except BFLError as exc:
         if schedule.timed_out(submitted_at, now):
             return _time_out(svc, job)
-        svc.jobs.update(job.id, only_in=(st.SUBMITTED,),
-                        due=schedule.rate_limited_until(now, exc.retry_after, job.polls + 1, grace))
-        log.info("poll refused with 429; backing off", extra={"job_id": job.id, "retry_after": exc.retry_after})
+        rate_limited = isinstance(exc, BFLRateLimited)
+        due = (schedule.rate_limited_until(now, exc.retry_after, job.polls + 1, grace) if rate_limited
+               else schedule.next_poll_at(submitted_at, job.polls + 1, now, grace))
+        svc.jobs.update(job.id, only_in=(st.SUBMITTED,), due=due)
+        if rate_limited:
+            log.info("poll refused with 429; backing off", extra={"job_id": job.id, "retry_after": exc.retry_after})
+        elif isinstance(exc, BFLRedirectRefused):
+            # Not a fault of ours to trace: BFL points the poll somewhere the key must not go, and will
+            # again. Said once per job; the job's timeline has every one, and it is polled on schedule.
+            if _first_redirect_refusal(svc, job.id):
+                log.warning("poll redirected off the allowlist; not followed",
+                            extra={"job_id": job.id, "bfl_id": job.bfl_id, "error": exc.message})
+        else:
+            raise  # RQ records it; the due index retries it
         return CheckOutcome.RESCHEDULED
-    except BFLRedirectRefused as exc:
-        # Not a fault of ours to trace: BFL points the poll somewhere the key must not go, and will
-        # again. Said once per job; the job's timeline has every one, and it is polled on schedule.
-        if schedule.timed_out(submitted_at, now):
-            return _time_out(svc, job)
-        svc.jobs.update(job.id, only_in=(st.SUBMITTED,),
-                        due=schedule.next_poll_at(submitted_at, job.polls + 1, now, grace))
-        if _first_redirect_refusal(svc, job.id):
-            log.warning("poll redirected off the allowlist; not followed",
-                        extra={"job_id": job.id, "bfl_id": job.bfl_id, "error": exc.message})
-        return CheckOutcome.RESCHEDULED
-    except BFLError:
-        if schedule.timed_out(submitted_at, now):
-            return _time_out(svc, job)
-        svc.jobs.update(job.id, only_in=(st.SUBMITTED,),
-                        due=schedule.next_poll_at(submitted_at, job.polls + 1, now, grace))
-        raise  # RQ records it; the due index retries it
     outcome = apply_report(svc, job.id, report, POLLED, job=job)
     if st.is_running(report.status):
         if schedule.timed_out(submitted_at, now):

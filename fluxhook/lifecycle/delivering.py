@@ -52,11 +52,8 @@ def deliver(svc: Services, attempt: Attempt, now: float | None = None) -> str:
     (its answer is kept, and a 2xx marks the message delivered; any other is the newer attempt's to settle)."""
     store = svc.store.deliveries
     message = store.get(member_message(attempt.member))
-    if message is None or message.state != PENDING:
-        store.finish(attempt)
-        return _count(svc, DeliveryOutcome.SKIPPED)
-    subject = _subject(svc, message)
-    if subject is None:
+    subject = _subject(svc, message) if message is not None and message.state == PENDING else None
+    if message is None or subject is None:
         store.finish(attempt)
         return _count(svc, DeliveryOutcome.SKIPPED)
     if store.is_disabled(message.owner, message.target):
