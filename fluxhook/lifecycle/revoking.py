@@ -18,7 +18,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("fluxhook.keys")
 
 
-
 def revoke(svc: Services, key_id: str, now: float | None = None) -> bool:
     """Revoke the key (False if there is no such key) and end its queued jobs; revoking twice is harmless."""
     now = time.time() if now is None else now

@@ -171,11 +171,6 @@ def take_read(store: AppKeys, config: Config, caller: Caller, cost: int, now: fl
 LINK_READS_SHARE = 10
 
 
-def link_reads_limit(reads_per_minute: int) -> int:
-    """The reads a minute of a key's jobs' signed links: ``LINK_READS_SHARE`` times its ``reads_per_minute``."""
-    return reads_per_minute * LINK_READS_SHARE
-
-
 def take_link_read(store: AppKeys, config: Config, key_id: str | None, find_key: Callable[[str], AppKey | None],
                    now: float) -> None:
     """Count one read of a job's file by its signed link against the job's key (``key_id``; ``find_key`` reads its
@@ -186,7 +181,7 @@ def take_link_read(store: AppKeys, config: Config, key_id: str | None, find_key:
     wait = store.refused_for(key_id, 1, now, LINK_READS)
     key = find_key(key_id) if wait <= 0 else None
     if key is not None:
-        per_minute = link_reads_limit(key.reads_limit(config))
+        per_minute = key.reads_limit(config) * LINK_READS_SHARE
         wait = store.take_read(key_id, per_minute, read_burst(per_minute), 1, now, LINK_READS)
     if wait > 0:
         raise RateLimited(f"the signed links of this app key's jobs were read as often a minute as they may be "

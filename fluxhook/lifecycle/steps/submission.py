@@ -123,13 +123,12 @@ def check_budget(svc: Services, job: Job, key: AppKey | None = None) -> None:
 
 
 def wait_out_of_line(svc: Services, job: Job) -> str | None:
-    """A ``queued`` job waiting out of line has come due: None when it goes back in line, once the budget
-    would let it go (it reserves when it is sent; a job waiting to go alone keeps holding later jobs back
-    by its record of waiting meanwhile); while it must still wait (the day's credits, the account's or its app
-    key's, are spent; or it must go alone and others are live), it stays out of line, tried again later
-    (``queued``), or fails once its hour is up (``failed``), as its submission would. Back in line, a job the
-    budget refuses would take a turn ahead of other apps' jobs that can go, and give it back, every time it
-    came due."""
+    """A ``queued`` job waiting out of line has come due: None when it goes back in line, once the budget would let it
+    go (it reserves when it is sent; a job waiting to go alone keeps holding later jobs back by its record of waiting
+    meanwhile); while it must still wait (the day's credits, the account's or its app key's, are spent; or it must go
+    alone and others are live), it stays out of line, tried again later (``queued``), or fails once its hour is up
+    (``failed``), as its submission would: back in line, a job the budget refuses would take a turn ahead of other
+    apps' jobs that can go, and give it back, every time it came due."""
     key, live = _key_of(svc, job)
     if not live or end_user_limits.ending_if_blocked(svc, key, job, time.time()) is not None:
         return None  # its submission fails it, or ends it as its end user's block does
@@ -165,20 +164,17 @@ def _request_or_size(svc: Services, job: Job, task_input: dict | None) -> dict |
 def submit(svc: Services, job_id: str, task_input: dict | None = None, primary: str | None = None,
            lock_token: str | None = None, *, account: str | None = None) -> str:
     """Send a ``queued`` job that holds a slot (read as recorded under its submit lock, which is taken and read in one
-    round trip) to BFL, at most once at a time, reserving its price
-    against today's limits first; ``task_input`` is its input when the caller has it in hand, so a large one is
-    not read back from storage; ``primary`` the Redis primary as known before the job was read, when replicas
-    are required (``durable``); ``lock_token`` the value its submit lock is taken with (``new_lock_token``), for a caller
-    that may have to give the lock back.
+    round trip) to BFL, at most once at a time, reserving its price against today's limits first. ``task_input``: its
+    input when the caller has it in hand, so a large one is not read back from storage; ``primary``: the Redis primary
+    as known before the job was read, when replicas are required (``durable``); ``lock_token``: the value its submit
+    lock is taken with (``new_lock_token``), for a caller that may have to give the lock back; ``account``: the account
+    whose slot the job holds, when the caller knows it (the slot was just taken), else read.
 
-    Returns ``submitted``, also when BFL's answer never came (the job then awaits BFL's word on its task, never
-    sent again: ``reconciling``); ``queued`` when BFL answered 429 (the job is back in line and the
-    pool pauses for Retry-After) or today's credits are spent (only this job waits); ``failed`` when
-    they were spent for the job's whole hour; ``aborted`` when its deadline (Cancel-After) has passed (never sent);
-    ``skipped`` if another process is submitting it, or it was canceled or ended meanwhile.
-    Other BFL errors propagate. ``account``: the account whose slot the job holds, when the caller knows it (the
-    slot was just taken), else read.
-    """
+    Returns ``submitted``, also when BFL's answer never came (the job then awaits BFL's word on its task, never sent
+    again: ``reconciling``); ``queued`` when BFL answered 429 (the job is back in line and the pool pauses for
+    Retry-After) or today's credits are spent (only this job waits); ``failed`` when they were spent for the job's
+    whole hour; ``aborted`` when its deadline (Cancel-After) has passed (never sent); ``skipped`` if another process is
+    submitting it, or it was canceled or ended meanwhile. Other BFL errors propagate."""
     return _under_lock(svc, job_id, _Attempt(_submit_lock(svc, job_id, lock_token)), task_input, primary, account)
 
 
