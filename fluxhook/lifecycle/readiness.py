@@ -128,13 +128,12 @@ def _worker(svc) -> Check:
                      f"redis unreachable: {type(exc).__name__}")
     now = time.time()
     ages = sorted(now - w.last_heartbeat.timestamp() for w in workers if w.last_heartbeat)
-    fresh = [age for age in ages if age < HEARTBEAT_MAX_AGE]
-    if fresh:
+    alive = [w for w in workers if w.last_heartbeat and now - w.last_heartbeat.timestamp() < HEARTBEAT_MAX_AGE]
+    if alive:
         # Each worker process runs several RQ workers (its lanes): people count processes.
-        processes = {(w.hostname, w.pid) for w in workers
-                     if w.last_heartbeat and now - w.last_heartbeat.timestamp() < HEARTBEAT_MAX_AGE}
-        return Check("worker", OK, f"{len(processes)} worker process(es) alive ({len(fresh)} RQ workers: their "
-                                   f"lanes), latest heartbeat {max(fresh[0], 0):.0f} s ago")
+        processes = {(w.hostname, w.pid) for w in alive}
+        return Check("worker", OK, f"{len(processes)} worker process(es) alive ({len(alive)} RQ workers: their "
+                                   f"lanes), latest heartbeat {max(ages[0], 0):.0f} s ago")
     seen = f"; the latest, {ages[0]:.0f} s ago" if ages else ""
     return Check("worker", FAIL, f"no worker heartbeat in the last {HEARTBEAT_MAX_AGE} s ({len(workers)} "
                                  f"registered{seen}): start one with `python -m worker`",

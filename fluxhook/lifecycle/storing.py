@@ -67,7 +67,6 @@ def _attempt(svc: Services, job_id: str, last_attempt: bool) -> DownloadOutcome:
 
 
 def _notes(job_id: str, outcome: str, seconds: float, error: str | None = None) -> list[Effect]:
-    """The attempt's count, duration and timeline entry."""
     notes: list[Effect] = [metrics.counted("fluxhook_downloads", outcome=outcome)]
     if outcome != DownloadOutcome.SKIPPED:
         notes += [metrics.observed("fluxhook_download_seconds", seconds),

@@ -270,7 +270,6 @@ def _submit(svc: Services, job: Job, task_input: dict | None, primary: str | Non
         # Its end user was blocked while it waited (its block may have missed it in line, or come since).
         ending.end_unsent(svc, job, blocked)
         return blocked.status
-    # The account whose slot the job holds sends it.
     account = svc.config.account(slot_account or svc.slots.account_of(job.id))
     if not end_user_limits.take_active(svc, job):
         return end_user_limits.wait_for_active(svc, job, attempt.lock)
