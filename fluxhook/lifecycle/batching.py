@@ -469,16 +469,11 @@ def _creation(svc: Services, model, job: Job) -> tuple[Job, Creation]:
 
 
 def get_batch(svc: Services, caller: Caller, batch_id: str) -> Batch:
-    """The caller's batch; ``BatchNotFound`` for none or another key's."""
+    """The caller's batch, with why its queued items wait when storage holds batch items back (one read, only for a
+    running batch with items queued); ``BatchNotFound`` for none or another key's."""
     batch = svc.store.batches.get(batch_id)
     if batch is None or not (caller.admin or batch.key_id == caller.key_id):
         raise BatchNotFound(f"no batch {batch_id[:40]!r}")
-    return with_wait(svc, batch)
-
-
-def with_wait(svc: Services, batch: Batch) -> Batch:
-    """``batch`` with why its queued items wait, when storage holds batch items back (one read, only for a running
-    batch with items queued)."""
     if batch.status != BatchStatus.RUNNING or not batch.counts.get(st.QUEUED) or svc.store.pacer.level_now() == NONE:
         return batch
     return replace(batch, waiting=Waiting(WaitReason.STORAGE))
@@ -514,8 +509,7 @@ def cancel_batch(svc: Services, caller: Caller, batch_id: str, *, send_wait: flo
     is waited for, ``send_wait`` s all told); the sweep ends the rest (``finish_cancels``), so the batch's counts
     reach their end within seconds of it, whatever its size."""
     batch = get_batch(svc, caller, batch_id)
-    now = time.time()
-    if batch.ended_at is not None or not svc.store.batches.cancel(batch.id, now):
+    if batch.ended_at is not None or not svc.store.batches.cancel(batch.id, time.time()):
         raise AlreadyEnded(f"the batch has already {'ended' if batch.ended_at else 'been canceled'}; it stays as it is")
     _aside(partial(_end_items, svc, batch.id, until=time.monotonic() + CANCEL_IN_REQUEST, send_wait=send_wait))
     log.info("batch canceled", extra={"batch_id": batch.id})
@@ -524,10 +518,8 @@ def cancel_batch(svc: Services, caller: Caller, batch_id: str, *, send_wait: flo
 
 def finish_cancels(svc: Services, now: float) -> int:
     """The sweep's part of canceled batches: end up to ``ENDS_PER_SWEEP`` items of each it claims; how many ended."""
-    ended = 0
-    for batch_id in svc.store.batches.claim_canceling(now, CANCELING_PER_SWEEP, now + CLAIM_LEASE):
-        ended += _end_items(svc, batch_id, most=ENDS_PER_SWEEP)
-    return ended
+    return sum(_end_items(svc, batch_id, most=ENDS_PER_SWEEP)
+               for batch_id in svc.store.batches.claim_canceling(now, CANCELING_PER_SWEEP, now + CLAIM_LEASE))
 
 
 def _end_items(svc: Services, batch_id: str, *, most: int = MAX_ITEMS, until: float | None = None,
@@ -546,8 +538,7 @@ def _end_items(svc: Services, batch_id: str, *, most: int = MAX_ITEMS, until: fl
             cursor = job_id
             if job is None or batch_cancel_ending(job.status) is None:
                 continue  # ended, or BFL has it: it goes on
-            wait = max(0.0, give_up - time.monotonic())
-            outcome = ending.end(svc, job.id, batch_cancel_ending, wait=wait)
+            outcome = ending.end(svc, job.id, batch_cancel_ending, wait=max(0.0, give_up - time.monotonic()))
             ended += outcome == ending.Ended.ENDED
             sending = sending or outcome == ending.Ended.SENDING
             if ended >= most or (until is not None and time.monotonic() >= until):

@@ -171,8 +171,7 @@ def _record(svc: Services, job: Job, model: Model, size: int, idempotency: Hold 
         kept = task_inputs.keep(svc, job.id, job.input, size)
         recorded = replace(job, input=kept,
                            input_size=None if kept is not None else request_size(model, job.input or {}).encode())
-        waiting = timeline.entry(job.id, "waiting", at=job.created_at)
-        creation = svc.jobs.creation(recorded, naming=idempotency, waiting=waiting)
+        creation = svc.jobs.creation(recorded, naming=idempotency, waiting=timeline.entry(job.id, "waiting", at=job.created_at))
         joined = svc.slots.join(recorded, send_here=send_here, creation=creation, known_cap=cap, queue_limit=queue_limit)
     except Exception:
         if recorded.input is None:

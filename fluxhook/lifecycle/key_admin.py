@@ -76,8 +76,7 @@ def create_key(svc: "Services", body: Any, now: float) -> tuple[AppKey, str]:
 def rotate_notify_secret(svc: "Services", key_id: str, now: float) -> tuple[AppKey, str]:
     """A new notification secret for the key, shown this once; the old one signs beside it for a day.
     ``KeyNotFound``, or ``KeyRevoked``."""
-    key = find_key(svc, key_id)
-    values, secret = notify_secrets.rotation(svc, key, now)
+    values, secret = notify_secrets.rotation(svc, find_key(svc, key_id), now)
     outcome = svc.store.app_keys.change(key_id, values)
     if outcome == MISSING:
         raise KeyNotFound(f"no app key {key_id[:40]!r}")
@@ -148,8 +147,7 @@ def block_end_user(svc: "Services", key_id: str, end_user: str, now: float) -> d
     """Block the end user for the rest of the UTC day: its new jobs are refused (403 ``end_user_blocked``), and those
     not yet sent to BFL end ``canceled`` (``end_user_limits.end_waiting``)."""
     key, end_user = _end_user(svc, key_id, end_user)
-    day = accounting.utc_day(now)
-    record = _change_end_user(svc, key, end_user, lambda r: replace(r, blocked=day))
+    record = _change_end_user(svc, key, end_user, lambda r: replace(r, blocked=accounting.utc_day(now)))
     # Its jobs not yet sent to BFL are not sent: those waiting end now, any other as its sender looks at it.
     ended = end_waiting(svc, key.id, end_user, BlockReason.MANUAL)
     log.info("end user blocked", extra={"key_id": key.id, "queued_jobs_ended": ended})

@@ -89,8 +89,9 @@ def _download_and_store(svc: Services, job_id: str, last_attempt: bool) -> Downl
     except Exception as exc:
         if last_attempt:
             job = svc.jobs.get(job_id)
+            reason = exc.message if isinstance(exc, FluxhookError) else type(exc).__name__
             if job is not None:
-                _finish(svc, job, st.FAILED, "download_failed", f"download failed after retries: {_reason(exc)}")
+                _finish(svc, job, st.FAILED, "download_failed", f"download failed after retries: {reason}")
         raise
 
 
@@ -179,9 +180,8 @@ def _store(svc: Services, job: Job, url: str, image: FetchedResult, started: flo
         result = {"video": image.describe(), "poster": posters.store(svc.storage, job.id, image.info.poster)}
     svc.storage.put(key, image.file, sha256=image.sha256)
     # In the job's move to stored: its draft cache's task (the job does not wait for it; draft_cache_source stays for it).
-    finished = job.finished_at or job.updated_at
     now = time.time()
-    latency = max(0.0, now - finished)
+    latency = max(0.0, now - (job.finished_at or job.updated_at))
     # A dearer price in BFL's result adds to the credits metric under the job's key, as its submission did.
     app_key = svc.store.app_keys.get(job.key_id) if job.key_id else None
     effects = [*_notes(job.id, DownloadOutcome.STORED, time.perf_counter() - started),
@@ -213,8 +213,7 @@ def _thumbnail(svc: Services, job: Job) -> str | None:
     is none (logged)."""
     if job.status != st.STORED or not job.storage_key or job.thumbnail_key:
         return None
-    job_id = job.id
-    key = thumbnails.key_for(job_id)
+    key = thumbnails.key_for(job.id)
     # A video's thumbnail is made from its poster frame.
     source_key = job.poster["key"] if job.video and job.poster else job.storage_key
     try:
@@ -226,9 +225,9 @@ def _thumbnail(svc: Services, job: Job) -> str | None:
                 svc.storage.put(key, io.BytesIO(thumbnails.make_thumbnail(source)))
     except Exception as exc:  # a preview is never worth failing anything over, whatever went wrong
         thumbnail_log.warning("thumbnail not made",
-                              extra={"job_id": job_id, "error": f"{type(exc).__name__}: {exc}"[:200]})
+                              extra={"job_id": job.id, "error": f"{type(exc).__name__}: {exc}"[:200]})
         return None
-    if not svc.jobs.set_thumbnail(job_id, key):
+    if not svc.jobs.set_thumbnail(job.id, key):
         svc.storage.delete(key)  # the job was deleted meanwhile: leave no stray file
         return None
     return key
@@ -245,7 +244,3 @@ def _finish(svc: Services, job: Job, status: str, code: str, message: str) -> Do
                         draft_cache_source=None, effects=accounting.on_end(job, status, time.time()))
     log.warning("download ended the job", extra={"job_id": job.id, "status": status, "code": code})
     return DownloadOutcome(status)
-
-
-def _reason(exc: Exception) -> str:
-    return exc.message if isinstance(exc, FluxhookError) else type(exc).__name__

@@ -88,9 +88,8 @@ def take(svc: "Services", caller: Caller, end_user: str | None, job_id: str, now
     if taken.verdict is Verdict.QUEUE_FULL and svc.store.end_users.prune(key.id, end_user, taken.queued):
         taken = _take(svc, key, end_user, job_id, member, now)
     if taken.verdict is not Verdict.TAKEN:
-        refusal = _refusal(key, end_user, taken, now)
         metrics.count(svc, "fluxhook_end_user_refusals", key=key.name, reason=_REASONS[taken.verdict])
-        raise refusal
+        raise _refusal(key, end_user, taken, now)
     return TakenEndUser(key.id, end_user, job_id, member, limits_of(key, taken.record))
 
 
@@ -190,8 +189,7 @@ def blocked_refusal(svc: "Services", key: AppKey, end_user: str, now: float) -> 
     no Redis step)."""
     if not (key.end_user_records or key.end_user_moderation_limit):
         return None
-    day = accounting.utc_day(now)
-    [(record, moderated)] = svc.store.end_users.standing(key.id, [end_user], day)
+    [(record, moderated)] = svc.store.end_users.standing(key.id, [end_user], accounting.utc_day(now))
     return _blocked(svc, key, end_user, record, moderated, now)
 
 
@@ -309,8 +307,7 @@ _REASONS = {Verdict.BLOCKED: BlockReason.MANUAL.value, Verdict.MODERATED: BlockR
 
 def _refusal(key: AppKey, end_user: str, taken: Taken, now: float) -> FluxhookError:
     who = named(end_user)
-    until = seconds_until_next_day(now)
-    hours, rest = divmod(int(until), 3600)
+    hours, rest = divmod(int(seconds_until_next_day(now)), 3600)
     if taken.verdict is Verdict.BLOCKED:
         return EndUserBlocked(f"{who} is blocked for today by an admin of this app key: its new jobs are refused until "
                               f"it is unblocked or the UTC day ends (in {hours} h {rest // 60} min)")

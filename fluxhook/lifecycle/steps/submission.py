@@ -234,14 +234,13 @@ def recover_lost_send(svc: Services, job: Job) -> str:
 
     A process that died in the few milliseconds between taking the lock and sending is taken for one that sent:
     its job waits for a callback that never comes and fails after the task's hour, never paid for twice."""
-    key = svc.store.keys.submit_lock(job.id)
     account = svc.config.account(svc.slots.account_of(job.id))
     try:
         measured: dict | Size | None = _request_or_size(svc, job, None)
     except InvalidRequest:
         measured = None  # its input in storage is gone: what it held reserved stands in for its price
     outcome = reconciling.await_task(svc, job, account, _stand_in(svc, job, measured, svc.store.usage.held(job.id)))
-    svc.store.locks.release(key)
+    svc.store.locks.release(svc.store.keys.submit_lock(job.id))
     if outcome != SKIPPED:
         log.warning("a submission that began and never ended may have reached BFL: not sent again",
                     extra={"job_id": job.id, "account": account.name})
@@ -475,8 +474,7 @@ def _over_budget(svc: Services, job: Job, reservation: Reservation, key: AppKey 
 def wait_for_room(svc: Services, job: Job, retry_after: float | None, lock: Lock | None = None) -> float:
     """Put the job back in line and pause its pool at the account whose slot it held: BFL's Retry-After, or growing
     backoff if BFL keeps refusing. ``lock``: the submit lock of the submission refused, freed with the slot."""
-    pool = svc.slots.pool_of(job)
-    strikes = svc.slots.strike(pool, svc.slots.account_of(job.id) or DEFAULT_ACCOUNT)
+    strikes = svc.slots.strike(svc.slots.pool_of(job), svc.slots.account_of(job.id) or DEFAULT_ACCOUNT)
     pause = max(retry_after or 0.0, backoff_delay(strikes, base=1.0, cap=MAX_PAUSE))
     waits.begin(svc, job, Waiting(WaitReason.BFL_CAPACITY, time.time() + pause))
     svc.slots.requeue(job, pause, unlock=lock)
