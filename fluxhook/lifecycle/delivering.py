@@ -45,7 +45,7 @@ METRIC = "fluxhook_notifications"
 CONNECT_TIMEOUT = 5.0
 
 
-def deliver(svc: Services, attempt: Attempt, now: float | None = None) -> str:
+def deliver(svc: Services, attempt: Attempt) -> str:
     """Make ``attempt``, taken for the caller (``notifications.due_attempts``), if its message is still pending; its
     outcome (``DeliveryOutcome``). Every way out ends it (``Deliveries.record``, ``set_state``, ``finish``), showing
     its lease: an attempt that outlived it, its message taken again meanwhile, changes nothing of the newer attempt's
@@ -60,7 +60,7 @@ def deliver(svc: Services, attempt: Attempt, now: float | None = None) -> str:
         store.set_state(attempt, DISABLED)
         return _note(svc, message, DeliveryOutcome.DISABLED, logging.INFO, "notification not sent: its target is "
                      "disabled (a 410 answered it; enable it with POST /v1/keys/{id}/notify/enable)")
-    at = time.time() if now is None else now
+    at = time.time()
     made = subject.request(at)
     if made is None:
         store.record(attempt, message, (at, None, "not_signed", 0), FAILED, None)

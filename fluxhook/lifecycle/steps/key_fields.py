@@ -128,7 +128,7 @@ def _region(value: Any, now: float) -> str:
 MAX_END_USER_QUEUED = 10_000
 
 
-def end_user_limits(value: Any, now: float = 0.0, *, name: str = "end_user_limits") -> EndUserLimits:
+def end_user_limits(value: Any, now: float, *, name: str = "end_user_limits") -> EndUserLimits:
     """An ``end_user_limits`` object (or an end user's own limits, ``name``): the key's own limit fields, each
     read as the key's is; null for a field leaves that limit unset."""
     if not isinstance(value, dict):
