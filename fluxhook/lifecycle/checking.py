@@ -127,10 +127,9 @@ def _repair_download(svc: Services, job: Job, now: float, hold: float) -> CheckO
 
 
 def _restart_submission(svc: Services, job: Job, now: float) -> CheckOutcome:
-    # A job handed a slot that did not reach BFL within the lease: its submit task was lost, or is
-    # still at it; then look again the moment its lease ends. One whose submission began and never ended
-    # (its process died mid-send) may be at BFL: never sent again, it awaits BFL's word on its task.
-    # A job without a slot was waiting out of line (the daily budget refused it): its time is up.
+    # A job handed a slot that did not reach BFL within the lease: its submit task was lost, or is still at it (looked
+    # at again as its lease ends); one whose send began and never ended (its process died mid-send) may be at BFL: never
+    # sent again, it awaits BFL's word on its task. A job without a slot waited out of line (the budget refused it): it is due.
     lock = submission.send_lock(svc, job.id, now)
     if lock.left:
         svc.jobs.update(job.id, only_in=(st.QUEUED,), due=now + lock.left + 1)

@@ -23,11 +23,9 @@ from fluxhook.core.holds import MOVE_LEASE
 log = logging.getLogger("fluxhook.readiness")
 
 HEARTBEAT_MAX_AGE = 60  # seconds: /readyz wants a worker heartbeat seen in the last 60 s
-# A lease or due time that one host writes is read against another host's clock: a worker's check repairs a move into
-# RQ a web process began 15 s after it began it (``holds.MOVE_LEASE``), and leases of slots and sends,
-# due checks and deadlines are all written by one process and looked at by others. Hosts off by more than this
-# shorten or lengthen every one of them by as much. Each host is measured against Redis's clock (``TIME``), the one
-# clock every process reaches.
+# Leases, due times and deadlines one process writes are read against another host's clock (a worker repairs a move into
+# RQ a web process began ``holds.MOVE_LEASE`` after it began it): hosts off by more than this shorten or lengthen every
+# one of them by as much. Each host is measured against Redis's clock (``TIME``), the one clock every process reaches.
 CLOCK_SKEW_MAX = 2.0
 
 OK, FAIL, WARN, SKIP = "ok", "FAIL", "warn", "skip"

@@ -45,11 +45,10 @@ if TYPE_CHECKING:
 DOWNLOAD_TASK = "worker.download.download_result"
 DRAFT_CACHE_TASK = "worker.draft_cache.store_draft_cache"
 
-# A result URL lives 10 minutes (an image) or about 2 hours (a video, a draft cache): retries of a
-# download that fails for a while (the store or the delivery host) go on at least as long as a video's
-# URL (32 retries, 2 s doubling to a 600 s cap, half jitter: 2 to 4 hours in all); the download itself
-# stops retrying once its own URL's life is over (see ``media.fetch``), so an image's job is not
-# kept waiting for hours.
+# A result URL lives 10 minutes (an image) or about 2 hours (a video, a draft cache): retries of a download that fails
+# for a while (the store or the delivery host) go on at least as long as a video's URL (32 retries, 2 s doubling to a
+# 600 s cap, half jitter: 2 to 4 hours in all); the download itself stops once its own URL's life is over
+# (``media.fetch``), so an image's job is not kept waiting for hours.
 DOWNLOAD_RETRIES = 32
 DOWNLOAD_RETRY_CAP = 600
 # A job's own tasks (its download, its draft cache) keep nothing of a run that succeeded: nobody reads a task's return
