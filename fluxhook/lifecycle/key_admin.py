@@ -166,7 +166,7 @@ def unblock_end_user(svc: "Services", key_id: str, end_user: str, now: float) ->
     return end_user_described(svc, key, end_user, record, now)
 
 
-def top_end_users(svc: "Services", key_id: str, now: float, limit: int = TOP) -> list[dict]:
+def top_end_users(svc: "Services", key_id: str, now: float) -> list[dict]:
     """The key's end users of today with the most credits spent (then jobs), each with today's counts."""
     day = accounting.utc_day(now)
     users = svc.store.end_users.counters(key_id, [day])[day]
@@ -174,7 +174,7 @@ def top_end_users(svc: "Services", key_id: str, now: float, limit: int = TOP) ->
     return [{"end_user": name, "jobs": counts.get("jobs", 0),
              "credits": accounting.from_micro(counts.get("credits", 0)),
              **{c: counts.get(c, 0) for c in ("stored", "failed", "canceled", "moderated")}}
-            for name, counts in ranked[:limit]]
+            for name, counts in ranked[:TOP]]
 
 
 def _change_end_user(svc: "Services", key: AppKey, end_user: str,

@@ -253,11 +253,11 @@ def signed_headers(secrets: list[str], msg_id: str, timestamp: int, body: str) -
     }
 
 
-def payload(config: Config, job: Job, event: str = ENDED, at: float | None = None) -> str:
+def payload(config: Config, job: Job, event: str, at: float) -> str:
     """The body, Standard Webhooks' shape: ``{"type", "timestamp", "data"}``, ``data`` the job JSON exactly as
     ``GET /v1/jobs/{id}`` answers it when the attempt is made (its signed links fresh), ``timestamp`` when the
     event happened (the message was made)."""
-    return _body(event, at if at is not None else job.updated_at, present(config, job))
+    return _body(event, at, present(config, job))
 
 
 def batch_payload(batch: Batch, at: float) -> str:

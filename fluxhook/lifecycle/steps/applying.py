@@ -45,7 +45,6 @@ class Origin:
     attempt: str | None = None
 
 
-# BFL's answer to a poll.
 POLLED = Origin("poll", confirmed=True)
 
 

@@ -21,11 +21,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("fluxhook.kept_callbacks")
 
 
-def trackers_of(svc: Services, account: str, bfl_id: str) -> list[Job]:
-    """The jobs tracking task ``bfl_id`` through ``account``: the only ones its static secret may hint at."""
-    return [job for job in svc.jobs.trackers(bfl_id) if svc.config.account(job.account).name == account]
-
-
 def _no_notes(job: Job) -> Notes:
     return lambda outcome: ()
 
@@ -40,7 +35,9 @@ def keep_callback(svc: Services, account: str, bfl_id: str, notes_for: Callable[
     the trackers read: a track made meanwhile finds the bit or is found.
     """
     svc.store.kept.mark_reported(account, bfl_id)
-    return [(job, hint(svc, job, attempt="webhooks", notes=notes_for(job))) for job in trackers_of(svc, account, bfl_id)]
+    # Only the jobs tracking it through ``account``: its static secret may hint at no other.
+    trackers = [job for job in svc.jobs.trackers(bfl_id) if svc.config.account(job.account).name == account]
+    return [(job, hint(svc, job, attempt="webhooks", notes=notes_for(job))) for job in trackers]
 
 
 def keep_early_callback(svc: Services, job_id: str, body: bytes) -> str | None:
