@@ -81,7 +81,9 @@ def poll_submitted(svc: Services, job: Job, now: float) -> CheckOutcome | Report
         elif isinstance(exc, BFLRedirectRefused):
             # Not a fault of ours to trace: BFL points the poll somewhere the key must not go, and will
             # again. Said once per job; the job's timeline has every one, and it is polled on schedule.
-            if _first_redirect_refusal(svc, job.id):
+            refused = [event for event in timeline.recent(svc.store.timeline, job.id)
+                       if event.get("kind") == "poll" and event.get("error") == BFLRedirectRefused.code]
+            if len(refused) <= 1:
                 log.warning("poll redirected off the allowlist; not followed",
                             extra={"job_id": job.id, "bfl_id": job.bfl_id, "error": exc.message})
         else:
@@ -98,13 +100,6 @@ def poll_submitted(svc: Services, job: Job, now: float) -> CheckOutcome | Report
     log.info("job polled", extra={"job_id": job.id, "bfl_id": job.bfl_id, "bfl_status": report.status,
                                   "outcome": outcome})
     return outcome
-
-
-def _first_redirect_refusal(svc: Services, job_id: str) -> bool:
-    """Whether the poll just refused is the job's first redirected off the allowlist (its timeline says)."""
-    refused = [event for event in timeline.recent(svc.store.timeline, job_id)
-               if event.get("kind") == "poll" and event.get("error") == BFLRedirectRefused.code]
-    return len(refused) <= 1
 
 
 def _time_out(svc: Services, job: Job) -> CheckOutcome:

@@ -63,13 +63,6 @@ KEEPS_NOTHING = 1  # the result_ttl that marks a task keeping nothing of its suc
 _KEEP = {"result_ttl": KEEPS_NOTHING, "failure_ttl": 7 * 86400}
 
 
-def _retry(retries: int, cap: float) -> Retry:
-    """RQ retries at jittered, growing intervals (RQ's own intervals have no jitter)."""
-    intervals = [round(d, 1) for d in backoff_schedule(retries, base=2, cap=cap)]
-    # RQ hints whole seconds but schedules a retry at timedelta(seconds=interval): fractions keep the jitter.
-    return Retry(max=retries, interval=intervals)  # type: ignore[arg-type]
-
-
 # RQ states in which a task will still run (or is running).
 _PENDING = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
 
@@ -215,10 +208,13 @@ class _Task:
     name: Callable[[str], str]
 
 
-# A draft cache is a download of its own, retried as long as one (its URL's life, 2 hours, the real
-# bound), up to MAX_VIDEO_BYTES, so as long a timeout.
+# A draft cache is a download of its own, retried as long as one (its URL's life, 2 hours, the real bound), up to
+# MAX_VIDEO_BYTES, so as long a timeout. Retried at jittered, growing intervals: RQ's own have no jitter.
 def _download_options() -> dict:
-    return dict(retry=_retry(DOWNLOAD_RETRIES, DOWNLOAD_RETRY_CAP), timeout=DOWNLOAD_TIMEOUT, **_KEEP)
+    intervals = [round(d, 1) for d in backoff_schedule(DOWNLOAD_RETRIES, base=2, cap=DOWNLOAD_RETRY_CAP)]
+    # RQ hints whole seconds but schedules a retry at timedelta(seconds=interval): fractions keep the jitter.
+    retry = Retry(max=DOWNLOAD_RETRIES, interval=intervals)  # type: ignore[arg-type]
+    return dict(retry=retry, timeout=DOWNLOAD_TIMEOUT, **_KEEP)
 
 
 _TASKS = {
