@@ -142,9 +142,7 @@ def _storage(svc) -> Check:
     where = svc.config.storage_url
     try:
         svc.storage.check_writable()
-    except StorageError as exc:
-        return Check("storage", FAIL, f"{where} is not writable: {exc.message}", "storage is not writable")
     except Exception as exc:  # noqa: BLE001 (any failure of the store means it cannot take an image)
-        return Check("storage", FAIL, f"{where} is not writable: {type(exc).__name__}: {exc}",
-                     "storage is not writable")
+        said = exc.message if isinstance(exc, StorageError) else f"{type(exc).__name__}: {exc}"
+        return Check("storage", FAIL, f"{where} is not writable: {said}", "storage is not writable")
     return Check("storage", OK, f"{where} is writable")
