@@ -64,11 +64,9 @@ MAX_MESSAGES_PER_JOB = 64
 # -- what a job's notifications follow -------------------------------------------------------------
 
 def requested_url(value: object, config: Config, key: AppKey | None = None) -> str | None:
-    """The notify_url to store on a new job of app key ``key`` (None: an admin token's): the request's own
-    (validated), else the key's, else ``NOTIFY_URL``, else None.
-
-    Raises InvalidRequest for a URL that is not http(s), too long, outside ``NOTIFY_HOST_ALLOWLIST``,
-    or, for an admin token's job, when no ``NOTIFY_SECRET`` is set to sign with (a key signs with its own).
+    """The notify_url to store on a new job of app key ``key`` (None: an admin token's): the request's own (validated),
+    else the key's, else ``NOTIFY_URL``, else None. ``InvalidRequest`` for a URL that is not http(s), too long, outside
+    ``NOTIFY_HOST_ALLOWLIST``, or, for an admin token's job, with no ``NOTIFY_SECRET`` to sign with (a key has its own).
     """
     if value is None:
         return (key.notify_url if key is not None else None) or config.notify_url

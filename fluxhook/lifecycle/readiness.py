@@ -33,11 +33,9 @@ OK, FAIL, WARN, SKIP = "ok", "FAIL", "warn", "skip"
 
 @dataclass(frozen=True)
 class Check:
-    """One check's outcome: ``state`` is ok, FAIL, warn or skip.
-
-    ``detail`` is for an operator (it may name hosts, never a secret); ``reason`` says what is wrong in
-    words fit for ``/readyz``, which anyone may read, so it names nothing of the setup.
-    """
+    """One check's outcome: ``state`` is ok, FAIL, warn or skip; ``detail`` is for an operator (it may name hosts,
+    never a secret); ``reason`` says what is wrong in words fit for ``/readyz``, which anyone may read (nothing of the
+    setup)."""
 
     name: str
     state: str

@@ -36,12 +36,10 @@ thumbnail_log = logging.getLogger("fluxhook.thumbnailing")
 
 
 def download_and_store(svc: Services, job_id: str, *, last_attempt: bool) -> DownloadOutcome:
-    """Fetch, verify and store the job's result; end the job ``stored``, ``failed`` or ``expired``. Returns what
-    became of it (``DownloadOutcome``: the status the job ended in, or why it did not end).
-
-    Retryable errors propagate (the queue retries them); on the ``last_attempt`` any error ends the job. A job
-    stored (by this attempt or by one cut off before its thumbnail) then gets its thumbnail.
-    """
+    """Fetch, verify and store the job's result, ending the job ``stored``, ``failed`` or ``expired``; what became of it
+    (``DownloadOutcome``: the status the job ended in, or why it did not end). Retryable errors propagate (the queue
+    retries them); on the ``last_attempt`` any error ends the job. A job stored (by this attempt or by one cut off
+    before its thumbnail) then gets its thumbnail."""
     outcome = _attempt(svc, job_id, last_attempt)
     job = svc.jobs.get(job_id) if outcome == DownloadOutcome.SKIPPED else None
     if job is not None:

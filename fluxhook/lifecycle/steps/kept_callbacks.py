@@ -41,11 +41,8 @@ def keep_callback(svc: Services, account: str, bfl_id: str, notes_for: Callable[
 
 
 def keep_early_callback(svc: Services, job_id: str, body: bytes) -> str | None:
-    """Keep a callback proven by a job's own secret that came before BFL's answer to its submission.
-
-    Kept for that job only, and applied only if it names the task BFL then gives the job: a job's
-    secret must be worth nothing for any other job.
-    """
+    """Keep a callback proven by a job's own secret that came before BFL's answer to its submission, for that job only,
+    applied only if it names the task BFL then gives the job: a job's secret must be worth nothing for any other job."""
     if not svc.store.kept.keep_for_job(job_id, body):
         # Gone or ended meanwhile: nothing of it will be submitted, so nothing is kept for it.
         return ReportOutcome.GONE if svc.jobs.get(job_id) is None else ReportOutcome.DUPLICATE
@@ -56,10 +53,8 @@ def keep_early_callback(svc: Services, job_id: str, body: bytes) -> str | None:
 def apply_kept_callback(svc: Services, job: Job) -> str | None:
     """Apply what was kept for ``job``, if anything: a body early on its own URL; for a tracked job, a report of its
     task on the static URL with its own account's secret (whichever came first, the callback or the track), which
-    makes the job ask BFL at once. Never a static report to a job fluxhook submitted.
-
-    Whoever takes a kept body first applies it; a body naming another task than the job's is dropped.
-    """
+    makes the job ask BFL at once. Never a static report to a job fluxhook submitted. Whoever takes a kept body first
+    applies it (``apply_kept_body``)."""
     if not job.bfl_id:
         return None
     outcome = apply_kept_body(svc, job, svc.store.kept.take_for_job(job.id))
