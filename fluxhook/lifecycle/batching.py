@@ -75,8 +75,7 @@ CANCEL_SEND_WAIT = 15.0
 CANCEL_IN_REQUEST = 2.0
 ENDS_PER_SWEEP = 500
 CANCELING_PER_SWEEP = 4
-# Items made at once, over every web process: making 10,000 items keeps a core and much of Redis's busy for seconds,
-# and two such batches at once on a 2-core host doubled another key's read times (``make probe-tenants``, row 38); so
+# Items made at once, over every web process: making 10,000 items keeps a core and much of Redis's busy for seconds, so
 # one batch of the largest size, and small ones beside it, of other keys (a key makes one batch at a time, its own in
 # the order they came). The requests waiting for a turn take them in turns between keys, weights included, a turn
 # costing its batch's items (``store/batch_turns.py``): one key's flood of batches delays another key's small batch by
@@ -89,10 +88,9 @@ MAKING_WAIT = 30.0
 MAKING_LOOK_EVERY = 2.0
 # The threads that check and make a batch's items (and end a canceled one's in its request) run at a lower CPU
 # priority (a Linux thread's own nice value), so that on a host of few cores other keys' requests, Redis and the workers
-# go first while a batch is made (`make probe-tenants` row 38: two 10,000-item batches beside another key's reads).
+# go first while a batch is made.
 MAKING_NICENESS = 10
-# Those threads offer the interpreter lock to a request thread waiting for it after at most this long of their work
-# (``_Pace``).
+# Those threads offer the interpreter lock to a waiting request thread after at most this long of their work (``_Pace``).
 LET_REQUESTS_RUN_EVERY = 0.001
 
 
@@ -161,12 +159,10 @@ def _aside(work: Callable[..., T], *args) -> T:
 
 
 class _Pace:
-    """Offers the process's interpreter lock to a request thread waiting for it (``sleep(0)`` lets it go; the OS may
-    run the waiter first, more so as this thread runs at a lower priority) once ``LET_REQUESTS_RUN_EVERY`` s of work
-    have passed since it last did, asked once per item checked or made: a lower CPU priority alone does not shorten
-    the wait of a request served by the same process, up to Python's switch interval (5 ms) each time (row 38: the
-    other key's reads held 4 of 6 runs against 1 of 6). Offered once per item, it cost more than the items' own work:
-    10,000 items took 20,000 offers, 0.8 to 3 s of a batch's creation on a busy 2-core host."""
+    """Offers the process's interpreter lock to a request thread waiting for it (``sleep(0)`` lets it go) once
+    ``LET_REQUESTS_RUN_EVERY`` s of work have passed since it last did, asked once per item checked or made: a lower CPU
+    priority alone does not shorten the wait of a request served by the same process, up to Python's switch interval
+    (5 ms) each time; offered at every item, the offers would cost more than the items' own work."""
 
     def __init__(self) -> None:
         self._next = time.perf_counter() + LET_REQUESTS_RUN_EVERY
@@ -376,11 +372,10 @@ def _item_job(svc: Services, caller: Caller, request: BatchRequest, batch: Batch
     end_user = item.end_user if item.end_user is not None else request.end_user
     own = placed.limits.get(end_user or "", EndUserLimits())
     counted = placed.job_ids.get(end_user or "")
-    route = placed.route
     return Job(end_user=end_user, end_user_daily_credits=own.daily_credits, end_user_max_active=own.max_active,
                id=next(counted) if counted is not None else new_job_id(now), status=st.QUEUED,
                model=batch.model, metadata=item.metadata, input=item.input,
-               pool=pool_for(batch.model, svc.config.pooled_limits), created_at=now, updated_at=now, route=route,
+               pool=pool_for(batch.model, svc.config.pooled_limits), created_at=now, updated_at=now, route=placed.route,
                notify_url=request.notify_url if request.job_events else None, key_id=caller.key_id,
                deadline=now + request.cancel_after if request.cancel_after is not None else None,
                batch_id=batch.id, batch_index=index, traceparent=tracing.current_traceparent())
@@ -474,19 +469,12 @@ def _creation(svc: Services, model, job: Job) -> tuple[Job, Creation]:
 
 
 def get_batch(svc: Services, caller: Caller, batch_id: str) -> Batch:
-    """The caller's batch; ``BatchNotFound`` for none or another key's."""
+    """The caller's batch, with why its queued items wait when storage holds batch items back (one read, only for a
+    running batch with items queued); ``BatchNotFound`` for none or another key's."""
     batch = svc.store.batches.get(batch_id)
     if batch is None or not (caller.admin or batch.key_id == caller.key_id):
         raise BatchNotFound(f"no batch {batch_id[:40]!r}")
-    return with_wait(svc, batch)
-
-
-def with_wait(svc: Services, batch: Batch) -> Batch:
-    """``batch`` with why its queued items wait, when storage holds batch items back (one read, only for a running
-    batch with items queued)."""
-    if batch.status != BatchStatus.RUNNING or not batch.counts.get(st.QUEUED):
-        return batch
-    if svc.store.pacer.level_now() == NONE:
+    if batch.status != BatchStatus.RUNNING or not batch.counts.get(st.QUEUED) or svc.store.pacer.level_now() == NONE:
         return batch
     return replace(batch, waiting=Waiting(WaitReason.STORAGE))
 
@@ -521,8 +509,7 @@ def cancel_batch(svc: Services, caller: Caller, batch_id: str, *, send_wait: flo
     is waited for, ``send_wait`` s all told); the sweep ends the rest (``finish_cancels``), so the batch's counts
     reach their end within seconds of it, whatever its size."""
     batch = get_batch(svc, caller, batch_id)
-    now = time.time()
-    if batch.ended_at is not None or not svc.store.batches.cancel(batch.id, now):
+    if batch.ended_at is not None or not svc.store.batches.cancel(batch.id, time.time()):
         raise AlreadyEnded(f"the batch has already {'ended' if batch.ended_at else 'been canceled'}; it stays as it is")
     _aside(partial(_end_items, svc, batch.id, until=time.monotonic() + CANCEL_IN_REQUEST, send_wait=send_wait))
     log.info("batch canceled", extra={"batch_id": batch.id})
@@ -531,10 +518,8 @@ def cancel_batch(svc: Services, caller: Caller, batch_id: str, *, send_wait: flo
 
 def finish_cancels(svc: Services, now: float) -> int:
     """The sweep's part of canceled batches: end up to ``ENDS_PER_SWEEP`` items of each it claims; how many ended."""
-    ended = 0
-    for batch_id in svc.store.batches.claim_canceling(now, CANCELING_PER_SWEEP, now + CLAIM_LEASE):
-        ended += _end_items(svc, batch_id, most=ENDS_PER_SWEEP)
-    return ended
+    return sum(_end_items(svc, batch_id, most=ENDS_PER_SWEEP)
+               for batch_id in svc.store.batches.claim_canceling(now, CANCELING_PER_SWEEP, now + CLAIM_LEASE))
 
 
 def _end_items(svc: Services, batch_id: str, *, most: int = MAX_ITEMS, until: float | None = None,
@@ -547,15 +532,13 @@ def _end_items(svc: Services, batch_id: str, *, most: int = MAX_ITEMS, until: fl
     while ended < most and (until is None or time.monotonic() < until):
         ids = svc.store.batches.item_ids_after(batch_id, cursor, ITEMS_PER_TRIP)
         if not ids:
-            done = not sending
-            svc.store.batches.cancel_went_on(batch_id, None if sending else cursor, done=done, again_at=time.time())
+            svc.store.batches.cancel_went_on(batch_id, None if sending else cursor, done=not sending, again_at=time.time())
             return ended
         for job_id, job in zip(ids, svc.jobs.get_many(ids), strict=True):
             cursor = job_id
             if job is None or batch_cancel_ending(job.status) is None:
                 continue  # ended, or BFL has it: it goes on
-            wait = max(0.0, give_up - time.monotonic())
-            outcome = ending.end(svc, job.id, batch_cancel_ending, wait=wait)
+            outcome = ending.end(svc, job.id, batch_cancel_ending, wait=max(0.0, give_up - time.monotonic()))
             ended += outcome == ending.Ended.ENDED
             sending = sending or outcome == ending.Ended.SENDING
             if ended >= most or (until is not None and time.monotonic() >= until):

@@ -26,8 +26,7 @@ def cancel_job(svc: Services, caller: Caller, job_id: str, *, wait: float = SEND
     if outcome == ending.Ended.GONE:
         raise JobNotFound(f"no job {job_id[:40]!r}")
     if outcome == ending.Ended.ALREADY:
-        ended = recorded.current(svc, job.id)
-        raise AlreadyEnded(f"the job has already ended ({ended.status}); it stays as it is")
+        raise AlreadyEnded(f"the job has already ended ({recorded.current(svc, job.id).status}); it stays as it is")
     if outcome == ending.Ended.SENDING:
         raise SendUnderWay("the job is being sent to BFL at this moment; send the cancel again in a few seconds",
                            retry_after=5)

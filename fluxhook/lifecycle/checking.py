@@ -69,30 +69,26 @@ def poll_submitted(svc: Services, job: Job, now: float) -> CheckOutcome | Report
     submitted_at = job.submitted_at or job.created_at
     try:
         report = poll_job(svc, job)
-    except BFLRateLimited as exc:
+    except BFLError as exc:
         if schedule.timed_out(submitted_at, now):
             return _time_out(svc, job)
-        svc.jobs.update(job.id, only_in=(st.SUBMITTED,),
-                        due=schedule.rate_limited_until(now, exc.retry_after, job.polls + 1, grace))
-        log.info("poll refused with 429; backing off", extra={"job_id": job.id, "retry_after": exc.retry_after})
+        rate_limited = isinstance(exc, BFLRateLimited)
+        due = (schedule.rate_limited_until(now, exc.retry_after, job.polls + 1, grace) if rate_limited
+               else schedule.next_poll_at(submitted_at, job.polls + 1, now, grace))
+        svc.jobs.update(job.id, only_in=(st.SUBMITTED,), due=due)
+        if rate_limited:
+            log.info("poll refused with 429; backing off", extra={"job_id": job.id, "retry_after": exc.retry_after})
+        elif isinstance(exc, BFLRedirectRefused):
+            # Not a fault of ours to trace: BFL points the poll somewhere the key must not go, and will
+            # again. Said once per job; the job's timeline has every one, and it is polled on schedule.
+            refused = [event for event in timeline.recent(svc.store.timeline, job.id)
+                       if event.get("kind") == "poll" and event.get("error") == BFLRedirectRefused.code]
+            if len(refused) <= 1:
+                log.warning("poll redirected off the allowlist; not followed",
+                            extra={"job_id": job.id, "bfl_id": job.bfl_id, "error": exc.message})
+        else:
+            raise  # RQ records it; the due index retries it
         return CheckOutcome.RESCHEDULED
-    except BFLRedirectRefused as exc:
-        # Not a fault of ours to trace: BFL points the poll somewhere the key must not go, and will
-        # again. Said once per job; the job's timeline has every one, and it is polled on schedule.
-        if schedule.timed_out(submitted_at, now):
-            return _time_out(svc, job)
-        svc.jobs.update(job.id, only_in=(st.SUBMITTED,),
-                        due=schedule.next_poll_at(submitted_at, job.polls + 1, now, grace))
-        if _first_redirect_refusal(svc, job.id):
-            log.warning("poll redirected off the allowlist; not followed",
-                        extra={"job_id": job.id, "bfl_id": job.bfl_id, "error": exc.message})
-        return CheckOutcome.RESCHEDULED
-    except BFLError:
-        if schedule.timed_out(submitted_at, now):
-            return _time_out(svc, job)
-        svc.jobs.update(job.id, only_in=(st.SUBMITTED,),
-                        due=schedule.next_poll_at(submitted_at, job.polls + 1, now, grace))
-        raise  # RQ records it; the due index retries it
     outcome = apply_report(svc, job.id, report, POLLED, job=job)
     if st.is_running(report.status):
         if schedule.timed_out(submitted_at, now):
@@ -104,13 +100,6 @@ def poll_submitted(svc: Services, job: Job, now: float) -> CheckOutcome | Report
     log.info("job polled", extra={"job_id": job.id, "bfl_id": job.bfl_id, "bfl_status": report.status,
                                   "outcome": outcome})
     return outcome
-
-
-def _first_redirect_refusal(svc: Services, job_id: str) -> bool:
-    """Whether the poll just refused is the job's first redirected off the allowlist (its timeline says)."""
-    refused = [event for event in timeline.recent(svc.store.timeline, job_id)
-               if event.get("kind") == "poll" and event.get("error") == BFLRedirectRefused.code]
-    return len(refused) <= 1
 
 
 def _time_out(svc: Services, job: Job) -> CheckOutcome:
@@ -133,10 +122,9 @@ def _repair_download(svc: Services, job: Job, now: float, hold: float) -> CheckO
 
 
 def _restart_submission(svc: Services, job: Job, now: float) -> CheckOutcome:
-    # A job handed a slot that did not reach BFL within the lease: its submit task was lost, or is
-    # still at it; then look again the moment its lease ends. One whose submission began and never ended
-    # (its process died mid-send) may be at BFL: never sent again, it awaits BFL's word on its task.
-    # A job without a slot was waiting out of line (the daily budget refused it): its time is up.
+    # A job handed a slot that did not reach BFL within the lease: its submit task was lost, or is still at it (looked
+    # at again as its lease ends); one whose send began and never ended (its process died mid-send) may be at BFL: never
+    # sent again, it awaits BFL's word on its task. A job without a slot waited out of line (the budget refused it): it is due.
     lock = submission.send_lock(svc, job.id, now)
     if lock.left:
         svc.jobs.update(job.id, only_in=(st.QUEUED,), due=now + lock.left + 1)

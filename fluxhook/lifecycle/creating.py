@@ -130,10 +130,9 @@ def _new_job(svc: Services, caller: Caller, request: JobRequest, route: str | No
 def _admit(svc: Services, caller: Caller, request: JobRequest, model: Model, job: Job, submit_here: bool) -> Created:
     """The budget's reservation, the record, a place in line (and a slot), the submission in hand."""
     submission.check_budget(svc, job, key=caller.key)
-    # With replicas required, a worker sends the job: from here it would always reach BFL before the
-    # request's WAIT, so a job lost in a failover would be paid for, then created and paid for again
-    # by the client's retry of the unacknowledged request. A job this request does not send takes no
-    # slot here: a worker's sender takes one for it when it can send it at once.
+    # With replicas required, a worker sends the job: from here it would always reach BFL before the request's WAIT, so a
+    # job lost in a failover would be paid for, then created and paid for again by the client's retry. A job this
+    # request does not send takes no slot here: a worker's sender takes one for it when it can send it at once.
     here = submit_here and not svc.store.replication.required
     # The request read its key: its max_active and weight are the ones the slots keep of it (the admin tokens have
     # none: no limit, the default weight).
@@ -171,8 +170,7 @@ def _record(svc: Services, job: Job, model: Model, size: int, idempotency: Hold 
         kept = task_inputs.keep(svc, job.id, job.input, size)
         recorded = replace(job, input=kept,
                            input_size=None if kept is not None else request_size(model, job.input or {}).encode())
-        waiting = timeline.entry(job.id, "waiting", at=job.created_at)
-        creation = svc.jobs.creation(recorded, naming=idempotency, waiting=waiting)
+        creation = svc.jobs.creation(recorded, naming=idempotency, waiting=timeline.entry(job.id, "waiting", at=job.created_at))
         joined = svc.slots.join(recorded, send_here=send_here, creation=creation, known_cap=cap, queue_limit=queue_limit)
     except Exception:
         if recorded.input is None:

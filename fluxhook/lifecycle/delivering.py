@@ -45,25 +45,22 @@ METRIC = "fluxhook_notifications"
 CONNECT_TIMEOUT = 5.0
 
 
-def deliver(svc: Services, attempt: Attempt, now: float | None = None) -> str:
+def deliver(svc: Services, attempt: Attempt) -> str:
     """Make ``attempt``, taken for the caller (``notifications.due_attempts``), if its message is still pending; its
     outcome (``DeliveryOutcome``). Every way out ends it (``Deliveries.record``, ``set_state``, ``finish``), showing
     its lease: an attempt that outlived it, its message taken again meanwhile, changes nothing of the newer attempt's
     (its answer is kept, and a 2xx marks the message delivered; any other is the newer attempt's to settle)."""
     store = svc.store.deliveries
     message = store.get(member_message(attempt.member))
-    if message is None or message.state != PENDING:
-        store.finish(attempt)
-        return _count(svc, DeliveryOutcome.SKIPPED)
-    subject = _subject(svc, message)
-    if subject is None:
+    subject = _subject(svc, message) if message is not None and message.state == PENDING else None
+    if message is None or subject is None:
         store.finish(attempt)
         return _count(svc, DeliveryOutcome.SKIPPED)
     if store.is_disabled(message.owner, message.target):
         store.set_state(attempt, DISABLED)
         return _note(svc, message, DeliveryOutcome.DISABLED, logging.INFO, "notification not sent: its target is "
                      "disabled (a 410 answered it; enable it with POST /v1/keys/{id}/notify/enable)")
-    at = time.time() if now is None else now
+    at = time.time()
     made = subject.request(at)
     if made is None:
         store.record(attempt, message, (at, None, "not_signed", 0), FAILED, None)

@@ -48,11 +48,9 @@ def still_coming(job: Job, now: float) -> bool:
 
 
 def store_draft_cache(svc: "Services", job_id: str, *, last_attempt: bool) -> str:
-    """Fetch and store a stored job's draft cache, filling in its ``draft_cache``; ``stored`` or ``skipped``.
-
-    Transient failures propagate (the queue retries them) while the URL lives; after that, or on the
-    ``last_attempt``, the draft cache is given up, the reason on the timeline.
-    """
+    """Fetch and store a stored job's draft cache, filling in its ``draft_cache``; ``kept`` or ``skipped``. Transient
+    failures propagate (the queue retries them) while the URL lives; after that, or on the ``last_attempt``, the draft
+    cache is given up, the reason on the timeline."""
     job = svc.jobs.get(job_id)
     if job is None or job.status != st.STORED or not job.draft_cache_source:
         return DraftOutcome.SKIPPED  # deleted meanwhile, or an earlier run of this task ended it

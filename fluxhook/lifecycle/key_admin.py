@@ -76,8 +76,7 @@ def create_key(svc: "Services", body: Any, now: float) -> tuple[AppKey, str]:
 def rotate_notify_secret(svc: "Services", key_id: str, now: float) -> tuple[AppKey, str]:
     """A new notification secret for the key, shown this once; the old one signs beside it for a day.
     ``KeyNotFound``, or ``KeyRevoked``."""
-    key = find_key(svc, key_id)
-    values, secret = notify_secrets.rotation(svc, key, now)
+    values, secret = notify_secrets.rotation(svc, find_key(svc, key_id), now)
     outcome = svc.store.app_keys.change(key_id, values)
     if outcome == MISSING:
         raise KeyNotFound(f"no app key {key_id[:40]!r}")
@@ -127,16 +126,14 @@ def end_user_described(svc: "Services", key: AppKey, end_user: str, record: EndU
 
 
 def show_end_user(svc: "Services", key_id: str, end_user: str, now: float) -> dict:
-    key = find_key(svc, key_id)
-    end_user = _end_user(end_user)
+    key, end_user = _end_user(svc, key_id, end_user)
     return end_user_described(svc, key, end_user, svc.store.end_users.record(key.id, end_user), now)
 
 
 def set_end_user_limits(svc: "Services", key_id: str, end_user: str, body: Any, now: float) -> dict:
     """Set the end user's own limits (``PUT``: the body is the whole of them, ``{}`` or null fields leaving the
     key's defaults)."""
-    key = find_key(svc, key_id)
-    end_user = _end_user(end_user)
+    key, end_user = _end_user(svc, key_id, end_user)
     if isinstance(body, dict) and set(body) == {"limits"}:
         body = body["limits"]
     limits = end_user_limits(body, now, name="the body") if body is not None else EndUserLimits()
@@ -149,10 +146,8 @@ def set_end_user_limits(svc: "Services", key_id: str, end_user: str, body: Any, 
 def block_end_user(svc: "Services", key_id: str, end_user: str, now: float) -> dict:
     """Block the end user for the rest of the UTC day: its new jobs are refused (403 ``end_user_blocked``), and those
     not yet sent to BFL end ``canceled`` (``end_user_limits.end_waiting``)."""
-    key = find_key(svc, key_id)
-    end_user = _end_user(end_user)
-    day = accounting.utc_day(now)
-    record = _change_end_user(svc, key, end_user, lambda r: replace(r, blocked=day))
+    key, end_user = _end_user(svc, key_id, end_user)
+    record = _change_end_user(svc, key, end_user, lambda r: replace(r, blocked=accounting.utc_day(now)))
     # Its jobs not yet sent to BFL are not sent: those waiting end now, any other as its sender looks at it.
     ended = end_waiting(svc, key.id, end_user, BlockReason.MANUAL)
     log.info("end user blocked", extra={"key_id": key.id, "queued_jobs_ended": ended})
@@ -162,8 +157,7 @@ def block_end_user(svc: "Services", key_id: str, end_user: str, now: float) -> d
 def unblock_end_user(svc: "Services", key_id: str, end_user: str, now: float) -> dict:
     """Lift the end user's block of today, by hand or for moderation: the moderations counted until now are forgiven,
     the next ones count towards the key's limit again."""
-    key = find_key(svc, key_id)
-    end_user = _end_user(end_user)
+    key, end_user = _end_user(svc, key_id, end_user)
     day = accounting.utc_day(now)
     moderated = svc.store.end_users.counters_of(key.id, end_user, day).get("moderated", 0)
     record = _change_end_user(svc, key, end_user,
@@ -172,7 +166,7 @@ def unblock_end_user(svc: "Services", key_id: str, end_user: str, now: float) ->
     return end_user_described(svc, key, end_user, record, now)
 
 
-def top_end_users(svc: "Services", key_id: str, now: float, limit: int = TOP) -> list[dict]:
+def top_end_users(svc: "Services", key_id: str, now: float) -> list[dict]:
     """The key's end users of today with the most credits spent (then jobs), each with today's counts."""
     day = accounting.utc_day(now)
     users = svc.store.end_users.counters(key_id, [day])[day]
@@ -180,7 +174,7 @@ def top_end_users(svc: "Services", key_id: str, now: float, limit: int = TOP) ->
     return [{"end_user": name, "jobs": counts.get("jobs", 0),
              "credits": accounting.from_micro(counts.get("credits", 0)),
              **{c: counts.get(c, 0) for c in ("stored", "failed", "canceled", "moderated")}}
-            for name, counts in ranked[:limit]]
+            for name, counts in ranked[:TOP]]
 
 
 def _change_end_user(svc: "Services", key: AppKey, end_user: str,
@@ -192,8 +186,9 @@ def _change_end_user(svc: "Services", key: AppKey, end_user: str,
     return svc.store.end_users.change(key.id, end_user, change)
 
 
-def _end_user(end_user: str) -> str:
+def _end_user(svc: "Services", key_id: str, end_user: str) -> tuple[AppKey, str]:
+    key = find_key(svc, key_id)
     named = parse_end_user(end_user, "end_user")
     if named is None:
         raise InvalidRequest("name an end user")
-    return named
+    return key, named

@@ -64,11 +64,9 @@ MAX_MESSAGES_PER_JOB = 64
 # -- what a job's notifications follow -------------------------------------------------------------
 
 def requested_url(value: object, config: Config, key: AppKey | None = None) -> str | None:
-    """The notify_url to store on a new job of app key ``key`` (None: an admin token's): the request's own
-    (validated), else the key's, else ``NOTIFY_URL``, else None.
-
-    Raises InvalidRequest for a URL that is not http(s), too long, outside ``NOTIFY_HOST_ALLOWLIST``,
-    or, for an admin token's job, when no ``NOTIFY_SECRET`` is set to sign with (a key signs with its own).
+    """The notify_url to store on a new job of app key ``key`` (None: an admin token's): the request's own (validated),
+    else the key's, else ``NOTIFY_URL``, else None. ``InvalidRequest`` for a URL that is not http(s), too long, outside
+    ``NOTIFY_HOST_ALLOWLIST``, or, for an admin token's job, with no ``NOTIFY_SECRET`` to sign with (a key has its own).
     """
     if value is None:
         return (key.notify_url if key is not None else None) or config.notify_url
@@ -253,11 +251,11 @@ def signed_headers(secrets: list[str], msg_id: str, timestamp: int, body: str) -
     }
 
 
-def payload(config: Config, job: Job, event: str = ENDED, at: float | None = None) -> str:
+def payload(config: Config, job: Job, event: str, at: float) -> str:
     """The body, Standard Webhooks' shape: ``{"type", "timestamp", "data"}``, ``data`` the job JSON exactly as
     ``GET /v1/jobs/{id}`` answers it when the attempt is made (its signed links fresh), ``timestamp`` when the
     event happened (the message was made)."""
-    return _body(event, at if at is not None else job.updated_at, present(config, job))
+    return _body(event, at, present(config, job))
 
 
 def batch_payload(batch: Batch, at: float) -> str:

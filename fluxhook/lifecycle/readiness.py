@@ -23,11 +23,9 @@ from fluxhook.core.holds import MOVE_LEASE
 log = logging.getLogger("fluxhook.readiness")
 
 HEARTBEAT_MAX_AGE = 60  # seconds: /readyz wants a worker heartbeat seen in the last 60 s
-# A lease or due time that one host writes is read against another host's clock: a worker's check repairs a move into
-# RQ a web process began 15 s after it began it (``holds.MOVE_LEASE``), and leases of slots and sends,
-# due checks and deadlines are all written by one process and looked at by others. Hosts off by more than this
-# shorten or lengthen every one of them by as much. Each host is measured against Redis's clock (``TIME``), the one
-# clock every process reaches.
+# Leases, due times and deadlines one process writes are read against another host's clock (a worker repairs a move into
+# RQ a web process began ``holds.MOVE_LEASE`` after it began it): hosts off by more than this shorten or lengthen every
+# one of them by as much. Each host is measured against Redis's clock (``TIME``), the one clock every process reaches.
 CLOCK_SKEW_MAX = 2.0
 
 OK, FAIL, WARN, SKIP = "ok", "FAIL", "warn", "skip"
@@ -35,11 +33,9 @@ OK, FAIL, WARN, SKIP = "ok", "FAIL", "warn", "skip"
 
 @dataclass(frozen=True)
 class Check:
-    """One check's outcome: ``state`` is ok, FAIL, warn or skip.
-
-    ``detail`` is for an operator (it may name hosts, never a secret); ``reason`` says what is wrong in
-    words fit for ``/readyz``, which anyone may read, so it names nothing of the setup.
-    """
+    """One check's outcome: ``state`` is ok, FAIL, warn or skip; ``detail`` is for an operator (it may name hosts,
+    never a secret); ``reason`` says what is wrong in words fit for ``/readyz``, which anyone may read (nothing of the
+    setup)."""
 
     name: str
     state: str
@@ -128,13 +124,12 @@ def _worker(svc) -> Check:
                      f"redis unreachable: {type(exc).__name__}")
     now = time.time()
     ages = sorted(now - w.last_heartbeat.timestamp() for w in workers if w.last_heartbeat)
-    fresh = [age for age in ages if age < HEARTBEAT_MAX_AGE]
-    if fresh:
+    alive = [w for w in workers if w.last_heartbeat and now - w.last_heartbeat.timestamp() < HEARTBEAT_MAX_AGE]
+    if alive:
         # Each worker process runs several RQ workers (its lanes): people count processes.
-        processes = {(w.hostname, w.pid) for w in workers
-                     if w.last_heartbeat and now - w.last_heartbeat.timestamp() < HEARTBEAT_MAX_AGE}
-        return Check("worker", OK, f"{len(processes)} worker process(es) alive ({len(fresh)} RQ workers: their "
-                                   f"lanes), latest heartbeat {max(fresh[0], 0):.0f} s ago")
+        processes = {(w.hostname, w.pid) for w in alive}
+        return Check("worker", OK, f"{len(processes)} worker process(es) alive ({len(alive)} RQ workers: their "
+                                   f"lanes), latest heartbeat {max(ages[0], 0):.0f} s ago")
     seen = f"; the latest, {ages[0]:.0f} s ago" if ages else ""
     return Check("worker", FAIL, f"no worker heartbeat in the last {HEARTBEAT_MAX_AGE} s ({len(workers)} "
                                  f"registered{seen}): start one with `python -m worker`",
@@ -145,9 +140,7 @@ def _storage(svc) -> Check:
     where = svc.config.storage_url
     try:
         svc.storage.check_writable()
-    except StorageError as exc:
-        return Check("storage", FAIL, f"{where} is not writable: {exc.message}", "storage is not writable")
     except Exception as exc:  # noqa: BLE001 (any failure of the store means it cannot take an image)
-        return Check("storage", FAIL, f"{where} is not writable: {type(exc).__name__}: {exc}",
-                     "storage is not writable")
+        said = exc.message if isinstance(exc, StorageError) else f"{type(exc).__name__}: {exc}"
+        return Check("storage", FAIL, f"{where} is not writable: {said}", "storage is not writable")
     return Check("storage", OK, f"{where} is writable")

@@ -48,23 +48,18 @@ def _counted_as(outcome: ReportOutcome) -> str:
     return "duplicate" if outcome == ReportOutcome.DUPLICATE else "accepted"
 
 
-def _notes(job_id: str, report: BFLReport):
-    """What an applied callback records with its report, in the same step: its timeline entry and its count."""
+def _notes(job_id: str, report: BFLReport, *, hint: bool = False):
+    """What a callback records with its report on a job, in the same step: its timeline entry, and its count unless it
+    is a hint (the callback is counted once, by its view, however many jobs it reaches)."""
     # As of its arrival: a failure is noted after the poll that checks it is queued, and that poll can answer first.
     arrived = time.time()
+    marks = {"hint": True} if hint else {}
 
     def notes(outcome: ReportOutcome):
-        return [timeline.entry(job_id, "callback", at=arrived, outcome=_counted_as(outcome), bfl_status=report.status,
-                               result=outcome),
-                metrics.counted("fluxhook_callbacks", outcome=_counted_as(outcome), reason="")]
+        entry = timeline.entry(job_id, "callback", at=arrived, outcome=_counted_as(outcome), bfl_status=report.status,
+                               result=outcome, **marks)
+        return [entry] if hint else [entry, metrics.counted("fluxhook_callbacks", outcome=_counted_as(outcome), reason="")]
     return notes
-
-
-def _hint_notes(job_id: str, report: BFLReport):
-    """What a hint records on each job it reaches: its timeline entry (the callback is counted once, by its view)."""
-    arrived = time.time()  # as _notes: before the poll it queues
-    return lambda outcome: [timeline.entry(job_id, "callback", at=arrived, outcome=_counted_as(outcome),
-                                           bfl_status=report.status, result=outcome, hint=True)]
 
 
 def _apply(svc: Services, job_id: str, report: BFLReport, proven: bool, model: str | None) -> ReportOutcome:
@@ -172,7 +167,7 @@ def receive_static_callback(svc: Services, headers: Headers, body: IO[bytes], le
     raw = read_callback(body, length)
     account = _verifying_account(svc, headers, raw)
     report = parse_callback(raw)
-    hinted = keep_callback(svc, account, report.bfl_id, notes_for=lambda job: _hint_notes(job.id, report))
+    hinted = keep_callback(svc, account, report.bfl_id, notes_for=lambda job: _notes(job.id, report, hint=True))
     detail = {"bfl_id": report.bfl_id, "bfl_status": report.status, "jobs": len(hinted)}
     if not hinted:
         log.info("callback kept for an untracked task", extra={"bfl_id": report.bfl_id})

@@ -15,10 +15,8 @@ BATCH = 1000
 
 
 def purge_expired(svc: Services, now: float | None = None) -> int:
-    """Remove every job made before the retention cutoff, with its image, and stray old files; returns jobs removed.
-
-    Reads only the expired ids (the job index sorts by creation time), a batch at a time.
-    """
+    """Remove every job made before the retention cutoff, with its image, and stray old files; how many jobs. Only the
+    expired ids are read (the job index sorts by creation time), a batch at a time."""
     now = time.time() if now is None else now
     cutoff = now - svc.config.job_retention_days * 86400
     removed = 0

@@ -18,11 +18,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("fluxhook.keys")
 
 
-
-def revoke(svc: Services, key_id: str, now: float | None = None) -> bool:
+def revoke(svc: Services, key_id: str) -> bool:
     """Revoke the key (False if there is no such key) and end its queued jobs; revoking twice is harmless."""
-    now = time.time() if now is None else now
-    if svc.store.app_keys.revoke(key_id, now) == 0:
+    if svc.store.app_keys.revoke(key_id, time.time()) == 0:
         return False
     ended = sum(end_queued(svc, job_id) for job_id in svc.store.app_keys.queued_jobs(key_id))
     log.info("app key revoked", extra={"key_id": key_id, "queued_jobs_ended": ended})

@@ -36,15 +36,14 @@ thumbnail_log = logging.getLogger("fluxhook.thumbnailing")
 
 
 def download_and_store(svc: Services, job_id: str, *, last_attempt: bool) -> DownloadOutcome:
-    """Fetch, verify and store the job's result; end the job ``stored``, ``failed`` or ``expired``. Returns what
-    became of it (``DownloadOutcome``: the status the job ended in, or why it did not end).
-
-    Retryable errors propagate (the queue retries them); on the ``last_attempt`` any error ends the job. A job
-    stored (by this attempt or by one cut off before its thumbnail) then gets its thumbnail.
-    """
+    """Fetch, verify and store the job's result, ending the job ``stored``, ``failed`` or ``expired``; what became of it
+    (``DownloadOutcome``: the status the job ended in, or why it did not end). Retryable errors propagate (the queue
+    retries them); on the ``last_attempt`` any error ends the job. A job stored (by this attempt or by one cut off
+    before its thumbnail) then gets its thumbnail."""
     outcome = _attempt(svc, job_id, last_attempt)
-    if outcome == DownloadOutcome.SKIPPED:
-        _thumbnail_of(svc, job_id)  # stored by an attempt cut off before its thumbnail, maybe
+    job = svc.jobs.get(job_id) if outcome == DownloadOutcome.SKIPPED else None
+    if job is not None:
+        _thumbnail(svc, job)  # stored by an attempt cut off before its thumbnail, maybe
     return outcome
 
 
@@ -66,7 +65,6 @@ def _attempt(svc: Services, job_id: str, last_attempt: bool) -> DownloadOutcome:
 
 
 def _notes(job_id: str, outcome: str, seconds: float, error: str | None = None) -> list[Effect]:
-    """The attempt's count, duration and timeline entry."""
     notes: list[Effect] = [metrics.counted("fluxhook_downloads", outcome=outcome)]
     if outcome != DownloadOutcome.SKIPPED:
         notes += [metrics.observed("fluxhook_download_seconds", seconds),
@@ -89,8 +87,9 @@ def _download_and_store(svc: Services, job_id: str, last_attempt: bool) -> Downl
     except Exception as exc:
         if last_attempt:
             job = svc.jobs.get(job_id)
+            reason = exc.message if isinstance(exc, FluxhookError) else type(exc).__name__
             if job is not None:
-                _finish(svc, job, st.FAILED, "download_failed", f"download failed after retries: {_reason(exc)}")
+                _finish(svc, job, st.FAILED, "download_failed", f"download failed after retries: {reason}")
         raise
 
 
@@ -130,12 +129,9 @@ def _retry_or_fail(svc: Services, job: Job, exc: RetryableError, last_attempt: b
 
 
 def _recheck_with_bfl(svc: Services, job: Job, failure: FluxhookError, started: float, last_attempt: bool) -> DownloadOutcome:
-    """Ask BFL once before a result URL that failed for good ends the job.
-
-    BFL mints a fresh signed URL on every get_result of a Ready task, which saves an expired
-    one; and an unproven Ready (a URL that is refused or not an image) must not end a job
-    that BFL says is still running.
-    """
+    """Ask BFL once before a result URL that failed for good ends the job: BFL mints a fresh signed URL on every
+    get_result of a Ready task, which saves an expired one; and an unproven Ready (a URL that is refused or not an
+    image) must not end a job that BFL says is still running."""
     try:
         report = poll_job(svc, job)
     except RetryableError as exc:
@@ -181,12 +177,9 @@ def _store(svc: Services, job: Job, url: str, image: FetchedResult, started: flo
         # The poster first: a job that reads stored always has its poster.
         result = {"video": image.describe(), "poster": posters.store(svc.storage, job.id, image.info.poster)}
     svc.storage.put(key, image.file, sha256=image.sha256)
-    # With the job turning stored, in the same step: its draft cache's task (the job
-    # does not wait for that; draft_cache_source stays for it), the time it took BFL's image to get
-    # here, and the attempt's notes.
-    finished = job.finished_at or job.updated_at
+    # In the job's move to stored: its draft cache's task (the job does not wait for it; draft_cache_source stays for it).
     now = time.time()
-    latency = max(0.0, now - finished)
+    latency = max(0.0, now - (job.finished_at or job.updated_at))
     # A dearer price in BFL's result adds to the credits metric under the job's key, as its submission did.
     app_key = svc.store.app_keys.get(job.key_id) if job.key_id else None
     effects = [*_notes(job.id, DownloadOutcome.STORED, time.perf_counter() - started),
@@ -213,18 +206,12 @@ def _store(svc: Services, job: Job, url: str, image: FetchedResult, started: flo
     return DownloadOutcome.RESTART if current is not None and current.status == st.READY else DownloadOutcome.SKIPPED
 
 
-def _thumbnail_of(svc: Services, job_id: str) -> str | None:
-    """Make and store the thumbnail of a stored job's image; its key, or None if there is none (logged)."""
-    job = svc.jobs.get(job_id)
-    return None if job is None else _thumbnail(svc, job)
-
-
 def _thumbnail(svc: Services, job: Job) -> str | None:
-    """``_thumbnail_of`` for the job as its caller knows it (as its download just stored it: not read again)."""
+    """Make and store the thumbnail of a stored job's image, the job as its caller knows it; its key, or None if there
+    is none (logged)."""
     if job.status != st.STORED or not job.storage_key or job.thumbnail_key:
         return None
-    job_id = job.id
-    key = thumbnails.key_for(job_id)
+    key = thumbnails.key_for(job.id)
     # A video's thumbnail is made from its poster frame.
     source_key = job.poster["key"] if job.video and job.poster else job.storage_key
     try:
@@ -236,9 +223,9 @@ def _thumbnail(svc: Services, job: Job) -> str | None:
                 svc.storage.put(key, io.BytesIO(thumbnails.make_thumbnail(source)))
     except Exception as exc:  # a preview is never worth failing anything over, whatever went wrong
         thumbnail_log.warning("thumbnail not made",
-                              extra={"job_id": job_id, "error": f"{type(exc).__name__}: {exc}"[:200]})
+                              extra={"job_id": job.id, "error": f"{type(exc).__name__}: {exc}"[:200]})
         return None
-    if not svc.jobs.set_thumbnail(job_id, key):
+    if not svc.jobs.set_thumbnail(job.id, key):
         svc.storage.delete(key)  # the job was deleted meanwhile: leave no stray file
         return None
     return key
@@ -255,7 +242,3 @@ def _finish(svc: Services, job: Job, status: str, code: str, message: str) -> Do
                         draft_cache_source=None, effects=accounting.on_end(job, status, time.time()))
     log.warning("download ended the job", extra={"job_id": job.id, "status": status, "code": code})
     return DownloadOutcome(status)
-
-
-def _reason(exc: Exception) -> str:
-    return exc.message if isinstance(exc, FluxhookError) else type(exc).__name__

@@ -49,8 +49,9 @@ def submit_queued(svc: Services, job_id: str, account: str | None = None) -> str
             submission.wait_for_room(svc, job, None)
             raise
         message = exc.message if isinstance(exc, FluxhookError) else f"submission failed: {type(exc).__name__}"
+        code = "insufficient_credits" if getattr(exc, "code", None) == "insufficient_credits" else "bfl_error"
         svc.jobs.transition(job.id, st.FAILED, only_from=(st.QUEUED,), input=None,
-                            error={"code": _failure_code(exc), "message": message},
+                            error={"code": code, "message": message},
                             effects=[ReleaseBudget.of(job), *accounting.on_end(job, st.FAILED, time.time())])
         task_inputs.drop(svc, job.id)
         if not isinstance(exc, BFLError):
@@ -68,7 +69,3 @@ def _back_in_line(svc: Services, job_id: str, lock_token: str) -> bool:
         return True
     job = svc.jobs.get(job_id)
     return job is None or svc.slots.requeue(job)
-
-
-def _failure_code(exc: Exception) -> str:
-    return "insufficient_credits" if getattr(exc, "code", None) == "insufficient_credits" else "bfl_error"

@@ -37,11 +37,6 @@ class TrackRequest:
     account: str | None = None
 
 
-def _first_poll(svc: Services, model: str | None, now: float) -> float:
-    """A tracked task of a model that takes no webhook will never call back: it is polled at once."""
-    return first_poll_at(svc.config.catalog.get(model), now, svc.config.callback_grace_seconds)
-
-
 def track_task(svc: Services, caller: Caller, request: TrackRequest) -> tuple[Job, bool]:
     """The caller's job that follows the task, and whether this call created it. Tracking is per owner (an app key,
     or the admin tokens together): each owner tracking a task gets a job of its own, and asked again its job as it
@@ -69,12 +64,14 @@ def track_task(svc: Services, caller: Caller, request: TrackRequest) -> tuple[Jo
             # A task fluxhook sent is known to be another owner's: tracked, it would store that owner's image for
             # the caller. A task sent elsewhere is tracked per owner, as fluxhook cannot tell whose it is.
             raise TaskNotTrackable(REFUSED_TRACK)
+        # A task of a model that takes no webhook will never call back: it is polled at once.
+        due = first_poll_at(svc.config.catalog.get(request.model), now, svc.config.callback_grace_seconds)
         job, created = svc.jobs.create(Job(
             id=new_job_id(now), status=st.SUBMITTED, bfl_id=request.bfl_id, model=request.model,
             polling_url=request.polling_url, metadata=request.metadata, created_at=now, updated_at=now,
             submitted_at=now, notify_url=request.notify_url, key_id=caller.key_id, account=account,
             traceparent=tracing.current_traceparent(),
-        ), due=_first_poll(svc, request.model, now))
+        ), due=due)
     except BaseException:
         key_limits.give_back_request(svc, taken)
         raise

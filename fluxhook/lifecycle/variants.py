@@ -77,7 +77,6 @@ def made(svc: Services, job: Job, source: Source, variant: Variant, makers: Make
     record, once written). ``VariantsBusy`` past ``WAIT_SECONDS`` waiting for another; ``VariantFailed`` when the
     original cannot be made into it; ``JobNotFound`` when the job was deleted meanwhile."""
     key = storage_key(job.id, source.name, variant)
-    records = svc.store.variants
     give_up = time.monotonic() + WAIT_SECONDS
     while True:
         result = _make_once(svc, job, source, variant, key, makers)
@@ -85,7 +84,7 @@ def made(svc: Services, job: Job, source: Source, variant: Variant, makers: Make
             return result
         # Another process holds its lock: wait for its record, or for the lock to lapse unrecorded.
         while True:
-            look = records.look(job.id, key)
+            look = svc.store.variants.look(job.id, key)
             if look.stored is not None:
                 return look.stored
             if not look.making:

@@ -7,8 +7,7 @@ import difflib
 
 from fluxhook.bfl.reports import words
 from fluxhook.core.catalog import Catalog, Model, known_fields
-from fluxhook.core.errors import InputRefused, UnknownField, UnknownModel
-from fluxhook.lifecycle.steps import callers
+from fluxhook.core.errors import InputRefused, ModelNotAllowed, UnknownField, UnknownModel
 from fluxhook.lifecycle.steps.callers import Caller
 from fluxhook.services import Services
 
@@ -72,7 +71,9 @@ def usable_model(svc: Services, caller: Caller, name: str) -> Model:
     model = svc.config.catalog.get(name)
     if model is None:
         raise UnknownModel(unknown_model_message(svc.config.catalog, name), model=name)
-    callers.check_model(caller, model.name)
+    if not caller.may_use(model.name):
+        assert caller.key is not None and caller.key.models is not None  # may_use holds for an admin and any model
+        raise ModelNotAllowed(f"this app key may use only {', '.join(caller.key.models)}; ask an admin to add {model.name!r}")
     return model
 
 

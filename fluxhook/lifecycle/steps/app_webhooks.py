@@ -47,11 +47,9 @@ class AppWebhook(NamedTuple):
 
 
 def split_body(body: dict, config: Config) -> tuple[dict, AppWebhook | None]:
-    """The request BFL gets (the body less ``webhook_url`` and ``webhook_secret``) and the app's webhook, checked.
-
-    Raises InvalidRequest for a URL that is not http(s), too long, or outside ``NOTIFY_HOST_ALLOWLIST``,
-    and for a secret that cannot travel as a header; nothing is created then.
-    """
+    """The request BFL gets (the body less ``webhook_url`` and ``webhook_secret``) and the app's webhook, checked:
+    ``InvalidRequest`` (nothing created) for a URL that is not http(s), too long, or outside ``NOTIFY_HOST_ALLOWLIST``,
+    and for a secret that cannot travel as a header."""
     task_input = {k: v for k, v in body.items() if k not in (URL_FIELD, SECRET_FIELD)}
     url, secret = body.get(URL_FIELD), body.get(SECRET_FIELD)
     if url is None:

@@ -45,7 +45,6 @@ class Origin:
     attempt: str | None = None
 
 
-# BFL's answer to a poll.
 POLLED = Origin("poll", confirmed=True)
 
 
@@ -170,11 +169,9 @@ def _poll_by(svc: "Services", job_id: str, when: float) -> None:
 
 def accept_ready(svc: "Services", job_id: str, task_id: str, report: BFLReport, origin: Origin, *,
                  model: str | None = None, effects: Sequence[Effect] = ()) -> Change:
-    """Move a job submitted as BFL task ``task_id`` to ready and queue its download, in one step.
-
-    ``effects`` happen in the same step if the download is queued. A false Change (a duplicate, another
-    task, no such job) queues nothing. ``model``: the job's, when the caller knows it.
-    """
+    """Move a job submitted as BFL task ``task_id`` to ready and queue its download, with ``effects``, in one step; a
+    false Change (a duplicate, another task, no such job) queues nothing. ``model``: the job's, when the caller knows
+    it."""
     # The job's model says which download line it joins (its URL's life): read only when the caller does not know it.
     download = download_task(job_id, model if model is not None else svc.jobs.model_of(job_id))
     lock = download_lock(svc.store.keys, job_id)

@@ -14,8 +14,6 @@ from fluxhook.core.config import Config
 from fluxhook.core.job import Job
 from fluxhook.lifecycle.steps.presenting import file_url
 
-# BFL's word for a running task when it has said none yet.
-PENDING = st.BFL_PENDING
 # Words that end a task at BFL: until fluxhook has the file stored, the app hears a running word instead.
 _ENDING_WORDS = frozenset({st.BFL_READY, *st.BFL_FAILURES})
 _MODERATION_WORDS = frozenset({st.BFL_REQUEST_MODERATED, st.BFL_CONTENT_MODERATED})
@@ -49,7 +47,7 @@ def status_word(job: Job) -> str:
     # Running: BFL's last running word (FLUX 3 video's Reasoning and Generating pass through), Pending until it has
     # one; a job whose result is downloading still shows the word before BFL's Ready, never going back to Pending.
     word = job.bfl_running or job.bfl_status
-    return word if word and word not in _ENDING_WORDS else PENDING
+    return word if word and word not in _ENDING_WORDS else st.BFL_PENDING
 
 
 def result(config: Config, job: Job) -> dict:

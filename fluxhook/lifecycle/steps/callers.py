@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from fluxhook.core.errors import ModelNotAllowed, Unauthorized
+from fluxhook.core.errors import Unauthorized
 from fluxhook.core.job import iso
 from fluxhook.store.app_keys import AppKey, AppKeys
 
@@ -95,14 +95,6 @@ def key_refusal(key: AppKey, now: float) -> str | None:
     return None
 
 
-def secret_refusal(key: AppKey | None, secret: str, now: float) -> str | None:
-    """Why ``secret`` makes no caller, ``key`` being the record of the key id it names (None: no such key): ``""``
-    when it is not that key's secret (or there is no key), else ``key_refusal``'s reason; None when it makes one."""
-    if key is None or not hmac.compare_digest(key.secret_sha256, digest(secret)):
-        return ""
-    return key_refusal(key, now)
-
-
 class KeyResolver:
     """Finds the app key a secret belongs to, for one process: at most one Redis read per key id per
     ``CACHE_SECONDS`` (ids that are no key's too), and a write of ``last_used_at`` at most once per ``TOUCH_EVERY``."""
@@ -131,13 +123,16 @@ class KeyResolver:
         return Caller(key)
 
     def refusal(self, secret: str) -> str | None:
-        """Why ``secret`` makes no caller, as ``secret_refusal`` says (None: it makes one), its key's record read or
-        found cached; no use recorded."""
+        """Why ``secret`` makes no caller: ``""`` when it is no key's secret, else ``key_refusal``'s reason; None when it
+        makes one. Its key's record read or found cached; no use recorded."""
         key_id = key_id_in(secret)
         if key_id is None:
             return ""
         now = self.clock()
-        return secret_refusal(self._record(key_id, now), secret, now)
+        key = self._record(key_id, now)
+        if key is None or not hmac.compare_digest(key.secret_sha256, digest(secret)):
+            return ""
+        return key_refusal(key, now)
 
     def record(self, key_id: str) -> AppKey | None:
         """The key ``key_id``'s record as this process last read it (at most ``CACHE_SECONDS`` old), whatever its
@@ -185,10 +180,3 @@ class KeyResolver:
                 return
             self._touched[key.id] = now
         self.store.touch(key.id, now)
-
-
-def check_model(caller: Caller, model: str) -> None:
-    """ModelNotAllowed unless the caller's key may use ``model``."""
-    if not caller.may_use(model):
-        assert caller.key is not None and caller.key.models is not None  # may_use holds for an admin and any model
-        raise ModelNotAllowed(f"this app key may use only {', '.join(caller.key.models)}; ask an admin to add {model!r}")

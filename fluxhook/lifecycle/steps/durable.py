@@ -39,17 +39,15 @@ def confirm_before_sending(svc: Services, primary: str | None) -> None:
 
 
 def record_durably(svc: Services, record: Callable[[], object]) -> bool:
-    """Run ``record``, a guarded write that changes nothing once applied (``only_from``), until it is
-    kept: through a Redis outage or failover (up to ``PATIENCE_SECONDS``, then the last error is raised)
-    and, with replicas required, until they confirm it, running it again on a new primary. Whether any
-    run applied it.
+    """Run ``record``, a guarded write that changes nothing once applied (``only_from``), until it is kept: through a
+    Redis outage or failover (up to ``PATIENCE_SECONDS``, then the last error is raised) and, with replicas required,
+    until they confirm it, running it again on a new primary. Whether any run applied it.
 
-    A replica that is only slow (attached, behind) is not waited on beyond one ``WAIT``: the record is on a
-    live primary. A primary with fewer replicas attached than required is not taken at its word
-    (``ReplicasMissing``): it may be the old primary of a planned failover, still taking writes until the
-    sentinels make it a replica and it drops them, so the record is run again until the replicas
-    confirm it (on the new primary, once the connection is moved there); past ``PATIENCE_SECONDS`` it
-    stands as written (a replica lost, no failover: nothing better to do than keep it where it is).
+    A replica that is only slow (attached, behind) is not waited on beyond one ``WAIT``: the record is on a live
+    primary. A primary with fewer replicas attached than required (``ReplicasMissing``) may be the old primary of a
+    planned failover, still taking writes until the sentinels make it a replica and it drops them: the record is run
+    again until the replicas confirm it (on the new primary); past ``PATIENCE_SECONDS`` it stands as written (a replica
+    lost, no failover: nothing better to do).
     """
     replication = svc.store.replication
     deadline = time.monotonic() + PATIENCE_SECONDS

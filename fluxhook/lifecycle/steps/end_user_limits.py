@@ -88,9 +88,8 @@ def take(svc: "Services", caller: Caller, end_user: str | None, job_id: str, now
     if taken.verdict is Verdict.QUEUE_FULL and svc.store.end_users.prune(key.id, end_user, taken.queued):
         taken = _take(svc, key, end_user, job_id, member, now)
     if taken.verdict is not Verdict.TAKEN:
-        refusal = _refusal(key, end_user, taken, now)
         metrics.count(svc, "fluxhook_end_user_refusals", key=key.name, reason=_REASONS[taken.verdict])
-        raise refusal
+        raise _refusal(key, end_user, taken, now)
     return TakenEndUser(key.id, end_user, job_id, member, limits_of(key, taken.record))
 
 
@@ -171,15 +170,12 @@ def _batch_refusal(taken: BatchTaken) -> FluxhookError:
     who = named(ask.end_user)
     if taken.verdict is Verdict.RATE_LIMITED:
         rate = ask.requests_per_minute
+        said = (f"this batch holds {ask.items:,} items for {who}, who may submit {rate} jobs a minute with this app "
+                f"key (requests_per_minute of its end user limits; each item counts one): nothing was created; ")
         if taken.figure == 0:
-            return RateLimited(f"this batch holds {ask.items:,} items for {who}, who may submit {rate} jobs a minute "
-                               f"with this app key (requests_per_minute of its end user limits; each item counts "
-                               f"one): nothing was created; send at most {rate} of its items a minute",
-                               retry_after=RATE_WINDOW)
+            return RateLimited(f"{said}send at most {rate} of its items a minute", retry_after=RATE_WINDOW)
         wait = taken.figure / 1000
-        return RateLimited(f"this batch holds {ask.items:,} items for {who}, who may submit {rate} jobs a minute "
-                           f"with this app key (requests_per_minute of its end user limits; each item counts one): "
-                           f"nothing was created; retry in {wait:.1f} s", retry_after=wait)
+        return RateLimited(f"{said}retry in {wait:.1f} s", retry_after=wait)
     queued = len(taken.queued)
     return QueueFull(f"this batch holds {ask.items:,} items for {who}, who holds {queued:,} jobs queued for BFL "
                      f"with this app key, and may hold {ask.max_queued:,} (max_queued of its end user limits; each "
@@ -193,8 +189,7 @@ def blocked_refusal(svc: "Services", key: AppKey, end_user: str, now: float) -> 
     no Redis step)."""
     if not (key.end_user_records or key.end_user_moderation_limit):
         return None
-    day = accounting.utc_day(now)
-    [(record, moderated)] = svc.store.end_users.standing(key.id, [end_user], day)
+    [(record, moderated)] = svc.store.end_users.standing(key.id, [end_user], accounting.utc_day(now))
     return _blocked(svc, key, end_user, record, moderated, now)
 
 
@@ -264,7 +259,6 @@ def after_moderated(svc: "Services", job: Job) -> None:
         end_waiting(svc, key.id, job.end_user, BlockReason.MODERATED)
 
 
-
 def take_active(svc: "Services", job: Job) -> bool:
     """Whether the job may be sent now under its end user's ``max_active`` (its place taken, given back by
     ``give_back_active`` if it is not sent after all); always for a job without that limit."""
@@ -313,8 +307,7 @@ _REASONS = {Verdict.BLOCKED: BlockReason.MANUAL.value, Verdict.MODERATED: BlockR
 
 def _refusal(key: AppKey, end_user: str, taken: Taken, now: float) -> FluxhookError:
     who = named(end_user)
-    until = seconds_until_next_day(now)
-    hours, rest = divmod(int(until), 3600)
+    hours, rest = divmod(int(seconds_until_next_day(now)), 3600)
     if taken.verdict is Verdict.BLOCKED:
         return EndUserBlocked(f"{who} is blocked for today by an admin of this app key: its new jobs are refused until "
                               f"it is unblocked or the UTC day ends (in {hours} h {rest // 60} min)")

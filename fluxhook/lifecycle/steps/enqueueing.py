@@ -45,32 +45,22 @@ if TYPE_CHECKING:
 DOWNLOAD_TASK = "worker.download.download_result"
 DRAFT_CACHE_TASK = "worker.draft_cache.store_draft_cache"
 
-# A result URL lives 10 minutes (an image) or about 2 hours (a video, a draft cache): retries of a
-# download that fails for a while (the store or the delivery host) go on at least as long as a video's
-# URL (32 retries, 2 s doubling to a 600 s cap, half jitter: 2 to 4 hours in all); the download itself
-# stops retrying once its own URL's life is over (see ``media.fetch``), so an image's job is not
-# kept waiting for hours.
+# A result URL lives 10 minutes (an image) or about 2 hours (a video, a draft cache): retries of a download that fails
+# for a while (the store or the delivery host) go on at least as long as a video's URL (32 retries, 2 s doubling to a
+# 600 s cap, half jitter: 2 to 4 hours in all); the download itself stops once its own URL's life is over
+# (``media.fetch``), so an image's job is not kept waiting for hours.
 DOWNLOAD_RETRIES = 32
 DOWNLOAD_RETRY_CAP = 600
-# A job's own tasks (its download, its draft cache) keep nothing of a run that succeeded:
-# nobody reads a task's return value (the job's record and timeline say what became of it), and RQ's result of each
-# (a stream of about 4.5 KB and the task's record) was most of what a stored job held in Redis its first hour. Not
-# RQ's 0: RQ deletes such a task as it ends by reading its executions back, six round trips that are half of what
-# RQ's end of a task costs Redis. With this TTL the worker deletes both in the end's own MULTI
-# (``worker.inprocess``): left to expire, they would stay in memory until Redis's expiry came across them, which
-# among the millions of keys a retention keeps with a TTL takes hours. A failed run is kept a week, to look at, each
-# under its own id (``task_id``): a job's tasks fail in RQ only when they did not get to end (a worker killed, Redis
-# failing) or gave up, so they stay few.
+# A job's own tasks (its download, its draft cache) keep nothing of a run that succeeded: nobody reads a task's return
+# value (the job's record and timeline say what became of it), and RQ's result of each and the task's record would be
+# most of what a stored job holds in Redis its first hour. Not RQ's 0: RQ deletes such a task as it ends by reading its
+# executions back, in several round trips. With this TTL the worker deletes both in the end's own MULTI
+# (``worker.inprocess``): left to expire, they would stay in memory until Redis's expiry came across them, which among
+# the millions of keys a retention keeps with a TTL takes hours. A failed run is kept a week, to look at, each under its
+# own id (``task_id``): a job's tasks fail in RQ only when they did not get to end (a worker killed, Redis failing) or
+# gave up, so they stay few.
 KEEPS_NOTHING = 1  # the result_ttl that marks a task keeping nothing of its success
 _KEEP = {"result_ttl": KEEPS_NOTHING, "failure_ttl": 7 * 86400}
-
-
-def _retry(retries: int, cap: float) -> Retry:
-    """RQ retries at jittered, growing intervals (RQ's own intervals have no jitter)."""
-    intervals = [round(d, 1) for d in backoff_schedule(retries, base=2, cap=cap)]
-    # RQ hints whole seconds but schedules a retry at timedelta(seconds=interval): fractions keep the jitter.
-    return Retry(max=retries, interval=intervals)  # type: ignore[arg-type]
-
 
 
 # RQ states in which a task will still run (or is running).
@@ -216,18 +206,20 @@ class _Task:
 
     func: str
     name: Callable[[str], str]
-    options: Callable[[], dict]
 
 
-# A draft cache is a download of its own, retried as long as one (its URL's life, 2 hours, the real
-# bound), up to MAX_VIDEO_BYTES, so as long a timeout.
+# A draft cache is a download of its own, retried as long as one (its URL's life, 2 hours, the real bound), up to
+# MAX_VIDEO_BYTES, so as long a timeout. Retried at jittered, growing intervals: RQ's own have no jitter.
 def _download_options() -> dict:
-    return dict(retry=_retry(DOWNLOAD_RETRIES, DOWNLOAD_RETRY_CAP), timeout=DOWNLOAD_TIMEOUT, **_KEEP)
+    intervals = [round(d, 1) for d in backoff_schedule(DOWNLOAD_RETRIES, base=2, cap=DOWNLOAD_RETRY_CAP)]
+    # RQ hints whole seconds but schedules a retry at timedelta(seconds=interval): fractions keep the jitter.
+    retry = Retry(max=DOWNLOAD_RETRIES, interval=intervals)  # type: ignore[arg-type]
+    return dict(retry=retry, timeout=DOWNLOAD_TIMEOUT, **_KEEP)
 
 
 _TASKS = {
-    **{line: _Task(DOWNLOAD_TASK, download_task_name, _download_options) for line in DOWNLOADS},
-    DRAFT_CACHE: _Task(DRAFT_CACHE_TASK, draft_cache_task_name, _download_options),
+    **{line: _Task(DOWNLOAD_TASK, download_task_name) for line in DOWNLOADS},
+    DRAFT_CACHE: _Task(DRAFT_CACHE_TASK, draft_cache_task_name),
 }
 
 
@@ -259,7 +251,7 @@ def queue_handed(svc: "Services", handed: Handed, own: str | None = None) -> Non
             job_id = member_job(member)
             queued = task_id(task.name(job_id), own if kind in DOWNLOADS else None)
             svc.queue.enqueue_call(task.func, (job_id,), job_id=queued, description=f"{kind} {job_id}",
-                                   pipeline=pipe, **task.options())
+                                   pipeline=pipe, **_download_options())
             if kind in DOWNLOADS and own is None:
                 svc.store.locks.relabel(svc.store.keys.download_lock(job_id), own_part(queued), pipe)
         svc.store.work.queued(kind, members, pipe)

@@ -9,7 +9,6 @@ A new limit on counters is one more entry of ``CHECKS`` (and its counter read in
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Callable
@@ -112,11 +111,9 @@ def refusal(asks: Asks, key: AppKey, counters: Counters, now: float,
     return None
 
 
-def read_counters(svc: "Services", key_id: str, idempotency: str | None = None,
-                  now: float | None = None) -> Counters:
+def read_counters(svc: "Services", key_id: str, idempotency: str | None, now: float) -> Counters:
     """App key ``key_id``'s record and counters, in one round trip; ``idempotency``: the record key of the request's
     Idempotency-Key, if it sent one."""
-    now = time.time() if now is None else now
     spend = (accounting.utc_day(now), accounting.spent_field(key_id))
     return svc.store.key_counters.read(key_id, now, svc.config.max_queued_per_key, spend, idempotency,
                                        (svc.config.items_per_minute, svc.config.items_per_day))

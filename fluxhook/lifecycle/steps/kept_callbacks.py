@@ -21,40 +21,28 @@ if TYPE_CHECKING:
 log = logging.getLogger("fluxhook.kept_callbacks")
 
 
-def trackers_of(svc: Services, account: str, bfl_id: str) -> list[Job]:
-    """The jobs tracking task ``bfl_id`` through ``account``: the only ones its static secret may hint at."""
-    return [job for job in svc.jobs.trackers(bfl_id) if svc.config.account(job.account).name == account]
-
-
 def _no_notes(job: Job) -> Notes:
     return lambda outcome: ()
-
-
-def hint_trackers(svc: Services, account: str, bfl_id: str,
-                  notes_for: Callable[[Job], Notes] = _no_notes) -> list[tuple[Job, ReportOutcome]]:
-    """Each job tracking the task through ``account``, hinted that BFL reported on it (one poll each, counted as a
-    callback): what became of each. ``notes_for(job)``: what to record with that job's outcome."""
-    return [(job, hint(svc, job, attempt="webhooks", notes=notes_for(job))) for job in trackers_of(svc, account, bfl_id)]
 
 
 def keep_callback(svc: Services, account: str, bfl_id: str, notes_for: Callable[[Job], Notes] = _no_notes,
                   ) -> list[tuple[Job, ReportOutcome]]:
     """Remember that ``account``'s static secret reported task ``bfl_id``, for the jobs that track it within the hour
-    (``apply_kept_callback``), and hint each job of that account tracking it now: what became of each.
+    (``apply_kept_callback``), and hint each job of that account tracking it now (one poll each, counted as a
+    callback): what became of each. ``notes_for(job)``: what to record with that job's outcome.
 
     Never refused: what is kept is a bit of a bitmap of fixed size (``store/kept_callbacks.py``). Kept first, then
     the trackers read: a track made meanwhile finds the bit or is found.
     """
     svc.store.kept.mark_reported(account, bfl_id)
-    return hint_trackers(svc, account, bfl_id, notes_for)
+    # Only the jobs tracking it through ``account``: its static secret may hint at no other.
+    trackers = [job for job in svc.jobs.trackers(bfl_id) if svc.config.account(job.account).name == account]
+    return [(job, hint(svc, job, attempt="webhooks", notes=notes_for(job))) for job in trackers]
 
 
 def keep_early_callback(svc: Services, job_id: str, body: bytes) -> str | None:
-    """Keep a callback proven by a job's own secret that came before BFL's answer to its submission.
-
-    Kept for that job only, and applied only if it names the task BFL then gives the job: a job's
-    secret must be worth nothing for any other job.
-    """
+    """Keep a callback proven by a job's own secret that came before BFL's answer to its submission, for that job only,
+    applied only if it names the task BFL then gives the job: a job's secret must be worth nothing for any other job."""
     if not svc.store.kept.keep_for_job(job_id, body):
         # Gone or ended meanwhile: nothing of it will be submitted, so nothing is kept for it.
         return ReportOutcome.GONE if svc.jobs.get(job_id) is None else ReportOutcome.DUPLICATE
@@ -65,10 +53,8 @@ def keep_early_callback(svc: Services, job_id: str, body: bytes) -> str | None:
 def apply_kept_callback(svc: Services, job: Job) -> str | None:
     """Apply what was kept for ``job``, if anything: a body early on its own URL; for a tracked job, a report of its
     task on the static URL with its own account's secret (whichever came first, the callback or the track), which
-    makes the job ask BFL at once. Never a static report to a job fluxhook submitted.
-
-    Whoever takes a kept body first applies it; a body naming another task than the job's is dropped.
-    """
+    makes the job ask BFL at once. Never a static report to a job fluxhook submitted. Whoever takes a kept body first
+    applies it (``apply_kept_body``)."""
     if not job.bfl_id:
         return None
     outcome = apply_kept_body(svc, job, svc.store.kept.take_for_job(job.id))

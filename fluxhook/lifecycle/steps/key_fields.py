@@ -124,20 +124,11 @@ def _region(value: Any, now: float) -> str:
     return value
 
 
-def _notify_url(value: Any, now: float) -> str:
-    # Its form here; its host against NOTIFY_HOST_ALLOWLIST where the configuration is (``key_admin``).
-    return check_form(value, field_wording("notify_url"))
-
-
-def _notify_events(value: Any, now: float) -> tuple[str, ...]:
-    return parse_events(value)
-
-
 # The most queued jobs a key may let one end user hold: its queue's ids are read back whole when it is full.
 MAX_END_USER_QUEUED = 10_000
 
 
-def end_user_limits(value: Any, now: float = 0.0, *, name: str = "end_user_limits") -> EndUserLimits:
+def end_user_limits(value: Any, now: float, *, name: str = "end_user_limits") -> EndUserLimits:
     """An ``end_user_limits`` object (or an end user's own limits, ``name``): the key's own limit fields, each
     read as the key's is; null for a field leaves that limit unset."""
     if not isinstance(value, dict):
@@ -161,7 +152,9 @@ def _strict_input(value: Any, now: float) -> bool:
 
 
 _PARSERS: dict[str, Callable[[Any, float], Any]] = {
-    "notify_url": _notify_url, "notify_events": _notify_events, "strict_input": _strict_input,
+    # notify_url's form here; its host against NOTIFY_HOST_ALLOWLIST where the configuration is (``key_admin``).
+    "notify_url": lambda value, now: check_form(value, field_wording("notify_url")),
+    "notify_events": lambda value, now: parse_events(value), "strict_input": _strict_input,
     "accounts": _accounts, "region": _region,
     "name": _name, "models": _models, "daily_credits": _credits, "expires_at": _expires,
     "max_active": _whole("max_active", 1, 10_000), "max_queued": _whole("max_queued", 1, MAX_QUEUED),

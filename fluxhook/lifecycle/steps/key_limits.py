@@ -163,26 +163,12 @@ def take_read(store: AppKeys, config: Config, caller: Caller, cost: int, now: fl
 
 
 # A job's files opened by their signed links (``image.url``, ``srcset``, ``video.url``...) count against a bucket of
-# the job's key of their own, at the key's read rate. One bucket for both would let an app starve the page it serves
-# its users (25 images a view, through links) with its own API reads, or its API reads with a busy page; no bucket
-# would let a key read without end through the links of its own jobs. Two buckets bound a key at twice its rate, each
-# half unable to take the other's. A job of an admin token's is not limited, as its token is not.
-def _links_limited(wait: float) -> RateLimited:
-    return RateLimited(f"the signed links of this app key's jobs were read as often a minute as they may be "
-                       f"({LINK_READS_SHARE} times the key's reads_per_minute, else READS_PER_MINUTE); retry in "
-                       f"{wait:.1f} s, or serve them through a cache, which may keep their answers a year",
-                       retry_after=wait)
-
-
-# A key's jobs' signed links may be read this many times its reads_per_minute: they are its users' <img> tags (a page
-# of 25 images a view), not its own API calls. At the default 600 that is 6,000 a minute, 100 a second, at most 600
-# at once; a page served to more people goes through a cache, or its key raises its reads_per_minute.
+# the job's key of their own, at this many times its reads_per_minute: they are its users' <img> tags, not its own API
+# calls. One bucket for both would let an app starve the page it serves its users (25 images a view) with its own API
+# reads, or its API reads with a busy page; no bucket would let a key read without end through the links of its own
+# jobs. At the default 600 that is 6,000 a minute, 100 a second, at most 600 at once; a page served to more people goes
+# through a cache, or its key raises its reads_per_minute. A job of an admin token's is not limited, as its token is not.
 LINK_READS_SHARE = 10
-
-
-def link_reads_limit(reads_per_minute: int) -> int:
-    """The reads a minute of a key's jobs' signed links: ``LINK_READS_SHARE`` times its ``reads_per_minute``."""
-    return reads_per_minute * LINK_READS_SHARE
 
 
 def take_link_read(store: AppKeys, config: Config, key_id: str | None, find_key: Callable[[str], AppKey | None],
@@ -195,10 +181,13 @@ def take_link_read(store: AppKeys, config: Config, key_id: str | None, find_key:
     wait = store.refused_for(key_id, 1, now, LINK_READS)
     key = find_key(key_id) if wait <= 0 else None
     if key is not None:
-        per_minute = link_reads_limit(key.reads_limit(config))
+        per_minute = key.reads_limit(config) * LINK_READS_SHARE
         wait = store.take_read(key_id, per_minute, read_burst(per_minute), 1, now, LINK_READS)
     if wait > 0:
-        raise _links_limited(wait)
+        raise RateLimited(f"the signed links of this app key's jobs were read as often a minute as they may be "
+                          f"({LINK_READS_SHARE} times the key's reads_per_minute, else READS_PER_MINUTE); retry in "
+                          f"{wait:.1f} s, or serve them through a cache, which may keep their answers a year",
+                          retry_after=wait)
 
 
 # What a key's bucket of items (``items_per_minute``) holds when full: half a minute's, and never less than one whole

@@ -25,7 +25,6 @@ OVERLAP = 24 * 3600.0
 
 
 def new_secret() -> str:
-    """A fresh secret: ``whsec_`` + base64 of 32 random bytes."""
     return PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
 
 

@@ -15,10 +15,8 @@ from fluxhook.services import Services
 
 
 def poll_job(svc: Services, job: Job) -> BFLReport:
-    """Poll BFL once for ``job``'s task; ``Task not found`` inside the grace period reads as Pending.
-
-    BFL may not know a task for a moment after accepting it, so only a late "not found" is believed.
-    """
+    """Poll BFL once for ``job``'s task; ``Task not found`` inside the grace period reads as Pending: BFL may not know
+    a task for a moment after accepting it."""
     with tracing.job_span("fluxhook.poll", job.id, job.traceparent):
         return _poll(svc, job)
 

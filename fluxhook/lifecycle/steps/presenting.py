@@ -10,18 +10,17 @@ from fluxhook.core.job import Job
 from fluxhook.core.wait_reasons import Waiting
 
 
-def file_path(config: Config, job_id: str, name: str, now: float | None = None) -> str:
+def file_path(config: Config, job_id: str, name: str) -> str:
     """The path and query of a signed link to one of the job's stored files (``image``, ``video``, ``poster``,
     ``draft_cache``) that works without a bearer token and for no other job or file: the same for every read within
     ``IMAGE_URL_WINDOW_SECONDS``, valid at least ``IMAGE_URL_TTL_SECONDS`` from now (``signing.link_times``)."""
-    times = signing.link_times(time.time() if now is None else now, config.image_url_ttl_seconds,
-                               config.image_url_window_seconds)
+    times = signing.link_times(time.time(), config.image_url_ttl_seconds, config.image_url_window_seconds)
     return f"/v1/jobs/{job_id}/{name}?token={signing.file_token(config.secret_keys, job_id, name, times.signed_at)}"
 
 
-def file_url(config: Config, job_id: str, name: str, now: float | None = None) -> str:
+def file_url(config: Config, job_id: str, name: str) -> str:
     """``file_path``'s link, absolute under ``PUBLIC_BASE_URL``."""
-    return config.public_base_url + file_path(config, job_id, name, now)
+    return config.public_base_url + file_path(config, job_id, name)
 
 
 def link_opens(config: Config, token: str, job_id: str, name: str) -> bool:

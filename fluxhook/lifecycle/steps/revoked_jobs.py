@@ -20,12 +20,11 @@ KEY_REVOKED = "key_revoked"
 
 def fail(svc: Services, job: Job) -> bool:
     """Move a queued job of a revoked key to ``failed`` / ``key_revoked`` (the caller holds its submit lock)."""
-    now = time.time()
     moved = svc.jobs.transition(
         job.id, st.FAILED, only_from=(st.QUEUED,), input=None,
         error={"code": KEY_REVOKED, "message": "the app key that created this job was revoked before it was sent "
                                                "to BFL; nothing was charged"},
-        effects=[ReleaseBudget.of(job), *accounting.on_end(job, st.FAILED, now)])
+        effects=[ReleaseBudget.of(job), *accounting.on_end(job, st.FAILED, time.time())])
     if moved:
         timeline.record(svc, job.id, "submission", outcome=KEY_REVOKED)
         task_inputs.drop(svc, job.id)

@@ -123,13 +123,12 @@ def check_budget(svc: Services, job: Job, key: AppKey | None = None) -> None:
 
 
 def wait_out_of_line(svc: Services, job: Job) -> str | None:
-    """A ``queued`` job waiting out of line has come due: None when it goes back in line, once the budget
-    would let it go (it reserves when it is sent; a job waiting to go alone keeps holding later jobs back
-    by its record of waiting meanwhile); while it must still wait (the day's credits, the account's or its app
-    key's, are spent; or it must go alone and others are live), it stays out of line, tried again later
-    (``queued``), or fails once its hour is up (``failed``), as its submission would. Back in line, a job the
-    budget refuses would take a turn ahead of other apps' jobs that can go, and give it back, every time it
-    came due."""
+    """A ``queued`` job waiting out of line has come due: None when it goes back in line, once the budget would let it
+    go (it reserves when it is sent; a job waiting to go alone keeps holding later jobs back by its record of waiting
+    meanwhile); while it must still wait (the day's credits, the account's or its app key's, are spent; or it must go
+    alone and others are live), it stays out of line, tried again later (``queued``), or fails once its hour is up
+    (``failed``), as its submission would: back in line, a job the budget refuses would take a turn ahead of other
+    apps' jobs that can go, and give it back, every time it came due."""
     key, live = _key_of(svc, job)
     if not live or end_user_limits.ending_if_blocked(svc, key, job, time.time()) is not None:
         return None  # its submission fails it, or ends it as its end user's block does
@@ -165,20 +164,17 @@ def _request_or_size(svc: Services, job: Job, task_input: dict | None) -> dict |
 def submit(svc: Services, job_id: str, task_input: dict | None = None, primary: str | None = None,
            lock_token: str | None = None, *, account: str | None = None) -> str:
     """Send a ``queued`` job that holds a slot (read as recorded under its submit lock, which is taken and read in one
-    round trip) to BFL, at most once at a time, reserving its price
-    against today's limits first; ``task_input`` is its input when the caller has it in hand, so a large one is
-    not read back from storage; ``primary`` the Redis primary as known before the job was read, when replicas
-    are required (``durable``); ``lock_token`` the value its submit lock is taken with (``new_lock_token``), for a caller
-    that may have to give the lock back.
+    round trip) to BFL, at most once at a time, reserving its price against today's limits first. ``task_input``: its
+    input when the caller has it in hand, so a large one is not read back from storage; ``primary``: the Redis primary
+    as known before the job was read, when replicas are required (``durable``); ``lock_token``: the value its submit
+    lock is taken with (``new_lock_token``), for a caller that may have to give the lock back; ``account``: the account
+    whose slot the job holds, when the caller knows it (the slot was just taken), else read.
 
-    Returns ``submitted``, also when BFL's answer never came (the job then awaits BFL's word on its task, never
-    sent again: ``reconciling``); ``queued`` when BFL answered 429 (the job is back in line and the
-    pool pauses for Retry-After) or today's credits are spent (only this job waits); ``failed`` when
-    they were spent for the job's whole hour; ``aborted`` when its deadline (Cancel-After) has passed (never sent);
-    ``skipped`` if another process is submitting it, or it was canceled or ended meanwhile.
-    Other BFL errors propagate. ``account``: the account whose slot the job holds, when the caller knows it (the
-    slot was just taken), else read.
-    """
+    Returns ``submitted``, also when BFL's answer never came (the job then awaits BFL's word on its task, never sent
+    again: ``reconciling``); ``queued`` when BFL answered 429 (the job is back in line and the pool pauses for
+    Retry-After) or today's credits are spent (only this job waits); ``failed`` when they were spent for the job's
+    whole hour; ``aborted`` when its deadline (Cancel-After) has passed (never sent); ``skipped`` if another process is
+    submitting it, or it was canceled or ended meanwhile. Other BFL errors propagate."""
     return _under_lock(svc, job_id, _Attempt(_submit_lock(svc, job_id, lock_token)), task_input, primary, account)
 
 
@@ -238,14 +234,13 @@ def recover_lost_send(svc: Services, job: Job) -> str:
 
     A process that died in the few milliseconds between taking the lock and sending is taken for one that sent:
     its job waits for a callback that never comes and fails after the task's hour, never paid for twice."""
-    key = svc.store.keys.submit_lock(job.id)
     account = svc.config.account(svc.slots.account_of(job.id))
     try:
         measured: dict | Size | None = _request_or_size(svc, job, None)
     except InvalidRequest:
         measured = None  # its input in storage is gone: what it held reserved stands in for its price
     outcome = reconciling.await_task(svc, job, account, _stand_in(svc, job, measured, svc.store.usage.held(job.id)))
-    svc.store.locks.release(key)
+    svc.store.locks.release(svc.store.keys.submit_lock(job.id))
     if outcome != SKIPPED:
         log.warning("a submission that began and never ended may have reached BFL: not sent again",
                     extra={"job_id": job.id, "account": account.name})
@@ -274,7 +269,6 @@ def _submit(svc: Services, job: Job, task_input: dict | None, primary: str | Non
         # Its end user was blocked while it waited (its block may have missed it in line, or come since).
         ending.end_unsent(svc, job, blocked)
         return blocked.status
-    # The account whose slot the job holds sends it.
     account = svc.config.account(slot_account or svc.slots.account_of(job.id))
     if not end_user_limits.take_active(svc, job):
         return end_user_limits.wait_for_active(svc, job, attempt.lock)
@@ -480,8 +474,7 @@ def _over_budget(svc: Services, job: Job, reservation: Reservation, key: AppKey 
 def wait_for_room(svc: Services, job: Job, retry_after: float | None, lock: Lock | None = None) -> float:
     """Put the job back in line and pause its pool at the account whose slot it held: BFL's Retry-After, or growing
     backoff if BFL keeps refusing. ``lock``: the submit lock of the submission refused, freed with the slot."""
-    pool = svc.slots.pool_of(job)
-    strikes = svc.slots.strike(pool, svc.slots.account_of(job.id) or DEFAULT_ACCOUNT)
+    strikes = svc.slots.strike(svc.slots.pool_of(job), svc.slots.account_of(job.id) or DEFAULT_ACCOUNT)
     pause = max(retry_after or 0.0, backoff_delay(strikes, base=1.0, cap=MAX_PAUSE))
     waits.begin(svc, job, Waiting(WaitReason.BFL_CAPACITY, time.time() + pause))
     svc.slots.requeue(job, pause, unlock=lock)

@@ -23,14 +23,9 @@ def key_for(job_id: str) -> str:
     return f"{job_id}-input.json"
 
 
-def kept_inline(size: int) -> bool:
-    """Whether an input of ``size`` bytes (its JSON) is kept in the job's record."""
-    return size <= INLINE_INPUT_BYTES
-
-
 def keep(svc: "Services", job_id: str, task_input: dict | None, size: int) -> dict | None:
     """Store a large input for the job; the ``input`` its record keeps (None when it went to storage)."""
-    if kept_inline(size):
+    if size <= INLINE_INPUT_BYTES:
         return task_input
     # Streamed: a second whole copy of an input of 100 MB, as one JSON string, is not needed.
     svc.storage.put(key_for(job_id), io.BufferedReader(_JSONReader(task_input), buffer_size=CHUNK))
