@@ -122,6 +122,7 @@ NOT_HOLDS = {
     ("fluxhook/store/slots.py", "STRIKES_TTL"): KEPT,  # refusals in a row, counted for an hour
     ("worker/cron.py", "result_ttl"): KEPT,
     ("worker/cron.py", "failure_ttl"): KEPT,
+    ("fluxhook/lifecycle/steps/enqueueing.py", "failure_ttl"): KEPT,  # a failed task's record, kept a week to look at
     ("fluxhook/store/lua/app_key_take_items.lua", None): KEPT,  # a key's items of the day, kept an hour past it
     ("fluxhook/lifecycle/variants.py", "MAKING_LEASE"): REQUEST,
     ("fluxhook/store/batch_turns.py", "WAITER_LEASE"): REQUEST,
@@ -161,6 +162,10 @@ def _python_holds(tree: ast.AST) -> list[tuple[str, int]]:
                     found.append((name, node.lineno))
         elif isinstance(node, ast.keyword) and node.arg and HOLD_WORD.search(node.arg) and _numbers(node.value):
             found.append((node.arg, node.value.lineno))
+        elif isinstance(node, ast.Dict):
+            found += [(key.value, value.lineno) for key, value in zip(node.keys, node.values, strict=True)
+                      if isinstance(key, ast.Constant) and isinstance(key.value, str) and HOLD_WORD.search(key.value)
+                      and _numbers(value)]
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in EXPIRING \
                 and any(_numbers(arg) for arg in node.args[1:]):
             found.append((node.func.attr, node.lineno))
@@ -207,7 +212,9 @@ def test_no_hold_is_written_as_a_number_outside_holds_py():
 
 def test_the_scan_finds_a_hold_written_as_a_number_in_python_and_in_lua():
     code = ast.parse("MOVE_LEASE = 15\nlock.acquire(key, 'me', ttl=60)\npipe.expire(key, 3600)\n"
-                     "def stop(self, timeout=5.0): pass\nx = int(lease * 1000)\nclaim = round(t + CLAIM, 3)")
-    assert sorted(name for name, _ in _python_holds(code)) == ["MOVE_LEASE", "expire", "stop.timeout", "ttl"]
+                     "def stop(self, timeout=5.0): pass\nx = int(lease * 1000)\nclaim = round(t + CLAIM, 3)\n"
+                     "KEEP = {'failure_ttl': 7 * 86400, 'name': 'x', **more}")
+    assert sorted(name for name, _ in _python_holds(code)) == ["MOVE_LEASE", "expire", "failure_ttl", "stop.timeout",
+                                                               "ttl"]
     script = "local lease = 15000\nredis.call('PEXPIRE', KEYS[1], ARGV[2])\nredis.call('SET', k, 1, 'EX', 60)\n"
     assert _lua_holds(script) == [1, 3]
