@@ -71,9 +71,8 @@ _WAIT, _GONE, _REFUSED, _HELD = object(), object(), object(), object()
 # A refusal from the head for now (429, 503: its key's limits, a full room) is answered this long after the head came
 # (give or take the loop's turn, up to a second), the connection watched meanwhile by the loop alone (no thread, no
 # permit): a client ignoring Retry-After then sends a request or two a second a connection, not hundreds, and the
-# refusals' own work (accepting, parsing, answering) no longer takes the cores from other keys' requests
-# (`make probe-tenants` row 49: another key's reads p50 2.4-2.8x of alone with refusals at 1,600 a second, 1.0x held).
-# At most HELD_MOST connections a process are held at once; past it a refusal is answered at once, as before.
+# refusals' own work (accepting, parsing, answering) does not take the cores from other keys' requests.
+# At most HELD_MOST connections a process are held at once; past it a refusal is answered at once.
 HOLD_SECONDS = 0.5
 HELD_MOST = 256
 _HOLDING = (b"HTTP/1.1 429 ", b"HTTP/1.1 503 ")
@@ -308,30 +307,22 @@ class BufferingWorker(ThreadWorker):
         return _WAIT
 
     def _refused_from_head(self, conn: BufferedConn, incoming: RequestAssembler) -> bool:
-        """Judge a request whose head is in and whose body is still coming, once: True when the app's answer was sent
-        and its body is never to be read (the answer says Connection: close); else its body is received, or the head
-        alone handed on for the app to refuse."""
+        """Judge a request whose head is in and whose body is still coming, once: True when the app's answer
+        (``answer_before_body``) was sent and its body is never to be read (the answer says Connection: close); else its
+        body is received, or the head alone handed on for the app to refuse (``refused_before_body``)."""
         conn.head_checked = True
-        answer = self._answer_before_body(incoming)
+        answer_before_body = getattr(self.wsgi, "answer_before_body", None)
+        answer = None if answer_before_body is None else answer_before_body(*incoming.request_line(), incoming.header)
         if answer is not None:
             if answer.startswith(_HOLDING) and self.held < HELD_MOST:
                 conn.held_answer = answer
             else:
                 self._send_quietly(conn, answer)
             return True
-        if self._refused_before_body(incoming):
+        refused = getattr(self.wsgi, "refused_before_body", None)
+        if refused is not None and refused(*incoming.request_line()):
             incoming.head_alone()
         return False
-
-    def _answer_before_body(self, incoming: RequestAssembler) -> bytes | None:
-        """The app's answer to a request it refuses whatever its body (``answer_before_body``), or None."""
-        check = getattr(self.wsgi, "answer_before_body", None)
-        return None if check is None else check(*incoming.request_line(), incoming.header)
-
-    def _refused_before_body(self, incoming: RequestAssembler) -> bool:
-        """Whether the app refuses this request whatever its body (the app says: ``refused_before_body``)."""
-        check = getattr(self.wsgi, "refused_before_body", None)
-        return check is not None and check(*incoming.request_line(), incoming.header)
 
     # -- answers out
 
@@ -344,7 +335,7 @@ class BufferingWorker(ThreadWorker):
         except Exception:
             result = False
         if conn.handed_over:
-            self._hand_over(conn)
+            self._forget(conn, close=False)  # the hub of streams owns its socket
         elif conn.cut:
             self._reset(conn)
         elif result is _WAIT:
@@ -404,10 +395,6 @@ class BufferingWorker(ThreadWorker):
             self.held -= 1
         return answer
 
-    def _hand_over(self, conn: BufferedConn) -> None:
-        """Forget a stream's connection without closing it: the hub of streams owns its socket."""
-        self._forget(conn, close=False)
-
     def _refuse(self, conn: BufferedConn, status: int) -> None:
         self._send_quietly(conn, refusal(status))
         self._close(conn)
@@ -454,7 +441,6 @@ class BufferingWorker(ThreadWorker):
         self._drop(conn)
 
     def _drop(self, conn: BufferedConn) -> None:
-        """Close at once and forget the connection."""
         self._forget(conn, close=True)
 
     def _forget(self, conn: BufferedConn, *, close: bool) -> None:
