@@ -55,15 +55,15 @@ def _snake(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
 
 
-def _mib(size: int) -> str:
-    return f"{size / 1024 / 1024:g} MiB" if size >= 1024 * 1024 else f"{size:,} bytes"
+def byte_size(size: int) -> str:
+    return f"{size / 2**20:g} MiB" if size >= 2**20 else f"{size:,} bytes"
 
 
 def _advice(exc: HTTPException) -> str | None:
     """Werkzeug's stock sentences, said as what to do; None keeps Werkzeug's."""
     if isinstance(exc, RequestEntityTooLarge):
         limit = request.max_content_length
-        room = f" of {_mib(limit)}" if limit else ""
+        room = f" of {byte_size(limit)}" if limit else ""
         return (f"the request body is over this endpoint's limit{room}: send less (for inputs, "
                 "BFL takes image URLs instead of base64 too)")
     if isinstance(exc, MethodNotAllowed) and exc.valid_methods:

@@ -61,15 +61,17 @@ def authenticate():
         require_bearer()
 
 
-def _metadata(data: dict) -> dict:
-    metadata = data.get("metadata", {})
-    if metadata is None:
+def metadata_of(body: dict) -> dict:
+    """The ``metadata`` of a job's or a batch's body, or of a batch's item ({} for none); InvalidRequest unless it is a
+    JSON object of at most ``MAX_METADATA_BYTES``."""
+    value = body.get("metadata")
+    if value is None:
         return {}
-    if not isinstance(metadata, dict):
+    if not isinstance(value, dict):
         raise InvalidRequest("'metadata' must be a JSON object")
-    if len(json.dumps(metadata)) > MAX_METADATA_BYTES:
+    if len(json.dumps(value)) > MAX_METADATA_BYTES:
         raise InvalidRequest(f"'metadata' must be at most {MAX_METADATA_BYTES} bytes as JSON")
-    return metadata
+    return value
 
 
 def _present(job: Job) -> dict:
@@ -106,7 +108,7 @@ def create():
     svc = services()
     notify_url = requested_url(data.get("notify_url"), svc.config, require_bearer().key)
     events = requested_events(data.get("notify_events"))
-    request_ = JobRequest(model, task_input, metadata=_metadata(data), notify_url=notify_url, body_size=body_size(),
+    request_ = JobRequest(model, task_input, metadata=metadata_of(data), notify_url=notify_url, body_size=body_size(),
                           account=account, idempotency=key_hold(), cancel_after=requested_cancel_after(),
                           strict_input=requested_strict(request.headers.get("Prefer")),
                           end_user=requested_end_user(data.get("end_user")))
@@ -156,7 +158,7 @@ def track():
     notify_url = requested_url(data.get("notify_url"), svc.config, require_bearer().key)
     events = requested_events(data.get("notify_events"))
     job, created = track_task(svc, require_bearer(), TrackRequest(
-        bfl_id, polling_url, model, metadata=_metadata(data), notify_url=notify_url,
+        bfl_id, polling_url, model, metadata=metadata_of(data), notify_url=notify_url,
         account=_account(data)))
     g.job_id = job.id
     if created:
