@@ -59,7 +59,7 @@ class VariantMakers:
     def __init__(self, makers: int = MAKERS, room: int = VARIANT_ROOM, per_owner: int = PLACES_PER_OWNER):
         self.makers = makers
         self.per_owner = per_owner
-        self._turns = FairPermits(makers, per_lane=max(1, makers // 2))
+        self._turns = FairPermits(makers)
         self._room = Room(room)
         self._lock = threading.Lock()
         self._places: Counter[str] = Counter()
