@@ -47,7 +47,6 @@ def token_in(header: Callable[[str], str | None]) -> str | None:
 
 
 def presented_token() -> str | None:
-    """The token the caller presents (``token_in`` of this request)."""
     return token_in(request.headers.get)
 
 

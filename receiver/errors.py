@@ -20,7 +20,6 @@ log = logging.getLogger("fluxhook.web")
 
 
 def error_response(status: int, code: str, message: str):
-    """A JSON error answer."""
     response = jsonify({"error": {"code": code, "message": message}})
     response.status_code = status
     return response
@@ -75,8 +74,6 @@ def _advice(exc: HTTPException) -> str | None:
 
 
 def init_app(app: Flask) -> None:
-    """Register the JSON error handlers."""
-
     @app.errorhandler(FluxhookError)
     def fluxhook_error(exc: FluxhookError):
         response = error_response(exc.status, exc.code, exc.message)

@@ -42,7 +42,6 @@ def shown_batch(batch: dict) -> str:
 
 
 def event_id(millis: int, digest: str) -> str:
-    """An event's id: ``<millis>-<digest>``."""
     return f"{millis}-{digest}"
 
 

@@ -54,12 +54,11 @@ RETRY_SECONDS = 2
 
 
 class VariantMakers:
-    """``makers`` processes making variants in turns between owners, and the room of the requests waiting for them."""
+    """``MAKERS`` processes making variants in turns between owners, and the room of the requests waiting for them."""
 
-    def __init__(self, makers: int = MAKERS, room: int = VARIANT_ROOM, per_owner: int = PLACES_PER_OWNER):
-        self.makers = makers
+    def __init__(self, room: int = VARIANT_ROOM, per_owner: int = PLACES_PER_OWNER):
         self.per_owner = per_owner
-        self._turns = FairPermits(makers)
+        self._turns = FairPermits(MAKERS)
         self._room = Room(room)
         self._lock = threading.Lock()
         self._places: Counter[str] = Counter()
@@ -114,7 +113,6 @@ class VariantMakers:
             self._turns.release(owner)
 
     def places(self, owner: str) -> int:
-        """Places ``owner``'s requests hold in the room now."""
         with self._lock:
             return self._places[owner]
 
@@ -129,7 +127,7 @@ class VariantMakers:
         with self._lock:
             if self._pool is None:
                 # Spawned, not forked: a fork of a process with threads may copy a lock another thread holds.
-                self._pool = ProcessPoolExecutor(self.makers, mp_context=multiprocessing.get_context("spawn"),
+                self._pool = ProcessPoolExecutor(MAKERS, mp_context=multiprocessing.get_context("spawn"),
                                                  initializer=_maker_starts,
                                                  max_tasks_per_child=VARIANTS_PER_MAKER)
             return self._pool

@@ -91,13 +91,7 @@ class Waiters:
 
 
 def init_app(app, waiters: Waiters) -> None:
-    """This process's waiters."""
     app.extensions["fluxhook.waiters"] = waiters
-
-
-def waiters() -> Waiters:
-    """This process's waiters."""
-    return current_app.extensions["fluxhook.waiters"]
 
 
 def waited(job: Job, seconds: int) -> tuple[Job, int | None]:
@@ -106,7 +100,8 @@ def waited(job: Job, seconds: int) -> tuple[Job, int | None]:
     if job.terminal:
         return job, seconds
     watch(services(), job.id, seconds)  # watched while it waits: BFL's word reaches it live
-    if not waiters().wait(job.id, seconds, lambda: _finished(job.id)):
+    waiters: Waiters = current_app.extensions["fluxhook.waiters"]
+    if not waiters.wait(job.id, seconds, lambda: _finished(job.id)):
         return job, None
     now = services().jobs.get(job.id)
     if now is None:
