@@ -79,7 +79,7 @@ def row(job: Job, waiting: Waiting | None = None, config: Config | None = None) 
         "kind": "video" if job.video else "image" if job.image else "",
         "cost": credits(job.cost_credits),
         # The list shows the prompt's start; the job page shows it whole (at most 2,000 characters).
-        "prompt": _excerpt(job.prompt or "", PROMPT_IN_LIST),
+        "prompt": excerpt(job.prompt or "", PROMPT_IN_LIST),
     }
 
 
@@ -162,7 +162,7 @@ def credits(amount: float | None) -> str:
     return "" if amount is None else f"{format_credits(amount)} credit{'' if amount == 1 else 's'}"
 
 
-def _excerpt(text: str, limit: int) -> str:
+def excerpt(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:limit - 1].rstrip() + "…"
 
 
@@ -228,7 +228,7 @@ def detail(config: Config, job: Job, events: list[dict], waiting: Waiting | None
         "metadata": json.dumps(job.metadata, indent=2, ensure_ascii=False) if job.metadata else "",
         "prompt": job.prompt or "",
         # A long prompt shows its start, and the rest behind "show all" (a <details>: no script needed).
-        "prompt_start": _excerpt(job.prompt or "", PROMPT_SHOWN) if len(job.prompt or "") > PROMPT_SHOWN else "",
+        "prompt_start": excerpt(job.prompt or "", PROMPT_SHOWN) if len(job.prompt or "") > PROMPT_SHOWN else "",
         "prompt_chars": f"{len(job.prompt or ''):,}",
         "download_name": _download_name(job),
         "seed": "" if job.seed is None else str(job.seed),

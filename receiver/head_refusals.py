@@ -103,7 +103,8 @@ def refusal_before_body(judge: Judge, method: str, target: str, header: Header) 
     key_id = key_id_in(token) if token is not None and asks is not None else None
     counters = None
     now = time.time()
-    large = _announced_large(header)
+    length = decimal((header("Content-Length") or "").strip(), batch_body.MOST_LENGTH)
+    large = length is None or length >= JUDGED_FROM_BYTES
     try:
         if key_id is not None and large and not judge.keys.cached(key_id)[0]:
             # One read for both: the key's record (kept for the token's judgement, and the app's) and its counters.
@@ -113,7 +114,6 @@ def refusal_before_body(judge: Judge, method: str, target: str, header: Header) 
         if unauthorized is not None:
             return HeadRefusal(unauthorized, bfl, token_sent=token is not None)
         if asks is Asks.BATCH:
-            length = decimal((header("Content-Length") or "").strip(), batch_body.MOST_LENGTH)
             if length is not None and length > config.max_batch_bytes:
                 return HeadRefusal(batch_body.too_large(config.max_batch_bytes))
             if not judge.batch_room().has_place(key_id or ""):
@@ -141,12 +141,6 @@ def _end_user_blocked(judge: Judge, key: AppKey, header: Header, now: float) -> 
     except InvalidRequest as exc:
         return exc
     return None if end_user is None else end_user_limits.blocked_refusal(judge.svc, key, end_user, now)
-
-
-def _announced_large(header: Header) -> bool:
-    """Whether the body is announced at least ``JUDGED_FROM_BYTES`` long, or its length is not announced."""
-    length = decimal((header("Content-Length") or "").strip(), batch_body.MOST_LENGTH)
-    return length is None or length >= JUDGED_FROM_BYTES
 
 
 def _counters(judge: Judge, key_id: str, token: str, header: Header, now: float) -> Counters:
