@@ -195,8 +195,6 @@ class BufferingWorker(ThreadWorker):
 
     def handle(self, conn):
         """In a thread: take what the client has sent, without waiting; serve the request once whole."""
-        if not isinstance(conn, BufferedConn):
-            return super().handle(conn)
         incoming = conn.incoming
         assert incoming is not None  # made when the connection was taken (next_request)
         if not incoming.complete:
@@ -210,9 +208,9 @@ class BufferingWorker(ThreadWorker):
     def handle_request(self, req, conn):
         # Before gunicorn makes the environ, which joins a repeated header's values with ',' (a name may hold one).
         join_repeated(req.headers)
-        if isinstance(conn, BufferedConn) and conn.must_close:
+        if conn.must_close:
             req.must_close = True  # the answer says so: the connection ends after it
-        if isinstance(conn, BufferedConn) and req.method == "GET" and STREAM_PATH.fullmatch(req.path or ""):
+        if req.method == "GET" and STREAM_PATH.fullmatch(req.path or ""):
             return self._handle_stream(req, conn)
         try:
             return super().handle_request(req, conn)
@@ -221,8 +219,7 @@ class BufferingWorker(ThreadWorker):
             # MIN_ANSWER_RATE. Its connection is reset, not closed: a close would leave the megabytes already in the
             # socket's buffers to trickle out to it for hours, held by the kernel.
             self.log.info("answer cut: its reader took less than MIN_ANSWER_RATE")
-            if isinstance(conn, BufferedConn):
-                conn.cut = True
+            conn.cut = True
             raise StopIteration() from None
 
     def _handle_stream(self, req, conn: BufferedConn) -> bool:
@@ -328,8 +325,6 @@ class BufferingWorker(ThreadWorker):
 
     def finish_request(self, conn, fs):
         """A thread is done with the connection (called on the main loop): wait for more, or close."""
-        if not isinstance(conn, BufferedConn):
-            return super().finish_request(conn, fs)
         try:
             result = fs.result() if not fs.cancelled() else False
         except Exception:
