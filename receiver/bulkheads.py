@@ -1,14 +1,13 @@
 """Bulkheads in the web process: kinds of work, and callers, that cannot take each other's capacity (the work permits
 handed between callers in turns, the rooms of requests waiting on something else, each app key's read limit).
 
-A process works on at most ``WEB_THREADS`` requests at once: a work permit each, taken before Flask sees the request
-and handed between callers in turns (``FairPermits``: each caller's lane, told by ``Lanes`` from the request's head).
-A read refused for its key's rate is repeated from memory before any permit is taken (``refusals``). A request that
-waits on something else (its job's end with ``Prefer: wait``, BFL's answer to a submission) sets its permit aside
-meanwhile and waits in a room of its own, of bounded size; a full room means the request is answered another way at
-once (the job as it is; the submission handed to a worker), so callbacks, job reads and file reads always find a
-permit. An answer written while its reader reads (``answers``) gives its permit back for good. gunicorn's thread pool
-is as large as the permits and the rooms together (``receiver/gunicorn_conf.py``).
+A process works on at most ``WEB_THREADS`` requests at once: a work permit each, taken before Flask sees the request and
+handed between callers in turns (``FairPermits``: each caller's lane, told by ``Lanes`` from the request's head). A
+request that waits on something else (its job's end with ``Prefer: wait``, BFL's answer to a submission) sets its permit
+aside meanwhile and waits in a room of its own, of bounded size; a full room means the request is answered another way
+at once (the job as it is; the submission handed to a worker), so callbacks, job reads and file reads always find a
+permit. An answer written while its reader reads (``answers``) gives its permit back for good. gunicorn's thread pool is
+as large as the permits and the rooms together (``receiver/gunicorn_conf.py``).
 
 Whose line a request waits in for a work permit, told from its head alone (no Redis, no body): a lane per app key, one
 for the admin tokens, one for BFL's callbacks, one for signed file links, one for the dashboard's sessions, and one for

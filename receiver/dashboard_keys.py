@@ -118,12 +118,11 @@ def create_key():
     """Create a key; the answering page shows its secret, this once."""
     if not auth.csrf_valid(request.form.get("csrf_token")):
         return error_response(400, "csrf_failed", "the form did not carry this session's CSRF token")
-    now = time.time()
+    svc = services()
     try:
-        key, secret = key_admin.create_key(services(), form_body(request.form), now)
+        key, secret = key_admin.create_key(svc, form_body(request.form), time.time())
     except InvalidRequest as exc:
         return _page(error=exc.message, status=400)
-    svc = services()
     return _page(created=key_fields.present_key(key, secret=secret, notify_secret=notify_secrets.current(svc, key)),
                  status=201)
 

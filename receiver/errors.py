@@ -26,10 +26,8 @@ def error_response(status: int, code: str, message: str):
 
 
 def retry_after_header(seconds: float | None) -> str:
-    """The ``Retry-After`` value for a wait of ``seconds``: whole seconds rounded up, at least 1 (None or 0: 1).
-
-    Rounded up, so a client that waits as long as told never comes back early; both APIs' 429s use it.
-    """
+    """The ``Retry-After`` value for a wait of ``seconds``, for both APIs: whole seconds, rounded up so a client that
+    waits as long as told never comes back early, at least 1 (None or 0: 1)."""
     return str(max(1, math.ceil(seconds or 0)))
 
 

@@ -135,11 +135,8 @@ SWITCH_INTERVAL = 0.0005
 
 
 def post_worker_init(worker):
-    """Freeze what the loaded app holds, so that the collector's full passes skip it.
-
-    A full pass over every object of a loaded app stalls every thread of the worker while it runs.
-    Frozen, a full pass sees only the objects made since.
-    """
+    """Freeze what the loaded app holds, so that the collector's full passes skip it: a full pass over every object
+    of a loaded app stalls every thread of the worker while it runs."""
     gc.collect()
     gc.freeze()
     # A thread busy in Python (a search matching prompts, a batch's items checked) hands the interpreter lock on after

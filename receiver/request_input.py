@@ -1,14 +1,12 @@
 """What a request asks, read once: its JSON body, what its headers ask of its handling, and the end user it names.
 
-- The JSON body, read and parsed once, holding as little of it at a time as parsing allows. A submission's body may
-  be hundreds of MB of base64 images. Read whole (werkzeug's ``get_data``), decoded by ``json.loads``, parsed again by
-  the view and copied into a fingerprint, it cost four times its size. Here the body is read into one buffer of its
-  announced length, decoded to text and the buffer dropped, then parsed and the text dropped: never more than twice
-  its size is held, and what is kept is the parsed value, which both the Idempotency-Key fingerprint and the view use.
-- ``Prefer: wait=N`` (its answer's ``Preference-Applied``) and ``Prefer: handling=strict`` (RFC 7240), read the
-  lenient way the RFC asks for, and
-  ``Cancel-After`` on the submitting routes (``POST /v1/jobs``, the drop-in's ``POST /v1/{model}``), read with the
-  request, so a bad value answers 400 before anything is created or counted (``core.job.parse_cancel_after`` parses it).
+- The JSON body, read and parsed once, holding as little of it at a time as parsing allows (a submission's body may be
+  hundreds of MB of base64 images): it is read into one buffer of its announced length, decoded to text and the buffer
+  dropped, then parsed and the text dropped: never more than twice its size is held, and what is kept is the parsed
+  value, which both the Idempotency-Key fingerprint and the view use.
+- ``Prefer: wait=N`` (its answer's ``Preference-Applied``) and ``Prefer: handling=strict`` (RFC 7240), read leniently as the
+  RFC asks, and ``Cancel-After`` on the submitting routes (``POST /v1/jobs``, the drop-in's ``POST /v1/{model}``), read with
+  the request, so a bad value answers 400 before anything is created or counted (``core.job.parse_cancel_after`` parses it).
 - The end user: the body's ``end_user`` field, or the ``X-End-User`` header for a client that cannot change BFL's
   body (``core.end_users``).
 """
