@@ -195,10 +195,6 @@ def detail(config: Config, job: Job, events: list[dict], waiting: Waiting | None
     """Everything the job page shows; ``waiting``: why it waits, if it does (``waits.of``)."""
     image = job.image or job.video or {}
     percent = None if job.progress is None or not running(job) else round(job.progress * 100)
-
-    def link(kind: str) -> str:
-        return file_path(config, job.id, kind)
-
     return {
         **row(job, waiting, config),
         "waiting": waiting_words(waiting),
@@ -212,11 +208,11 @@ def detail(config: Config, job: Job, events: list[dict], waiting: Waiting | None
         "attempts": " · ".join(_count(n, word) for n, word in
                                 ((job.webhooks, "callback"), (job.polls, "poll"), (job.downloads, "download"))),
         # Relative, so it works on whatever host the dashboard is reached by (and under its CSP).
-        "image_url": link("image") if job.image and job.storage_key else None,
+        "image_url": file_path(config, job.id, "image") if job.image and job.storage_key else None,
         **({f"image_{name}": value for name, value in picture(config, job, PAGE).items()} if job.image
            else {"image_srcset": "", "image_sizes": ""}),
-        "video_url": link("video") if job.video and job.storage_key else None,
-        "poster_url": link("poster") if job.video and job.poster else None,
+        "video_url": file_path(config, job.id, "video") if job.video and job.storage_key else None,
+        "poster_url": file_path(config, job.id, "poster") if job.video and job.poster else None,
         "image_width": image.get("width"),
         "image_height": image.get("height"),
         "image_info": _image_info(image) if image else "",
