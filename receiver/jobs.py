@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import re
 import time
 from dataclasses import replace
@@ -46,7 +45,6 @@ from .store_redirects import storage_redirect
 from .waiting import waited
 
 bp = Blueprint("jobs", __name__, url_prefix="/v1")
-log = logging.getLogger("fluxhook.jobs")
 
 MAX_METADATA_BYTES = 16 * 1024
 # Lifetime of a presigned storage URL the image endpoint redirects to: the redirect is followed at once.
@@ -226,7 +224,6 @@ def _refuse_unknown_model(svc: Services, filters: JobFilter) -> None:
 @bp.get("/jobs/<job_id>/image")
 def image(job_id: str):
     """The stored image, or a variant of it (``w``, ``format``, ``q``), for a bearer token or a signed ``image.url``."""
-    svc = services()
     job = authorized_job(job_id, "image", "image.url")
     ask = variants.asked("image")  # a malformed query answers 400 whatever the job's state
     if not job.image or not job.storage_key:
@@ -245,7 +242,7 @@ def image(job_id: str):
     moved = storage_redirect(job.storage_key, content_type, STORAGE_URL_MAX_SECONDS)
     if moved is not None:
         return moved
-    file = svc.storage.open(job.storage_key)
+    file = services().storage.open(job.storage_key)
     if file is None:
         raise Gone("the stored image is missing")
     response = send_file(file, mimetype=content_type, etag=etag, conditional=True, max_age=3600)

@@ -107,10 +107,9 @@ def stored_file(job_id: str, name: str):
     moved = storage_redirect(key, content_type, STORAGE_URL_MAX_SECONDS)
     if moved is not None:  # the bucket serves its own ranges
         return moved
-    svc = services()
     wanted = _range(size, etag)
     part = wanted or ByteRange(0, size - 1)
-    stream = svc.storage.open_at(key, part.start, part.end) if size else None
+    stream = services().storage.open_at(key, part.start, part.end) if size else None
     if size and stream is None:
         raise Gone(f"{_NAMES[name]} is missing from the store")
     # The stream is closed with the response, not by the body's generator: on HEAD, or when the client

@@ -102,19 +102,13 @@ def requested_wait(header: str | None) -> int | None:
 
     Preferences a server does not understand are ignored, never an error: so are malformed ones.
     """
-    for preference in (header or "").split(","):
-        name, _, value = preference.split(";")[0].partition("=")
-        if name.strip().lower() != "wait":
-            continue
-        value = value.strip().strip('"')
-        try:
-            seconds = float(value)
-        except ValueError:
-            return None
-        if seconds != seconds:  # NaN
-            return None
-        return int(max(MIN_WAIT, min(MAX_WAIT, seconds)))
-    return None
+    try:
+        seconds = float(_preference(header, "wait") or "")
+    except ValueError:
+        return None
+    if seconds != seconds:  # NaN
+        return None
+    return int(max(MIN_WAIT, min(MAX_WAIT, seconds)))
 
 
 def preference_applied(response: Response, seconds: int | None) -> Response:
@@ -128,11 +122,16 @@ def preference_applied(response: Response, seconds: int | None) -> Response:
 def requested_strict(header: str | None) -> bool:
     """Whether a ``Prefer`` header asks for strict handling of what the request sends (``handling=strict``; any
     other value, or none, asks for nothing: a preference is never an error)."""
+    return (_preference(header, "handling") or "").lower() == "strict"
+
+
+def _preference(header: str | None, wanted: str) -> str | None:
+    """The value of a ``Prefer`` header's first ``wanted`` preference, unquoted; None when it has none."""
     for preference in (header or "").split(","):
         name, _, value = preference.split(";")[0].partition("=")
-        if name.strip().lower() == "handling":
-            return value.strip().strip('"').lower() == "strict"
-    return False
+        if name.strip().lower() == wanted:
+            return value.strip().strip('"')
+    return None
 
 
 def requested_cancel_after() -> int | None:
