@@ -34,7 +34,6 @@ bp = Blueprint("batches", __name__, url_prefix="/v1")
 
 # The longest metadata field a results archive's files are named from.
 MAX_NAME_FROM = 100
-# The fields of each item of POST /v1/batches.
 _ITEM_FIELDS = ("input", "metadata", "end_user")
 _EXAMPLE = '{"model": "flux-2-pro", "items": [{"input": {"prompt": "a red fox in snow"}}]}'
 

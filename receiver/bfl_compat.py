@@ -88,13 +88,11 @@ class OtherPathConverter(BaseConverter):
         return value
 
 
+# Registered before the routes that use them (a blueprint applies its records in order).
+@bp.record_once
 def _add_converters(state: BlueprintSetupState) -> None:
     state.app.url_map.converters.setdefault("bfl_model", ModelConverter)
     state.app.url_map.converters.setdefault("bfl_other", OtherPathConverter)
-
-
-# Registered before the routes that use them (a blueprint applies its records in order).
-bp.record_once(_add_converters)
 
 
 @bp.before_request

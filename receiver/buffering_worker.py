@@ -1,24 +1,19 @@
 """gunicorn's threaded worker, with every request received whole before a thread serves it.
 
-gunicorn's ``gthread`` worker gives a connection to a thread as soon as its first byte arrives,
-and the thread then waits on the socket, with no deadline, for the rest of the head and for the
-body the app reads. A few hundred clients that send slowly (slowloris) hold every thread, and
-the process answers nobody. Here a thread never waits on a client: it takes what the socket
-holds without blocking and hands the connection back to the main loop, which watches every
-connection with one ``select``, until the request is whole: its head within ``HEAD_SECONDS``,
-its body at ``MIN_BODY_RATE`` at least over any 10 s (``receiver/request_assembly.py``), or the
-connection is answered 408 and closed. Only a whole request is served, read from memory, so a
-work permit (``receiver/bulkheads.py``) is never held while a body trickles in. Bodies past
-``MEMORY_BODY_BYTES`` go to a temporary file as they arrive; what the process holds for bodies
-still arriving is bounded by ``MAX_SPOOL_BYTES`` (a body that would pass it is refused 503, a
-callback never), and one announced larger than the app takes is refused (413) before it is
-read. A request that arrives in one piece (nearly all) is taken and served by one thread in one
-go, as in ``gthread``.
+gunicorn's ``gthread`` worker gives a connection to a thread as soon as its first byte arrives, and the thread then
+waits on the socket, with no deadline, for the rest of the head and for the body the app reads. A few hundred clients
+that send slowly (slowloris) hold every thread, and the process answers nobody. Here a thread never waits on a client:
+it takes what the socket holds without blocking and hands the connection back to the main loop, which watches every
+connection with one ``select``, until the request is whole: its head within ``HEAD_SECONDS``, its body at
+``MIN_BODY_RATE`` at least over any 10 s (``receiver/request_assembly.py``), or the connection is answered 408 and
+closed. Only a whole request is served, read from memory, so a work permit (``receiver/bulkheads.py``) is never held
+while a body trickles in. What the process holds for bodies still arriving is bounded, and one announced larger than the
+app takes is refused (413) before it is read (``receiver/request_assembly.py``). A request that arrives in one piece
+(nearly all) is taken and served by one thread in one go, as in ``gthread``.
 
-Closing is done by the main loop without waiting too: gunicorn's graceful close waits up to 2 s
-per socket for the client's FIN on the main loop, so a few clients that never close stalled it.
-Here a connection to close is half-closed and watched with the others until the client closes
-or ``LINGER_SECONDS`` pass.
+Closing is done by the main loop without waiting too: gunicorn's graceful close waits up to 2 s per socket for the
+client's FIN on the main loop, so a few clients that never close would stall it. Here a connection to close is
+half-closed and watched with the others until the client closes or ``LINGER_SECONDS`` pass.
 
 A stream of job events (``receiver/events.py``) is answered by a thread like any request, but only its head and
 first bytes: the app hands its connection over in the environ (``events.HAND_OVER``) and the worker gives the socket

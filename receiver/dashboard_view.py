@@ -228,7 +228,6 @@ def detail(config: Config, job: Job, events: list[dict], waiting: Waiting | None
         "prompt_chars": f"{len(job.prompt or ''):,}",
         "download_name": _download_name(job),
         "seed": "" if job.seed is None else str(job.seed),
-        # The batch it is an item of, and its place there; '' for a single job.
         "batch_id": job.batch_id or "",
         "batch_item": f"item #{job.batch_index:,}" if job.batch_id and job.batch_index is not None else "",
         "cost_detail": _cost_detail(job),

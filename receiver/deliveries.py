@@ -24,7 +24,6 @@ from .jobs import _load, bp
 from .replicated import replicated
 from .request_input import json_object
 
-# At most this many messages in one listing.
 MAX_LISTED = 1000
 _LIST_PARAMS = ("state", "from", "to", "limit", "key_id")
 _REPLAY_FIELDS = ("state", "from", "to", "key_id")
