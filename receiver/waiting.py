@@ -85,10 +85,6 @@ class Waiters:
         for event in events:
             event.set()
 
-    def close(self) -> None:
-        """Stop listening (tests; a process's end stops the daemon thread anyway)."""
-        self.changes.close()
-
 
 def init_app(app, waiters: Waiters) -> None:
     app.extensions["fluxhook.waiters"] = waiters
