@@ -324,7 +324,7 @@ def timeline(job: Job, events: list[dict]) -> list[dict]:
             at -= event["seconds"]  # recorded when the attempt ended; shown where it began
         entries.append(_entry(at, event.get("kind", ""), dashboard_words.sentence(event)))
     if job.finished_at:
-        entries.append(_entry(job.finished_at, "bfl", dashboard_words.bfl_finished()))
+        entries.append(_entry(job.finished_at, "bfl", dashboard_words.BFL_FINISHED))
     if job.terminal and job.completed_at:
         took = float(stored_by.get("seconds") or 0) if stored_by is not None else None
         entries.append(_entry(job.completed_at, "status",
