@@ -97,10 +97,8 @@ def unauthorized_before_body(api_tokens: Iterable[str], keys: KeyResolver, metho
 
 
 def authenticate() -> Caller | None:
-    """Who the request comes from (kept on ``g.caller``), or None if it presents no valid token.
-
-    Unauthorized (with the reason) for an app key that is revoked or expired.
-    """
+    """Who the request comes from (kept on ``g.caller``), or None if it presents no valid token; Unauthorized (with
+    the reason) for an app key that is revoked or expired."""
     if "caller" in g:
         return g.caller
     token = presented_token()

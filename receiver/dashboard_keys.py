@@ -35,10 +35,8 @@ MOST_WHOLE = 10**12
 
 
 def form_body(form: Any) -> dict[str, Any]:
-    """The create form's fields as a ``POST /v1/keys`` body (a field left blank is not sent).
-
-    InvalidRequest, naming the field, for a number that is not one.
-    """
+    """The create form's fields as a ``POST /v1/keys`` body (a field left blank is not sent); InvalidRequest, naming
+    the field, for a number that is not one."""
     body: dict[str, Any] = {"name": form.get("name", "")}
     models = [m for m in form.get("models", "").replace(",", " ").split() if m]
     if models:

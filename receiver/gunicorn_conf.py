@@ -123,11 +123,9 @@ def on_starting(server):
     gunicorn_util.write_error = write_json_error
 
 
-# gunicorn answers the requests it refuses before the app sees them (headers too large, bytes
-# that are not HTTP) with an HTML page; the API answers every error as JSON, in the shape and
-# codes of receiver/request_assembly.py's refusals.
 def write_json_error(sock, status_int, reason, mesg):
-    """gunicorn's answer to a request it refuses or fails outside the app, as the API's JSON error."""
+    """gunicorn's answer to a request it refuses or fails outside the app (headers too large, bytes that are not HTTP):
+    the API's JSON error, in the shape and codes of receiver/request_assembly.py's refusals, not gunicorn's HTML page."""
     gunicorn_util.write_nonblock(sock, refusal(status_int, reason))
 
 

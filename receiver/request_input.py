@@ -98,10 +98,8 @@ MIN_WAIT, MAX_WAIT = 1, 60
 
 
 def requested_wait(header: str | None) -> int | None:
-    """Seconds asked for by a ``Prefer`` header, clamped to 1..60; None if it asks for no wait.
-
-    Preferences a server does not understand are ignored, never an error: so are malformed ones.
-    """
+    """Seconds asked for by a ``Prefer`` header, clamped to 1..60; None if it asks for no wait or a malformed one (a
+    preference a server does not understand is ignored, never an error)."""
     try:
         seconds = float(_preference(header, "wait") or "")
     except ValueError:
