@@ -47,7 +47,6 @@ from .request_input import (
     read_untyped_as_json,
     requested_cancel_after,
     requested_end_user,
-    requested_wait,
 )
 from .waiting import waited
 
@@ -179,9 +178,7 @@ def get_result():
     if job is None or not require_bearer().sees(job):  # another key's job is one BFL would not know
         return bfl_presenting.not_found(task_id[:200])
     watch(svc, job.id)  # an app polling get_result watches its job (docs/api.md "Live")
-    seconds = requested_wait(request.headers.get("Prefer"))
-    if seconds is not None:
-        job, seconds = waited(job, seconds)
+    job, seconds = waited(job)
     return preference_applied(jsonify(bfl_presenting.result(svc.config, job)), seconds)
 
 

@@ -39,7 +39,6 @@ from .request_input import (
     requested_cancel_after,
     requested_end_user,
     requested_strict,
-    requested_wait,
 )
 from .store_redirects import storage_redirect
 from .waiting import waited
@@ -174,9 +173,7 @@ def _answer_after_wait(job: Job, status: int, warnings: list[str] | None = None,
     """The job, once it is terminal if the request prefers to wait (``Prefer: wait``), with the
     ``warnings`` of its submission when there are any. ``created``: ``job``'s creation by this request, which found
     why it waits, if it does (the slots are asked only for a job read: one made before, or read after a wait)."""
-    after, seconds = job, requested_wait(request.headers.get("Prefer"))
-    if seconds is not None:
-        after, seconds = waited(job, seconds)
+    after, seconds = waited(job)
     svc = services()
     shown = present(svc.config, after, created.waiting) if created is not None and after is created.job else _present(after)
     response = jsonify({**shown, "warnings": warnings} if warnings else shown)
