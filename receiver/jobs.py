@@ -221,7 +221,7 @@ def _refuse_unknown_model(svc: Services, filters: JobFilter) -> None:
 @bp.get("/jobs/<job_id>/image")
 def image(job_id: str):
     """The stored image, or a variant of it (``w``, ``format``, ``q``), for a bearer token or a signed ``image.url``."""
-    job = authorized_job(job_id, "image", "image.url")
+    job = authorized_job(job_id, "image")
     ask = variants.asked("image")  # a malformed query answers 400 whatever the job's state
     if not job.image or not job.storage_key:
         if job.terminal:
