@@ -150,10 +150,9 @@ _WIRE_NAME = END_USER_HEADER.upper()
 
 
 def join_repeated(headers: list[tuple[str, str]]) -> None:
-    """Before the WSGI environ is made from a request's ``headers`` (gunicorn's list of (NAME, value), each header as
-    sent; called by ``BufferingWorker.handle_request``): the values of an X-End-User header sent more than once are joined with
-    ``REPEATED`` into one header, so the app refuses the request (``requested_end_user``) instead of reading them as
-    one name."""
+    """The values of an X-End-User header sent more than once joined with ``REPEATED`` into one header (``headers``:
+    gunicorn's list of (NAME, value), each header as sent, before the environ is made from it), so the app refuses the
+    request (``requested_end_user``) instead of reading them as one name."""
     values = [value for name, value in headers if name == _WIRE_NAME]
     if len(values) > 1:
         headers[:] = [(name, value) for name, value in headers if name != _WIRE_NAME]
