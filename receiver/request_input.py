@@ -170,7 +170,7 @@ def header_end_user(header: str | None) -> str | None:
     return parse_end_user(_utf8(header), END_USER_HEADER)
 
 
-def requested_end_user(body_value: Any = None) -> str | None:
+def requested_end_user(body_value: Any) -> str | None:
     """The end user of this request: the body's ``end_user`` (``body_value``) or the header; both, they must agree
     (400 otherwise, as for a malformed one); None when neither names one."""
     if body_value is None:
