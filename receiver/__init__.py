@@ -53,7 +53,7 @@ class App(Flask):
     """Flask, with what the web worker reads off the app it loaded (receiver/buffering_worker.py)."""
 
     answer_before_body: Callable[[str, str, Any], bytes | None]
-    refused_before_body: Callable[[str, str, Any], bool]
+    refused_before_body: Callable[[str, str], bool]
     body_limits: BodyLimits
 
 
@@ -95,7 +95,7 @@ def create_app(config: Config | None = None, services: Services | None = None) -
     # Asked by the web worker (receiver/buffering_worker.py) once a request's head is in.
     app.answer_before_body = partial(_answer_before_body, head_refusals.Judge(
         services, app.extensions["fluxhook.keys"], partial(batch_room.room_of, app)))
-    app.refused_before_body = partial(_refused_before_body, services.config)
+    app.refused_before_body = partial(webhooks.refused_before_body, services.config.secret_keys)
     # Read by the web worker once it loaded the app: what it may hold for bodies still arriving, and their pace.
     app.body_limits = BodyLimits(services.config.max_spool_bytes, services.config.min_body_rate)
     app.register_blueprint(usage.bp)
@@ -120,9 +120,3 @@ def _answer_before_body(judge: head_refusals.Judge, method: str, target: str, he
         return None
     log.info("request refused before its body", extra={"status": refused.error.status, "code": refused.error.code})
     return refused.answer()
-
-
-def _refused_before_body(config: Config, method: str, target: str, header) -> bool:
-    """Whether a request whose head is in is refused whatever its body, and answered by the app from its head alone:
-    a callback on a URL fluxhook did not issue (its refusal is counted with the callbacks')."""
-    return webhooks.refused_before_body(config.secret_keys, method, target)

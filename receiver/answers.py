@@ -19,7 +19,6 @@ The rate is judged per piece, not over the whole answer, so a reader cannot bank
 
 from __future__ import annotations
 
-import logging
 import socket
 import time
 import uuid
@@ -34,8 +33,6 @@ from . import scopes
 from .auth import authenticate
 from .bulkheads import Room, answers_room, drop_permit
 from .context import services
-
-log = logging.getLogger("fluxhook.web")
 
 # An answer this small is written without a lease: it is whole in the socket's buffers within one piece's deadline.
 SMALL_ANSWER_BYTES = 256 * 1024
@@ -69,9 +66,8 @@ def paced(response: Response, scope: str) -> Response:
         raise AnswersBusy("this web process writes as many answers as it may at once; retry",
                           retry_after=RETRY_SECONDS)
     drop_permit()
-    pieces = _Paced(response.response, request.environ.get(SOCKET), svc.config.min_answer_rate, room,
-                    svc.store.answers, (scope, lease) if lease else None)
-    response.response = pieces
+    response.response = _Paced(response.response, request.environ.get(SOCKET), svc.config.min_answer_rate, room,
+                               svc.store.answers, (scope, lease) if lease else None)
     # Bytes already: werkzeug hands the iterable to the server as it is, and the server's close of it (after the last
     # byte, a cut or a client gone) is the one close: it ends the answer.
     response.direct_passthrough = True

@@ -47,7 +47,6 @@ def token_in(header: Callable[[str], str | None]) -> str | None:
 
 
 def presented_token() -> str | None:
-    """The token the caller presents (``token_in`` of this request)."""
     return token_in(request.headers.get)
 
 
@@ -98,10 +97,8 @@ def unauthorized_before_body(api_tokens: Iterable[str], keys: KeyResolver, metho
 
 
 def authenticate() -> Caller | None:
-    """Who the request comes from (kept on ``g.caller``), or None if it presents no valid token.
-
-    Unauthorized (with the reason) for an app key that is revoked or expired.
-    """
+    """Who the request comes from (kept on ``g.caller``), or None if it presents no valid token; Unauthorized (with
+    the reason) for an app key that is revoked or expired."""
     if "caller" in g:
         return g.caller
     token = presented_token()

@@ -3,14 +3,13 @@
 temporary file as soon as it is whole, and the memory it took given back to the system after.
 
 The web worker has the body whole before the app runs (in a temporary file past a few MiB:
-``receiver/buffering_worker.py``); read whole again here (werkzeug's ``get_data``), decoded to text and parsed, a
-250 MB body took a web process to 895 MB, and four at once to 2.8 GB, which it kept. Parsed as it was read but its
-items kept as Python values, four 64 MiB bodies still took a web process from 61 MB to 415 MB. Here neither the body
-nor its items are held: NDJSON is read a line at a time, JSON an item at a time (``core/json_body.py``), and each
-item goes to the batch's ``ItemSpool`` (``core/batch_items.py``) as it is parsed; what stays is the other fields,
-counts, the first bad items' problems and, with an ``Idempotency-Key``, a running digest of the items. Once its
-request ends the spool is deleted and the memory its items passed through is handed back (glibc keeps freed memory
-for the process otherwise, so a web process that once took four large batches would hold their size for good).
+``receiver/buffering_worker.py``). Read whole again, decoded and parsed, or its items kept as Python values, a large
+body would cost the web process several times its size. Here neither the body nor its items are held: NDJSON is read
+a line at a time, JSON an item at a time (``core/json_body.py``), and each item goes to the batch's ``ItemSpool``
+(``core/batch_items.py``) as it is parsed; what stays is the other fields, counts, the first bad items' problems and,
+with an ``Idempotency-Key``, a running digest of the items. Once its request ends the spool is deleted and the memory
+its items passed through is handed back (glibc keeps freed memory for the process otherwise, so a web process that
+once took four large batches would hold their size for good).
 """
 
 from __future__ import annotations
@@ -31,6 +30,7 @@ from fluxhook.core.chunks import CHUNK
 from fluxhook.core.errors import FluxhookError, InvalidRequest, PayloadTooLarge
 from fluxhook.core.json_body import refuse_unknown
 
+from .errors import byte_size
 from .idempotency_keys import HEADER, Parsed
 from .request_input import require_json
 
@@ -169,12 +169,8 @@ class _Capped:
 
 def too_large(limit: int) -> PayloadTooLarge:
     """The refusal of a batch's body over ``limit`` (MAX_BATCH_BYTES)."""
-    return PayloadTooLarge(f"the batch's body is over MAX_BATCH_BYTES ({_size(limit)}): send its items in several "
+    return PayloadTooLarge(f"the batch's body is over MAX_BATCH_BYTES ({byte_size(limit)}): send its items in several "
                            "batches, or smaller inputs (BFL takes image URLs instead of base64 too)")
-
-
-def _size(size: int) -> str:
-    return f"{size / 2**20:g} MiB" if size >= 2**20 else f"{size:,} bytes"
 
 
 def _from_ndjson(body: _Capped, batch: BatchBody) -> None:

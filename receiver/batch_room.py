@@ -61,7 +61,6 @@ class BatchRoom:
             return self._held[key] < self.per_key
 
     def held(self, key: str) -> int:
-        """How many places ``key``'s requests hold now."""
         with self._lock:
             return self._held[key]
 

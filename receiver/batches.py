@@ -26,7 +26,7 @@ from .batch_room import batch_room, key_busy
 from .bulkheads import bfl_calls
 from .context import services
 from .idempotency import idempotent_on
-from .jobs import MAX_METADATA_BYTES
+from .jobs import metadata_of
 from .replicated import replicated
 from .request_input import requested_cancel_after, requested_end_user, requested_strict
 
@@ -34,7 +34,6 @@ bp = Blueprint("batches", __name__, url_prefix="/v1")
 
 # The longest metadata field a results archive's files are named from.
 MAX_NAME_FROM = 100
-# The fields of each item of POST /v1/batches.
 _ITEM_FIELDS = ("input", "metadata", "end_user")
 _EXAMPLE = '{"model": "flux-2-pro", "items": [{"input": {"prompt": "a red fox in snow"}}]}'
 
@@ -85,7 +84,7 @@ def create():
     caller = require_bearer()
     notify_url = requested_url(data.get("notify_url"), svc.config, caller.key)
     batch = batching.create_batch(svc, caller, BatchRequest(
-        model, body.items, metadata=_metadata(data.get("metadata")), notify_url=notify_url,
+        model, body.items, metadata=metadata_of(data), notify_url=notify_url,
         job_events=parse_batch_events(data.get("notify_events")), cancel_after=requested_cancel_after(),
         strict_input=requested_strict(request.headers.get("Prefer")),
         end_user=requested_end_user(data.get("end_user"))),
@@ -127,7 +126,7 @@ def item_problems(item: object, catalog: Catalog | None = None) -> list[tuple[st
         problems += [(f"input.{name}", f"remove 'input.{name}': fluxhook sets its own")
                      for name in ("webhook_url", "webhook_secret") if name in task_input]
     try:
-        _metadata(item.get("metadata"))
+        metadata_of(item)
     except InvalidRequest as exc:
         problems.append(("metadata", exc.message))
     try:
@@ -135,16 +134,6 @@ def item_problems(item: object, catalog: Catalog | None = None) -> list[tuple[st
     except InvalidRequest as exc:
         problems.append(("end_user", exc.message))
     return problems
-
-
-def _metadata(value: object, where: str = "") -> dict:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise InvalidRequest(f"{where}'metadata' must be a JSON object")
-    if len(json.dumps(value)) > MAX_METADATA_BYTES:
-        raise InvalidRequest(f"{where}'metadata' must be at most {MAX_METADATA_BYTES} bytes as JSON")
-    return value
 
 
 @bp.get("/batches")

@@ -47,7 +47,6 @@ from .request_input import (
     read_untyped_as_json,
     requested_cancel_after,
     requested_end_user,
-    requested_wait,
 )
 from .waiting import waited
 
@@ -88,13 +87,11 @@ class OtherPathConverter(BaseConverter):
         return value
 
 
+# Registered before the routes that use them (a blueprint applies its records in order).
+@bp.record_once
 def _add_converters(state: BlueprintSetupState) -> None:
     state.app.url_map.converters.setdefault("bfl_model", ModelConverter)
     state.app.url_map.converters.setdefault("bfl_other", OtherPathConverter)
-
-
-# Registered before the routes that use them (a blueprint applies its records in order).
-bp.record_once(_add_converters)
 
 
 @bp.before_request
@@ -181,9 +178,7 @@ def get_result():
     if job is None or not require_bearer().sees(job):  # another key's job is one BFL would not know
         return bfl_presenting.not_found(task_id[:200])
     watch(svc, job.id)  # an app polling get_result watches its job (docs/api.md "Live")
-    seconds = requested_wait(request.headers.get("Prefer"))
-    if seconds is not None:
-        job, seconds = waited(job, seconds)
+    job, seconds = waited(job)
     return preference_applied(jsonify(bfl_presenting.result(svc.config, job)), seconds)
 
 

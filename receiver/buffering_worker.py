@@ -1,24 +1,19 @@
 """gunicorn's threaded worker, with every request received whole before a thread serves it.
 
-gunicorn's ``gthread`` worker gives a connection to a thread as soon as its first byte arrives,
-and the thread then waits on the socket, with no deadline, for the rest of the head and for the
-body the app reads. A few hundred clients that send slowly (slowloris) hold every thread, and
-the process answers nobody. Here a thread never waits on a client: it takes what the socket
-holds without blocking and hands the connection back to the main loop, which watches every
-connection with one ``select``, until the request is whole: its head within ``HEAD_SECONDS``,
-its body at ``MIN_BODY_RATE`` at least over any 10 s (``receiver/request_assembly.py``), or the
-connection is answered 408 and closed. Only a whole request is served, read from memory, so a
-work permit (``receiver/bulkheads.py``) is never held while a body trickles in. Bodies past
-``MEMORY_BODY_BYTES`` go to a temporary file as they arrive; what the process holds for bodies
-still arriving is bounded by ``MAX_SPOOL_BYTES`` (a body that would pass it is refused 503, a
-callback never), and one announced larger than the app takes is refused (413) before it is
-read. A request that arrives in one piece (nearly all) is taken and served by one thread in one
-go, as in ``gthread``.
+gunicorn's ``gthread`` worker gives a connection to a thread as soon as its first byte arrives, and the thread then
+waits on the socket, with no deadline, for the rest of the head and for the body the app reads. A few hundred clients
+that send slowly (slowloris) hold every thread, and the process answers nobody. Here a thread never waits on a client:
+it takes what the socket holds without blocking and hands the connection back to the main loop, which watches every
+connection with one ``select``, until the request is whole: its head within ``HEAD_SECONDS``, its body at
+``MIN_BODY_RATE`` at least over any 10 s (``receiver/request_assembly.py``), or the connection is answered 408 and
+closed. Only a whole request is served, read from memory, so a work permit (``receiver/bulkheads.py``) is never held
+while a body trickles in. What the process holds for bodies still arriving is bounded, and one announced larger than the
+app takes is refused (413) before it is read (``receiver/request_assembly.py``). A request that arrives in one piece
+(nearly all) is taken and served by one thread in one go, as in ``gthread``.
 
-Closing is done by the main loop without waiting too: gunicorn's graceful close waits up to 2 s
-per socket for the client's FIN on the main loop, so a few clients that never close stalled it.
-Here a connection to close is half-closed and watched with the others until the client closes
-or ``LINGER_SECONDS`` pass.
+Closing is done by the main loop without waiting too: gunicorn's graceful close waits up to 2 s per socket for the
+client's FIN on the main loop, so a few clients that never close would stall it. Here a connection to close is
+half-closed and watched with the others until the client closes or ``LINGER_SECONDS`` pass.
 
 A stream of job events (``receiver/events.py``) is answered by a thread like any request, but only its head and
 first bytes: the app hands its connection over in the environ (``events.HAND_OVER``) and the worker gives the socket
@@ -71,9 +66,8 @@ _WAIT, _GONE, _REFUSED, _HELD = object(), object(), object(), object()
 # A refusal from the head for now (429, 503: its key's limits, a full room) is answered this long after the head came
 # (give or take the loop's turn, up to a second), the connection watched meanwhile by the loop alone (no thread, no
 # permit): a client ignoring Retry-After then sends a request or two a second a connection, not hundreds, and the
-# refusals' own work (accepting, parsing, answering) no longer takes the cores from other keys' requests
-# (`make probe-tenants` row 49: another key's reads p50 2.4-2.8x of alone with refusals at 1,600 a second, 1.0x held).
-# At most HELD_MOST connections a process are held at once; past it a refusal is answered at once, as before.
+# refusals' own work (accepting, parsing, answering) does not take the cores from other keys' requests.
+# At most HELD_MOST connections a process are held at once; past it a refusal is answered at once.
 HOLD_SECONDS = 0.5
 HELD_MOST = 256
 _HOLDING = (b"HTTP/1.1 429 ", b"HTTP/1.1 503 ")
@@ -196,8 +190,6 @@ class BufferingWorker(ThreadWorker):
 
     def handle(self, conn):
         """In a thread: take what the client has sent, without waiting; serve the request once whole."""
-        if not isinstance(conn, BufferedConn):
-            return super().handle(conn)
         incoming = conn.incoming
         assert incoming is not None  # made when the connection was taken (next_request)
         if not incoming.complete:
@@ -211,9 +203,9 @@ class BufferingWorker(ThreadWorker):
     def handle_request(self, req, conn):
         # Before gunicorn makes the environ, which joins a repeated header's values with ',' (a name may hold one).
         join_repeated(req.headers)
-        if isinstance(conn, BufferedConn) and conn.must_close:
+        if conn.must_close:
             req.must_close = True  # the answer says so: the connection ends after it
-        if isinstance(conn, BufferedConn) and req.method == "GET" and STREAM_PATH.fullmatch(req.path or ""):
+        if req.method == "GET" and STREAM_PATH.fullmatch(req.path or ""):
             return self._handle_stream(req, conn)
         try:
             return super().handle_request(req, conn)
@@ -222,8 +214,7 @@ class BufferingWorker(ThreadWorker):
             # MIN_ANSWER_RATE. Its connection is reset, not closed: a close would leave the megabytes already in the
             # socket's buffers to trickle out to it for hours, held by the kernel.
             self.log.info("answer cut: its reader took less than MIN_ANSWER_RATE")
-            if isinstance(conn, BufferedConn):
-                conn.cut = True
+            conn.cut = True
             raise StopIteration() from None
 
     def _handle_stream(self, req, conn: BufferedConn) -> bool:
@@ -308,43 +299,33 @@ class BufferingWorker(ThreadWorker):
         return _WAIT
 
     def _refused_from_head(self, conn: BufferedConn, incoming: RequestAssembler) -> bool:
-        """Judge a request whose head is in and whose body is still coming, once: True when the app's answer was sent
-        and its body is never to be read (the answer says Connection: close); else its body is received, or the head
-        alone handed on for the app to refuse."""
+        """Judge a request whose head is in and whose body is still coming, once: True when the app's answer
+        (``answer_before_body``) was sent and its body is never to be read (the answer says Connection: close); else its
+        body is received, or the head alone handed on for the app to refuse (``refused_before_body``)."""
         conn.head_checked = True
-        answer = self._answer_before_body(incoming)
+        answer_before_body = getattr(self.wsgi, "answer_before_body", None)
+        answer = None if answer_before_body is None else answer_before_body(*incoming.request_line(), incoming.header)
         if answer is not None:
             if answer.startswith(_HOLDING) and self.held < HELD_MOST:
                 conn.held_answer = answer
             else:
                 self._send_quietly(conn, answer)
             return True
-        if self._refused_before_body(incoming):
+        refused = getattr(self.wsgi, "refused_before_body", None)
+        if refused is not None and refused(*incoming.request_line()):
             incoming.head_alone()
         return False
-
-    def _answer_before_body(self, incoming: RequestAssembler) -> bytes | None:
-        """The app's answer to a request it refuses whatever its body (``answer_before_body``), or None."""
-        check = getattr(self.wsgi, "answer_before_body", None)
-        return None if check is None else check(*incoming.request_line(), incoming.header)
-
-    def _refused_before_body(self, incoming: RequestAssembler) -> bool:
-        """Whether the app refuses this request whatever its body (the app says: ``refused_before_body``)."""
-        check = getattr(self.wsgi, "refused_before_body", None)
-        return check is not None and check(*incoming.request_line(), incoming.header)
 
     # -- answers out
 
     def finish_request(self, conn, fs):
         """A thread is done with the connection (called on the main loop): wait for more, or close."""
-        if not isinstance(conn, BufferedConn):
-            return super().finish_request(conn, fs)
         try:
             result = fs.result() if not fs.cancelled() else False
         except Exception:
             result = False
         if conn.handed_over:
-            self._hand_over(conn)
+            self._forget(conn, close=False)  # the hub of streams owns its socket
         elif conn.cut:
             self._reset(conn)
         elif result is _WAIT:
@@ -404,10 +385,6 @@ class BufferingWorker(ThreadWorker):
             self.held -= 1
         return answer
 
-    def _hand_over(self, conn: BufferedConn) -> None:
-        """Forget a stream's connection without closing it: the hub of streams owns its socket."""
-        self._forget(conn, close=False)
-
     def _refuse(self, conn: BufferedConn, status: int) -> None:
         self._send_quietly(conn, refusal(status))
         self._close(conn)
@@ -454,7 +431,6 @@ class BufferingWorker(ThreadWorker):
         self._drop(conn)
 
     def _drop(self, conn: BufferedConn) -> None:
-        """Close at once and forget the connection."""
         self._forget(conn, close=True)
 
     def _forget(self, conn: BufferedConn, *, close: bool) -> None:

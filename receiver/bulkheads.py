@@ -1,14 +1,13 @@
 """Bulkheads in the web process: kinds of work, and callers, that cannot take each other's capacity (the work permits
 handed between callers in turns, the rooms of requests waiting on something else, each app key's read limit).
 
-A process works on at most ``WEB_THREADS`` requests at once: a work permit each, taken before Flask sees the request
-and handed between callers in turns (``FairPermits``: each caller's lane, told by ``Lanes`` from the request's head).
-A read refused for its key's rate is repeated from memory before any permit is taken (``refusals``). A request that
-waits on something else (its job's end with ``Prefer: wait``, BFL's answer to a submission) sets its permit aside
-meanwhile and waits in a room of its own, of bounded size; a full room means the request is answered another way at
-once (the job as it is; the submission handed to a worker), so callbacks, job reads and file reads always find a
-permit. An answer written while its reader reads (``answers``) gives its permit back for good. gunicorn's thread pool
-is as large as the permits and the rooms together (``receiver/gunicorn_conf.py``).
+A process works on at most ``WEB_THREADS`` requests at once: a work permit each, taken before Flask sees the request and
+handed between callers in turns (``FairPermits``: each caller's lane, told by ``Lanes`` from the request's head). A
+request that waits on something else (its job's end with ``Prefer: wait``, BFL's answer to a submission) sets its permit
+aside meanwhile and waits in a room of its own, of bounded size; a full room means the request is answered another way
+at once (the job as it is; the submission handed to a worker), so callbacks, job reads and file reads always find a
+permit. An answer written while its reader reads (``answers``) gives its permit back for good. gunicorn's thread pool is
+as large as the permits and the rooms together (``receiver/gunicorn_conf.py``).
 
 Whose line a request waits in for a work permit, told from its head alone (no Redis, no body): a lane per app key, one
 for the admin tokens, one for BFL's callbacks, one for signed file links, one for the dashboard's sessions, and one for
@@ -18,15 +17,14 @@ process has seen (``remember_link``, as the link was first opened) waits in that
 of links takes turns with the others' instead of filling the shared ``links`` lane, and its refusals are repeated from
 memory, slowly, like a key's own.
 
-The permits are handed between callers in turns (docs/operating.md "No key can hold the web") by the rule every line
-of fluxhook's work is served by (``fluxhook.core.fair_turns``, docs/fair-share.md). Each request waits in its
-caller's lane. A permit that frees goes to the waiting lane whose turn starts first, each permit a turn costing the
-lane 1 / its ``weight``, so a caller with a hundred requests waiting delays another caller's request by at most one
-turn, whatever arrives first, and a lane back from idle starts level with the others. Within a lane requests keep the
-order they came in. A lane holds at most ``per_lane`` permits at once (half of them by default): with its requests
-long at work (a search, a batch's results being made), the rest still serve the others at once. A permit is handed to
-its waiter, never left free for a newcomer to take: ``threading.Semaphore`` lets a newcomer take a permit before a
-thread already woken for it, which leaves some requests waiting far longer than others.
+The permits follow the rule every line of fluxhook's work is served by (``fluxhook.core.fair_turns``,
+docs/fair-share.md, docs/operating.md "No key can hold the web"): a permit that frees goes to the waiting lane whose
+turn starts first, each permit a turn costing the lane 1 / its ``weight``, so a caller with a hundred requests waiting
+delays another caller's request by at most one turn, whatever arrives first, and a lane back from idle starts level with
+the others. Within a lane requests keep the order they came in. A lane holds at most half the permits at once: with its
+requests long at work (a search, a batch's results being made), the rest still serve the others at once. A permit is
+handed to its waiter, never left free for a newcomer to take: ``threading.Semaphore`` lets a newcomer take a permit
+before a thread already woken for it, which leaves some requests waiting far longer than others.
 
 Every request of an app key counts against its read limit, here and nowhere else: cheap or not (a job, an image, a
 variant, a video, a stream's start, a delivery list, its own usage), a flood of them costs that key alone. A key past
@@ -50,7 +48,7 @@ import time
 from collections import OrderedDict, deque
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
-from typing import ContextManager, Iterable, Iterator, Mapping
+from typing import Iterable, Iterator, Mapping
 
 from flask import Flask, current_app, request
 from werkzeug.wsgi import ClosingIterator
@@ -161,9 +159,9 @@ class _Waiter:
 class FairPermits:
     """At most ``count`` requests at work at once, handed to the waiting lanes in weighted turns."""
 
-    def __init__(self, count: int, per_lane: int | None = None):
+    def __init__(self, count: int):
         self.count = count
-        self.per_lane = per_lane if per_lane is not None else max(1, count // 2)
+        self.per_lane = max(1, count // 2)
         self._lock = threading.Lock()
         self._free = count
         self._held: dict[str, int] = {}
@@ -192,12 +190,10 @@ class FairPermits:
             self._hand_on()
 
     def held(self, lane: str) -> int:
-        """Permits ``lane`` holds now."""
         with self._lock:
             return self._held.get(lane, 0)
 
     def waiting(self, lane: str) -> int:
-        """Requests of ``lane`` waiting for a permit now."""
         with self._lock:
             return len(self._lines.get(lane, ()))
 
@@ -327,8 +323,9 @@ class Room:
         if not self._places.acquire(blocking=False):
             yield False
             return
+        permit = request.environ.get(PERMIT)
         try:
-            with _set_aside():
+            with permit.set_aside() if permit is not None else nullcontext():
                 yield True
         finally:
             self._places.release()
@@ -339,11 +336,6 @@ class Room:
 
     def give_back(self) -> None:
         self._places.release()
-
-
-def _set_aside() -> ContextManager:
-    permit = request.environ.get(PERMIT)
-    return permit.set_aside() if permit is not None else nullcontext()
 
 
 # --- Reads: what each request of an app key counts against its read limit ---
@@ -392,11 +384,6 @@ def init_app(app: Flask, work_permits: int, api_tokens: tuple[str, ...]) -> None
             return
         svc = services()
         key_limits.take_read(svc.store.app_keys, svc.config, caller, cost, time.time())
-
-
-def lanes() -> Lanes:
-    """This process's lanes: ``auth`` tells them each app key whose secret it checked."""
-    return current_app.extensions["fluxhook.lanes"]
 
 
 def remember_refusal(retry_after: float) -> None:

@@ -75,10 +75,10 @@ class Rect:
     value: float
 
 
-def nice_scale(highest: float, *, steps: int = 4, whole: bool = False) -> Scale:
-    """An axis from 0 to at least ``highest`` in about ``steps`` round steps (1, 2 or 5 × 10ⁿ; whole numbers
+def nice_scale(highest: float, *, whole: bool = False) -> Scale:
+    """An axis from 0 to at least ``highest`` in about four round steps (1, 2 or 5 × 10ⁿ; whole numbers
     only if ``whole``); an empty chart still gets an axis up to one step."""
-    raw = max(highest, 0) / steps
+    raw = max(highest, 0) / 4
     if raw <= 0:
         step = 1.0
     else:

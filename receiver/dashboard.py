@@ -1,9 +1,8 @@
 """The dashboard at ``/``: sign in with an API token, see the overview, follow recent jobs live, read a job's story.
 
-Server-rendered pages (``templates/dashboard``), the overview's charts drawn as inline SVG on the
-server (``charts``), and one small script (``static/dashboard.js``) that polls the ``/live/...``
-JSON every two seconds and updates the page in place. No build step and nothing from a CDN: it
-works on a machine without internet. Everything but the sign-in page
+Server-rendered pages (``templates/dashboard``), the overview's charts drawn as inline SVG on the server (``charts``),
+and one small script (``static/dashboard.js``) that follows a page's events and reads its ``/live/...`` JSON to update it
+in place. No build step and nothing from a CDN: it works on a machine without internet. Everything but the sign-in page
 needs a signed-in session (see ``dashboard_session``); the session grants nothing on ``/v1``.
 """
 

@@ -35,7 +35,7 @@ from . import dashboard_session as auth
 from .bulkheads import bfl_calls
 from .context import services
 from .dashboard import bp
-from .dashboard_view import SHEET, batch_done, clock, credits, picture
+from .dashboard_view import SHEET, batch_done, clock, credits, excerpt, picture
 from .errors import error_response
 from .replicated import replicated
 
@@ -122,9 +122,6 @@ def tile(job: Job, config: Config | None = None, field: str | None = None) -> di
     """One item on the contact sheet: its thumbnail (the job list's, never the image itself) or its status, its index
     and its metadata's ``field`` (``sheet_field``); with ``config``, its picture's ``srcset`` at the sheet's size (a
     tile takes the variant its screen needs)."""
-    prompt = job.prompt or ""
-    if len(prompt) > PROMPT_IN_TILE:
-        prompt = prompt[:PROMPT_IN_TILE - 1].rstrip() + "…"
     index = job.batch_index if job.batch_index is not None else 0
     value = (job.metadata or {}).get(field) if field else None
     meta = str(value)[:FIELD_IN_TILE] if _plain(value) else ""
@@ -139,7 +136,8 @@ def tile(job: Job, config: Config | None = None, field: str | None = None) -> di
         **(picture(config, job, SHEET) if config is not None else {"srcset": "", "sizes": ""}),
         "kind": "video" if job.video else "image" if job.image else "",
         "title": " · ".join(part for part in (f"#{index:,}", f"{field} {meta}" if meta else "", job.status,
-                                              (job.error or {}).get("code", ""), prompt) if part),
+                                              (job.error or {}).get("code", ""),
+                                              excerpt(job.prompt or "", PROMPT_IN_TILE)) if part),
     }
 
 

@@ -35,10 +35,8 @@ MOST_WHOLE = 10**12
 
 
 def form_body(form: Any) -> dict[str, Any]:
-    """The create form's fields as a ``POST /v1/keys`` body (a field left blank is not sent).
-
-    InvalidRequest, naming the field, for a number that is not one.
-    """
+    """The create form's fields as a ``POST /v1/keys`` body (a field left blank is not sent); InvalidRequest, naming
+    the field, for a number that is not one."""
     body: dict[str, Any] = {"name": form.get("name", "")}
     models = [m for m in form.get("models", "").replace(",", " ").split() if m]
     if models:
@@ -118,12 +116,11 @@ def create_key():
     """Create a key; the answering page shows its secret, this once."""
     if not auth.csrf_valid(request.form.get("csrf_token")):
         return error_response(400, "csrf_failed", "the form did not carry this session's CSRF token")
-    now = time.time()
+    svc = services()
     try:
-        key, secret = key_admin.create_key(services(), form_body(request.form), now)
+        key, secret = key_admin.create_key(svc, form_body(request.form), time.time())
     except InvalidRequest as exc:
         return _page(error=exc.message, status=400)
-    svc = services()
     return _page(created=key_fields.present_key(key, secret=secret, notify_secret=notify_secrets.current(svc, key)),
                  status=201)
 

@@ -48,9 +48,9 @@ def period_label(period: str, index: int, count: int, most: int = MAX_LABELS) ->
     return f"{period[11:13]}:00" if "T" in period else period[5:]
 
 
-def minor_label(index: int, count: int, most: int = MAX_LABELS) -> bool:
+def minor_label(index: int, count: int) -> bool:
     """Whether column ``index``'s label (see period_label) is every other one, left out in a narrow window."""
-    return (count - 1 - index) % (2 * math.ceil(count / most)) != 0
+    return (count - 1 - index) % (2 * math.ceil(count / MAX_LABELS)) != 0
 
 
 def period_title(period: str) -> str:

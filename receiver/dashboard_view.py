@@ -79,7 +79,7 @@ def row(job: Job, waiting: Waiting | None = None, config: Config | None = None) 
         "kind": "video" if job.video else "image" if job.image else "",
         "cost": credits(job.cost_credits),
         # The list shows the prompt's start; the job page shows it whole (at most 2,000 characters).
-        "prompt": _excerpt(job.prompt or "", PROMPT_IN_LIST),
+        "prompt": excerpt(job.prompt or "", PROMPT_IN_LIST),
     }
 
 
@@ -162,7 +162,7 @@ def credits(amount: float | None) -> str:
     return "" if amount is None else f"{format_credits(amount)} credit{'' if amount == 1 else 's'}"
 
 
-def _excerpt(text: str, limit: int) -> str:
+def excerpt(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:limit - 1].rstrip() + "…"
 
 
@@ -195,10 +195,6 @@ def detail(config: Config, job: Job, events: list[dict], waiting: Waiting | None
     """Everything the job page shows; ``waiting``: why it waits, if it does (``waits.of``)."""
     image = job.image or job.video or {}
     percent = None if job.progress is None or not running(job) else round(job.progress * 100)
-
-    def link(kind: str) -> str:
-        return file_path(config, job.id, kind)
-
     return {
         **row(job, waiting, config),
         "waiting": waiting_words(waiting),
@@ -212,11 +208,11 @@ def detail(config: Config, job: Job, events: list[dict], waiting: Waiting | None
         "attempts": " · ".join(_count(n, word) for n, word in
                                 ((job.webhooks, "callback"), (job.polls, "poll"), (job.downloads, "download"))),
         # Relative, so it works on whatever host the dashboard is reached by (and under its CSP).
-        "image_url": link("image") if job.image and job.storage_key else None,
+        "image_url": file_path(config, job.id, "image") if job.image and job.storage_key else None,
         **({f"image_{name}": value for name, value in picture(config, job, PAGE).items()} if job.image
            else {"image_srcset": "", "image_sizes": ""}),
-        "video_url": link("video") if job.video and job.storage_key else None,
-        "poster_url": link("poster") if job.video and job.poster else None,
+        "video_url": file_path(config, job.id, "video") if job.video and job.storage_key else None,
+        "poster_url": file_path(config, job.id, "poster") if job.video and job.poster else None,
         "image_width": image.get("width"),
         "image_height": image.get("height"),
         "image_info": _image_info(image) if image else "",
@@ -228,11 +224,10 @@ def detail(config: Config, job: Job, events: list[dict], waiting: Waiting | None
         "metadata": json.dumps(job.metadata, indent=2, ensure_ascii=False) if job.metadata else "",
         "prompt": job.prompt or "",
         # A long prompt shows its start, and the rest behind "show all" (a <details>: no script needed).
-        "prompt_start": _excerpt(job.prompt or "", PROMPT_SHOWN) if len(job.prompt or "") > PROMPT_SHOWN else "",
+        "prompt_start": excerpt(job.prompt or "", PROMPT_SHOWN) if len(job.prompt or "") > PROMPT_SHOWN else "",
         "prompt_chars": f"{len(job.prompt or ''):,}",
         "download_name": _download_name(job),
         "seed": "" if job.seed is None else str(job.seed),
-        # The batch it is an item of, and its place there; '' for a single job.
         "batch_id": job.batch_id or "",
         "batch_item": f"item #{job.batch_index:,}" if job.batch_id and job.batch_index is not None else "",
         "cost_detail": _cost_detail(job),
@@ -329,7 +324,7 @@ def timeline(job: Job, events: list[dict]) -> list[dict]:
             at -= event["seconds"]  # recorded when the attempt ended; shown where it began
         entries.append(_entry(at, event.get("kind", ""), dashboard_words.sentence(event)))
     if job.finished_at:
-        entries.append(_entry(job.finished_at, "bfl", dashboard_words.bfl_finished()))
+        entries.append(_entry(job.finished_at, "bfl", dashboard_words.BFL_FINISHED))
     if job.terminal and job.completed_at:
         took = float(stored_by.get("seconds") or 0) if stored_by is not None else None
         entries.append(_entry(job.completed_at, "status",

@@ -86,9 +86,7 @@ def created(tracked: bool) -> Sentence:
     return Sentence("Job created")
 
 
-def bfl_finished() -> Sentence:
-    return Sentence("BFL finished the task")
-
+BFL_FINISHED = Sentence("BFL finished the task")
 
 _ENDED_TONE: dict[str, str] = {st.STORED: "ok", st.FAILED: "bad", st.MODERATED: "bad", st.EXPIRED: "bad",
                                st.CANCELED: "warn", st.ABORTED: "warn"}

@@ -24,7 +24,6 @@ from .jobs import _load, bp
 from .replicated import replicated
 from .request_input import json_object
 
-# At most this many messages in one listing.
 MAX_LISTED = 1000
 _LIST_PARAMS = ("state", "from", "to", "limit", "key_id")
 _REPLAY_FIELDS = ("state", "from", "to", "key_id")
@@ -73,10 +72,9 @@ def replay_deliveries():
     state = body.get("state")
     if not isinstance(state, str):
         raise InvalidRequest("'state' is required: the state of the messages to send again, such as 'failed'")
-    svc = services()
     found = _listed(_owner(body.get("key_id")), state=state, since=_time(body.get("from"), "from", 0.0),
                     until=_time(body.get("to"), "to", float("inf")), limit=notifications.MAX_REPLAY)
-    return {"replayed": notifications.replay(svc, found, time.time())}, 202
+    return {"replayed": notifications.replay(services(), found, time.time())}, 202
 
 
 # An admin token that names no key: every owner's messages, as it sees every job.

@@ -20,17 +20,14 @@ log = logging.getLogger("fluxhook.web")
 
 
 def error_response(status: int, code: str, message: str):
-    """A JSON error answer."""
     response = jsonify({"error": {"code": code, "message": message}})
     response.status_code = status
     return response
 
 
 def retry_after_header(seconds: float | None) -> str:
-    """The ``Retry-After`` value for a wait of ``seconds``: whole seconds rounded up, at least 1 (None or 0: 1).
-
-    Rounded up, so a client that waits as long as told never comes back early; both APIs' 429s use it.
-    """
+    """The ``Retry-After`` value for a wait of ``seconds``, for both APIs: whole seconds, rounded up so a client that
+    waits as long as told never comes back early, at least 1 (None or 0: 1)."""
     return str(max(1, math.ceil(seconds or 0)))
 
 
@@ -55,15 +52,15 @@ def _snake(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
 
 
-def _mib(size: int) -> str:
-    return f"{size / 1024 / 1024:g} MiB" if size >= 1024 * 1024 else f"{size:,} bytes"
+def byte_size(size: int) -> str:
+    return f"{size / 2**20:g} MiB" if size >= 2**20 else f"{size:,} bytes"
 
 
 def _advice(exc: HTTPException) -> str | None:
     """Werkzeug's stock sentences, said as what to do; None keeps Werkzeug's."""
     if isinstance(exc, RequestEntityTooLarge):
         limit = request.max_content_length
-        room = f" of {_mib(limit)}" if limit else ""
+        room = f" of {byte_size(limit)}" if limit else ""
         return (f"the request body is over this endpoint's limit{room}: send less (for inputs, "
                 "BFL takes image URLs instead of base64 too)")
     if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
@@ -75,8 +72,6 @@ def _advice(exc: HTTPException) -> str | None:
 
 
 def init_app(app: Flask) -> None:
-    """Register the JSON error handlers."""
-
     @app.errorhandler(FluxhookError)
     def fluxhook_error(exc: FluxhookError):
         response = error_response(exc.status, exc.code, exc.message)

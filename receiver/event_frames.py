@@ -42,7 +42,6 @@ def shown_batch(batch: dict) -> str:
 
 
 def event_id(millis: int, digest: str) -> str:
-    """An event's id: ``<millis>-<digest>``."""
     return f"{millis}-{digest}"
 
 
@@ -65,11 +64,10 @@ def owed(last_event_id: str | None, current: str) -> bool:
     return seen is None or now is None or seen.group(2) != now.group(2)
 
 
-def frame(event: str, data: dict | bytes, event_id_: str) -> bytes:
-    """One event in text/event-stream's framing (its JSON holds no newline: one ``data:`` line); ``data`` as
-    ``encode`` made it, when one job's event goes to many streams."""
-    body = data if isinstance(data, bytes) else encode(data)
-    return b"event: %s\nid: %s\ndata: %s\n\n" % (event.encode(), event_id_.encode(), body)
+def frame(event: str, data: bytes, event_id_: str) -> bytes:
+    """One event in text/event-stream's framing; ``data`` as ``encode`` made it (its JSON holds no newline: one
+    ``data:`` line), once for every stream the event goes to."""
+    return b"event: %s\nid: %s\ndata: %s\n\n" % (event.encode(), event_id_.encode(), data)
 
 
 def encode(data: dict) -> bytes:

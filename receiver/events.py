@@ -39,12 +39,7 @@ _LAST_EVENT_ID_CHARS = 64
 
 
 def init_app(app: Flask) -> None:
-    """This process's hub of open streams."""
     app.extensions["fluxhook.streams"] = Hub(app.extensions["fluxhook"])
-
-
-def hub() -> Hub:
-    return current_app.extensions["fluxhook.streams"]
 
 
 @bp.before_request
@@ -110,7 +105,7 @@ def _stream(viewer: Caller, scope: str, job_id: str | None, *, batch_id: str | N
             return Response(status=204)  # it saw the job's end: nothing more will come (a client stops reconnecting)
     if not request.environ.get(HAND_OVER_READY):
         raise StreamsBusy("this server cannot hold streams: serve fluxhook with its web: process (Procfile)")
-    streams = hub()
+    streams: Hub = current_app.extensions["fluxhook.streams"]
     if streams.full():
         raise StreamsBusy("this web process holds as many streams as it may; retry", retry_after=5)
     stream = Stream(scope=scope, viewer=viewer, job_id=job_id, last_event_id=last_event_id, batch_id=batch_id)

@@ -123,11 +123,9 @@ def on_starting(server):
     gunicorn_util.write_error = write_json_error
 
 
-# gunicorn answers the requests it refuses before the app sees them (headers too large, bytes
-# that are not HTTP) with an HTML page; the API answers every error as JSON, in the shape and
-# codes of receiver/request_assembly.py's refusals.
 def write_json_error(sock, status_int, reason, mesg):
-    """gunicorn's answer to a request it refuses or fails outside the app, as the API's JSON error."""
+    """gunicorn's answer to a request it refuses or fails outside the app (headers too large, bytes that are not HTTP):
+    the API's JSON error, in the shape and codes of receiver/request_assembly.py's refusals, not gunicorn's HTML page."""
     gunicorn_util.write_nonblock(sock, refusal(status_int, reason))
 
 
@@ -135,11 +133,8 @@ SWITCH_INTERVAL = 0.0005
 
 
 def post_worker_init(worker):
-    """Freeze what the loaded app holds, so that the collector's full passes skip it.
-
-    A full pass over every object of a loaded app stalls every thread of the worker while it runs.
-    Frozen, a full pass sees only the objects made since.
-    """
+    """Freeze what the loaded app holds, so that the collector's full passes skip it: a full pass over every object
+    of a loaded app stalls every thread of the worker while it runs."""
     gc.collect()
     gc.freeze()
     # A thread busy in Python (a search matching prompts, a batch's items checked) hands the interpreter lock on after

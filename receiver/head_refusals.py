@@ -3,17 +3,16 @@ refuses.
 
 The web worker (``receiver/buffering_worker.py``) asks ``refusal_before_body`` in a thread once a request's head is in
 and its body still coming. Whatever the head can tell is judged there: no usable token (401); a batch announced larger
-than ``MAX_BATCH_BYTES`` (413) or whose key fills its places in this process's batch room (503 ``batches_busy``); an
-end user named by the X-End-User header that its key blocked today (403 ``end_user_blocked``), or a header the app
-refuses (400); an app key whose counters refuse the job, track or batch it asks for (429 ``rate_limited`` or
-``queue_full``, 402 ``budget_exceeded``: ``lifecycle/steps/head_limits.py``); each of these two for a body announced
-at least ``JUDGED_FROM_BYTES``.
-Each is a refusal the request would meet after its body too,
-answered with the API's error (BFL's shape on its drop-in routes) and ``Connection: close``: its body is never read.
-What it costs: nothing for a token that is no key's or a full batch room, one Redis round trip for the rest (the key's
-record and counters, one script), and one more for an end user named by the header of a key that blocks end users
-(its record and moderations of the day). BFL's callbacks (``/webhooks``) are never judged here; with Redis
-unreachable nothing is refused here, and the app answers as it can once the body is in.
+than ``MAX_BATCH_BYTES`` (413) or whose key fills its places in this process's batch room (503 ``batches_busy``); an end
+user named by the X-End-User header that its key blocked today (403 ``end_user_blocked``), or a header the app refuses
+(400); an app key whose counters refuse the job, track or batch it asks for (429 ``rate_limited`` or ``queue_full``, 402
+``budget_exceeded``: ``lifecycle/steps/head_limits.py``), these two only for a body announced at least
+``JUDGED_FROM_BYTES``. Each is a refusal the request would meet after its body too, answered with the API's error (BFL's
+shape on its drop-in routes) and ``Connection: close``: its body is never read. What it costs: nothing for a token that
+is no key's or a full batch room, one Redis round trip for the rest (the key's record and counters, one script), and one
+more for an end user named by the header of a key that blocks end users (its record and moderations of the day). BFL's
+callbacks (``/webhooks``) are never judged here; with Redis unreachable nothing is refused here, and the app answers as
+it can once the body is in.
 """
 
 from __future__ import annotations
@@ -103,7 +102,8 @@ def refusal_before_body(judge: Judge, method: str, target: str, header: Header) 
     key_id = key_id_in(token) if token is not None and asks is not None else None
     counters = None
     now = time.time()
-    large = _announced_large(header)
+    length = decimal((header("Content-Length") or "").strip(), batch_body.MOST_LENGTH)
+    large = length is None or length >= JUDGED_FROM_BYTES
     try:
         if key_id is not None and large and not judge.keys.cached(key_id)[0]:
             # One read for both: the key's record (kept for the token's judgement, and the app's) and its counters.
@@ -113,7 +113,6 @@ def refusal_before_body(judge: Judge, method: str, target: str, header: Header) 
         if unauthorized is not None:
             return HeadRefusal(unauthorized, bfl, token_sent=token is not None)
         if asks is Asks.BATCH:
-            length = decimal((header("Content-Length") or "").strip(), batch_body.MOST_LENGTH)
             if length is not None and length > config.max_batch_bytes:
                 return HeadRefusal(batch_body.too_large(config.max_batch_bytes))
             if not judge.batch_room().has_place(key_id or ""):
@@ -141,12 +140,6 @@ def _end_user_blocked(judge: Judge, key: AppKey, header: Header, now: float) -> 
     except InvalidRequest as exc:
         return exc
     return None if end_user is None else end_user_limits.blocked_refusal(judge.svc, key, end_user, now)
-
-
-def _announced_large(header: Header) -> bool:
-    """Whether the body is announced at least ``JUDGED_FROM_BYTES`` long, or its length is not announced."""
-    length = decimal((header("Content-Length") or "").strip(), batch_body.MOST_LENGTH)
-    return length is None or length >= JUDGED_FROM_BYTES
 
 
 def _counters(judge: Judge, key_id: str, token: str, header: Header, now: float) -> Counters:

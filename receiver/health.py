@@ -59,7 +59,7 @@ class _Snapshot:
         yield fm.gauge("fluxhook_jobs", "Jobs by status.",
                        {(name,): n for name, n in now.by_status.items()}, ("status",))
         accounts = svc.store.slots.accounts_now()
-        # By account and pool: sum by (pool) reads as the gauge did before there were several accounts.
+        # By account and pool: sum by (pool) gives each pool's tasks in flight over every account.
         yield fm.gauge("fluxhook_bfl_slots_in_use", "BFL tasks in flight, by BFL account and slot pool.",
                        {(a.account.name, pool): n for a in accounts for pool, n in a.held.items()},
                        ("account", "pool"))

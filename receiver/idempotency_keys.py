@@ -20,8 +20,6 @@ def keeps(status: int) -> bool:
     return 200 <= status < 300
 
 
-
-
 def check_key(value: str) -> str:
     """The key as sent; InvalidIdempotencyKey unless it is 1 to 255 printable ASCII characters."""
     if not value or len(value) > MAX_KEY_LENGTH or not all(" " <= c <= "~" for c in value):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import re
 import time
 from dataclasses import replace
@@ -40,13 +39,11 @@ from .request_input import (
     requested_cancel_after,
     requested_end_user,
     requested_strict,
-    requested_wait,
 )
 from .store_redirects import storage_redirect
 from .waiting import waited
 
 bp = Blueprint("jobs", __name__, url_prefix="/v1")
-log = logging.getLogger("fluxhook.jobs")
 
 MAX_METADATA_BYTES = 16 * 1024
 # Lifetime of a presigned storage URL the image endpoint redirects to: the redirect is followed at once.
@@ -61,15 +58,17 @@ def authenticate():
         require_bearer()
 
 
-def _metadata(data: dict) -> dict:
-    metadata = data.get("metadata", {})
-    if metadata is None:
+def metadata_of(body: dict) -> dict:
+    """The ``metadata`` of a job's or a batch's body, or of a batch's item ({} for none); InvalidRequest unless it is a
+    JSON object of at most ``MAX_METADATA_BYTES``."""
+    value = body.get("metadata")
+    if value is None:
         return {}
-    if not isinstance(metadata, dict):
+    if not isinstance(value, dict):
         raise InvalidRequest("'metadata' must be a JSON object")
-    if len(json.dumps(metadata)) > MAX_METADATA_BYTES:
+    if len(json.dumps(value)) > MAX_METADATA_BYTES:
         raise InvalidRequest(f"'metadata' must be at most {MAX_METADATA_BYTES} bytes as JSON")
-    return metadata
+    return value
 
 
 def _present(job: Job) -> dict:
@@ -106,7 +105,7 @@ def create():
     svc = services()
     notify_url = requested_url(data.get("notify_url"), svc.config, require_bearer().key)
     events = requested_events(data.get("notify_events"))
-    request_ = JobRequest(model, task_input, metadata=_metadata(data), notify_url=notify_url, body_size=body_size(),
+    request_ = JobRequest(model, task_input, metadata=metadata_of(data), notify_url=notify_url, body_size=body_size(),
                           account=account, idempotency=key_hold(), cancel_after=requested_cancel_after(),
                           strict_input=requested_strict(request.headers.get("Prefer")),
                           end_user=requested_end_user(data.get("end_user")))
@@ -156,7 +155,7 @@ def track():
     notify_url = requested_url(data.get("notify_url"), svc.config, require_bearer().key)
     events = requested_events(data.get("notify_events"))
     job, created = track_task(svc, require_bearer(), TrackRequest(
-        bfl_id, polling_url, model, metadata=_metadata(data), notify_url=notify_url,
+        bfl_id, polling_url, model, metadata=metadata_of(data), notify_url=notify_url,
         account=_account(data)))
     g.job_id = job.id
     if created:
@@ -174,9 +173,7 @@ def _answer_after_wait(job: Job, status: int, warnings: list[str] | None = None,
     """The job, once it is terminal if the request prefers to wait (``Prefer: wait``), with the
     ``warnings`` of its submission when there are any. ``created``: ``job``'s creation by this request, which found
     why it waits, if it does (the slots are asked only for a job read: one made before, or read after a wait)."""
-    after, seconds = job, requested_wait(request.headers.get("Prefer"))
-    if seconds is not None:
-        after, seconds = waited(job, seconds)
+    after, seconds = waited(job)
     svc = services()
     shown = present(svc.config, after, created.waiting) if created is not None and after is created.job else _present(after)
     response = jsonify({**shown, "warnings": warnings} if warnings else shown)
@@ -224,8 +221,7 @@ def _refuse_unknown_model(svc: Services, filters: JobFilter) -> None:
 @bp.get("/jobs/<job_id>/image")
 def image(job_id: str):
     """The stored image, or a variant of it (``w``, ``format``, ``q``), for a bearer token or a signed ``image.url``."""
-    svc = services()
-    job = authorized_job(job_id, "image", "image.url")
+    job = authorized_job(job_id, "image")
     ask = variants.asked("image")  # a malformed query answers 400 whatever the job's state
     if not job.image or not job.storage_key:
         if job.terminal:
@@ -243,7 +239,7 @@ def image(job_id: str):
     moved = storage_redirect(job.storage_key, content_type, STORAGE_URL_MAX_SECONDS)
     if moved is not None:
         return moved
-    file = svc.storage.open(job.storage_key)
+    file = services().storage.open(job.storage_key)
     if file is None:
         raise Gone("the stored image is missing")
     response = send_file(file, mimetype=content_type, etag=etag, conditional=True, max_age=3600)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import time
 
 from flask import Blueprint
@@ -18,7 +17,6 @@ from .replicated import replicated
 from .request_input import json_object
 
 bp = Blueprint("keys", __name__, url_prefix="/v1")
-log = logging.getLogger("fluxhook.keys")
 
 
 @bp.before_request

@@ -30,19 +30,19 @@ bp = Blueprint("media", __name__, url_prefix="/v1")
 # and a <video> tag keeps reading from it while it plays.
 STORAGE_URL_MAX_SECONDS = 3600
 _PIECE = 256 * 1024
-_LINKS = {"video": "video.url", "poster": "video.poster_url", "draft_cache": "draft_cache.url"}
+_LINKS = {"image": "image.url", "video": "video.url", "poster": "video.poster_url", "draft_cache": "draft_cache.url"}
 _NAMES = {"video": "the video", "poster": "the poster frame", "draft_cache": "the draft cache"}
 
 
-def authorized_job(job_id: str, kind: str, link: str = "URL") -> Job:
-    """The job whose ``kind`` file is asked for, with a bearer token or the signed ``link`` of that very file; Gone
+def authorized_job(job_id: str, kind: str) -> Job:
+    """The job whose ``kind`` file is asked for, with a bearer token or the signed link of that very file; Gone
     (``stored_elsewhere``, naming both stores) if that file went to a store that is no longer the configured one."""
     svc = services()
     token = request.args.get("token")
     caller = authenticate()
     signed = bool(token and presenting.link_opens(svc.config, token, job_id, kind))
     if caller is None and not signed:
-        raise Unauthorized(f"send a bearer token, or use the job's signed {link} (it expires)")
+        raise Unauthorized(f"send a bearer token, or use the job's signed {_LINKS[kind]} (it expires)")
     job = svc.jobs.get(job_id)
     # An app key's bearer token opens only its own jobs; the signed link opens the job it was made for.
     if job is None or not (signed or (caller is not None and caller.sees(job))):
@@ -94,7 +94,7 @@ def _file_of(job: Job, name: str) -> tuple[str, str, int, str]:
 @bp.get("/jobs/<job_id>/draft_cache", defaults={"name": "draft_cache"})
 def stored_file(job_id: str, name: str):
     """The job's stored video, poster frame or draft cache, whole or a byte range."""
-    job = authorized_job(job_id, name, _LINKS[name])
+    job = authorized_job(job_id, name)
     # A malformed query answers 400 whatever the job's state.
     ask = variants.asked(name) if name == "poster" else None
     key, content_type, size, etag = _file_of(job, name)
@@ -107,10 +107,9 @@ def stored_file(job_id: str, name: str):
     moved = storage_redirect(key, content_type, STORAGE_URL_MAX_SECONDS)
     if moved is not None:  # the bucket serves its own ranges
         return moved
-    svc = services()
     wanted = _range(size, etag)
     part = wanted or ByteRange(0, size - 1)
-    stream = svc.storage.open_at(key, part.start, part.end) if size else None
+    stream = services().storage.open_at(key, part.start, part.end) if size else None
     if size and stream is None:
         raise Gone(f"{_NAMES[name]} is missing from the store")
     # The stream is closed with the response, not by the body's generator: on HEAD, or when the client

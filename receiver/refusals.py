@@ -37,8 +37,7 @@ class Refusals:
                 self._kept.popitem(last=False)
 
     def answer(self, lane: str, path: str) -> tuple[str, list, bytes] | None:
-        """The refusal still in force for ``lane``'s GET of ``path``, with its ``Retry-After`` counted down; else
-        None."""
+        """The refusal still in force for ``lane``'s GET of ``path`` (its ``Retry-After`` counted down), or None."""
         with self._lock:
             kept = self._kept.get((lane, path))
             if kept is None:

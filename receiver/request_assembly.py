@@ -160,6 +160,7 @@ MAX_CHUNK_LINE = 4096
 
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
 _FRAMING = re.compile(rb"\n(content-length|transfer-encoding|expect)[ \t]*:[ \t]*([^\r\n]*)", re.IGNORECASE)
+_EXPECT_CONTINUE = re.compile(rb"\nexpect[ \t]*:[ \t]*100-continue[ \t]*\r?(?=\n)", re.IGNORECASE)
 
 # gunicorn's and the worker's refusals, made before the app sees a request: the same JSON error shape
 # as the app's (receiver/errors.py). None quotes the request: its path may carry a webhook token.
@@ -255,9 +256,8 @@ class RequestAssembler:
     (503 when it has no room), until the request is handed on or dropped.
     """
 
-    def __init__(self, max_body: int, spool_dir: str | None = None, spool: SpoolSpace | None = None):
+    def __init__(self, max_body: int, spool: SpoolSpace | None = None):
         self.max_body = max_body
-        self.spool_dir = spool_dir
         self.spool = spool
         self.callback = False  # a callback from BFL (never refused by the spool space)
         self._held = 0  # bytes taken from the spool space
@@ -377,7 +377,7 @@ class RequestAssembler:
         assert self._memory is not None  # a body is in memory until it is spooled
         self._memory += data
         if len(self._memory) > MEMORY_BODY_BYTES:
-            self._spool = tempfile.TemporaryFile(dir=self.spool_dir)
+            self._spool = tempfile.TemporaryFile()
             self._spool.write(self._memory)
             self._memory = None
 
@@ -410,20 +410,15 @@ class RequestAssembler:
         """The head is in and the body is still coming: a client that sent ``Expect: 100-continue`` waits for us."""
         return self.head_complete and not self.complete
 
-    def head_for_parser(self, continue_sent: bool) -> bytes:
-        """The head as gunicorn's parser gets it; without its ``Expect: 100-continue`` once we answered it."""
-        if not continue_sent:
-            return bytes(self.head)
-        return re.sub(rb"\n[Ee][Xx][Pp][Ee][Cc][Tt][ \t]*:[ \t]*100-continue[ \t]*\r?(?=\n)", b"", bytes(self.head),
-                      flags=re.IGNORECASE)
-
     def pieces(self, continue_sent: bool = False) -> Iterator[bytes]:
-        """The whole request, head first, in pieces; what was stored is let go once read to the end.
+        """The whole request, head first (without its ``Expect: 100-continue`` once we answered it), in pieces; what
+        was stored is let go once read to the end.
 
         A reader that stops at the body's length never asks for the end: then ``discard`` lets go of it when
         the request is answered (the spool stays ours to close, not the generator's).
         """
-        yield self.head_for_parser(continue_sent)
+        head = bytes(self.head)
+        yield _EXPECT_CONTINUE.sub(b"", head) if continue_sent else head
         if self._spool is not None:
             self._spool.seek(0)
             while piece := self._spool.read(CHUNK):
@@ -438,9 +433,6 @@ class RequestAssembler:
             self._spool.close()
             self._spool = None
         self._memory = None
-        self._release()
-
-    def _release(self) -> None:
         if self._held and self.spool is not None:
             self.spool.release(self._held)
             self._held = 0

@@ -1,14 +1,12 @@
 """What a request asks, read once: its JSON body, what its headers ask of its handling, and the end user it names.
 
-- The JSON body, read and parsed once, holding as little of it at a time as parsing allows. A submission's body may
-  be hundreds of MB of base64 images. Read whole (werkzeug's ``get_data``), decoded by ``json.loads``, parsed again by
-  the view and copied into a fingerprint, it cost four times its size. Here the body is read into one buffer of its
-  announced length, decoded to text and the buffer dropped, then parsed and the text dropped: never more than twice
-  its size is held, and what is kept is the parsed value, which both the Idempotency-Key fingerprint and the view use.
-- ``Prefer: wait=N`` (its answer's ``Preference-Applied``) and ``Prefer: handling=strict`` (RFC 7240), read the
-  lenient way the RFC asks for, and
-  ``Cancel-After`` on the submitting routes (``POST /v1/jobs``, the drop-in's ``POST /v1/{model}``), read with the
-  request, so a bad value answers 400 before anything is created or counted (``core.job.parse_cancel_after`` parses it).
+- The JSON body, read and parsed once, holding as little of it at a time as parsing allows (a submission's body may be
+  hundreds of MB of base64 images): it is read into one buffer of its announced length, decoded to text and the buffer
+  dropped, then parsed and the text dropped: never more than twice its size is held, and what is kept is the parsed
+  value, which both the Idempotency-Key fingerprint and the view use.
+- ``Prefer: wait=N`` (its answer's ``Preference-Applied``) and ``Prefer: handling=strict`` (RFC 7240), read leniently as the
+  RFC asks, and ``Cancel-After`` on the submitting routes (``POST /v1/jobs``, the drop-in's ``POST /v1/{model}``), read with
+  the request, so a bad value answers 400 before anything is created or counted (``core.job.parse_cancel_after`` parses it).
 - The end user: the body's ``end_user`` field, or the ``X-End-User`` header for a client that cannot change BFL's
   body (``core.end_users``).
 """
@@ -100,23 +98,15 @@ MIN_WAIT, MAX_WAIT = 1, 60
 
 
 def requested_wait(header: str | None) -> int | None:
-    """Seconds asked for by a ``Prefer`` header, clamped to 1..60; None if it asks for no wait.
-
-    Preferences a server does not understand are ignored, never an error: so are malformed ones.
-    """
-    for preference in (header or "").split(","):
-        name, _, value = preference.split(";")[0].partition("=")
-        if name.strip().lower() != "wait":
-            continue
-        value = value.strip().strip('"')
-        try:
-            seconds = float(value)
-        except ValueError:
-            return None
-        if seconds != seconds:  # NaN
-            return None
-        return int(max(MIN_WAIT, min(MAX_WAIT, seconds)))
-    return None
+    """Seconds asked for by a ``Prefer`` header, clamped to 1..60; None if it asks for no wait or a malformed one (a
+    preference a server does not understand is ignored, never an error)."""
+    try:
+        seconds = float(_preference(header, "wait") or "")
+    except ValueError:
+        return None
+    if seconds != seconds:  # NaN
+        return None
+    return int(max(MIN_WAIT, min(MAX_WAIT, seconds)))
 
 
 def preference_applied(response: Response, seconds: int | None) -> Response:
@@ -130,11 +120,16 @@ def preference_applied(response: Response, seconds: int | None) -> Response:
 def requested_strict(header: str | None) -> bool:
     """Whether a ``Prefer`` header asks for strict handling of what the request sends (``handling=strict``; any
     other value, or none, asks for nothing: a preference is never an error)."""
+    return (_preference(header, "handling") or "").lower() == "strict"
+
+
+def _preference(header: str | None, wanted: str) -> str | None:
+    """The value of a ``Prefer`` header's first ``wanted`` preference, unquoted; None when it has none."""
     for preference in (header or "").split(","):
         name, _, value = preference.split(";")[0].partition("=")
-        if name.strip().lower() == "handling":
-            return value.strip().strip('"').lower() == "strict"
-    return False
+        if name.strip().lower() == wanted:
+            return value.strip().strip('"')
+    return None
 
 
 def requested_cancel_after() -> int | None:
@@ -155,10 +150,9 @@ _WIRE_NAME = END_USER_HEADER.upper()
 
 
 def join_repeated(headers: list[tuple[str, str]]) -> None:
-    """Before the WSGI environ is made from a request's ``headers`` (gunicorn's list of (NAME, value), each header as
-    sent; called by ``BufferingWorker.handle_request``): the values of an X-End-User header sent more than once are joined with
-    ``REPEATED`` into one header, so the app refuses the request (``requested_end_user``) instead of reading them as
-    one name."""
+    """The values of an X-End-User header sent more than once joined with ``REPEATED`` into one header (``headers``:
+    gunicorn's list of (NAME, value), each header as sent, before the environ is made from it), so the app refuses the
+    request (``requested_end_user``) instead of reading them as one name."""
     values = [value for name, value in headers if name == _WIRE_NAME]
     if len(values) > 1:
         headers[:] = [(name, value) for name, value in headers if name != _WIRE_NAME]
@@ -176,7 +170,7 @@ def header_end_user(header: str | None) -> str | None:
     return parse_end_user(_utf8(header), END_USER_HEADER)
 
 
-def requested_end_user(body_value: Any = None) -> str | None:
+def requested_end_user(body_value: Any) -> str | None:
     """The end user of this request: the body's ``end_user`` (``body_value``) or the header; both, they must agree
     (400 otherwise, as for a malformed one); None when neither names one."""
     if body_value is None:

@@ -95,18 +95,15 @@ class Stream:
         digest = event.digest
         if self.sent.get(job.id) == digest:
             return False
-        if seen:
-            self.sent[job.id] = digest
-            self._follow(job)
-            return False
-        millis = int(job.updated_at * 1000)
-        if self.job_id is None:
-            self.high_water = max(self.high_water, millis)
-            millis = self.high_water
         self.sent[job.id] = digest
-        self.queued += frames.frame("job", event.body, frames.event_id(millis, digest))
+        if not seen:
+            millis = int(job.updated_at * 1000)
+            if self.job_id is None:
+                self.high_water = max(self.high_water, millis)
+                millis = self.high_water
+            self.queued += frames.frame("job", event.body, frames.event_id(millis, digest))
         self._follow(job)
-        return True
+        return not seen
 
     def show_batch(self, batch: Batch) -> None:
         """Queue the batch object unless this stream sent it as it is; the stream ends with the batch's end."""

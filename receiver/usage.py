@@ -37,12 +37,11 @@ def show():
     group_by, end_user = request.args.get("group_by") or None, request.args.get("end_user") or None
     if group_by not in (None, "end_user"):
         raise InvalidRequest("'group_by' may be 'end_user' (rows per end user and day), or left out")
+    days = request.args.get("from") or None, request.args.get("to") or None
     if group_by or end_user:
-        return end_user_report(svc, request.args.get("from") or None, request.args.get("to") or None, time.time(),
-                               owner_of(key_id), parse_end_user(end_user))
+        return end_user_report(svc, *days, time.time(), owner_of(key_id), parse_end_user(end_user))
     limit = None
     if key_id is not None:
         key = caller.key if caller.key_id == key_id else svc.store.app_keys.get(key_id)
         limit = key.daily_credits if key is not None else None
-    return usage_report(svc, request.args.get("from") or None, request.args.get("to") or None, time.time(),
-                        key_id=key_id, daily_limit=limit)
+    return usage_report(svc, *days, time.time(), key_id=key_id, daily_limit=limit)

@@ -54,12 +54,11 @@ RETRY_SECONDS = 2
 
 
 class VariantMakers:
-    """``makers`` processes making variants in turns between owners, and the room of the requests waiting for them."""
+    """``MAKERS`` processes making variants in turns between owners, and the room of the requests waiting for them."""
 
-    def __init__(self, makers: int = MAKERS, room: int = VARIANT_ROOM, per_owner: int = PLACES_PER_OWNER):
-        self.makers = makers
+    def __init__(self, room: int = VARIANT_ROOM, per_owner: int = PLACES_PER_OWNER):
         self.per_owner = per_owner
-        self._turns = FairPermits(makers, per_lane=max(1, makers // 2))
+        self._turns = FairPermits(MAKERS)
         self._room = Room(room)
         self._lock = threading.Lock()
         self._places: Counter[str] = Counter()
@@ -114,7 +113,6 @@ class VariantMakers:
             self._turns.release(owner)
 
     def places(self, owner: str) -> int:
-        """Places ``owner``'s requests hold in the room now."""
         with self._lock:
             return self._places[owner]
 
@@ -129,7 +127,7 @@ class VariantMakers:
         with self._lock:
             if self._pool is None:
                 # Spawned, not forked: a fork of a process with threads may copy a lock another thread holds.
-                self._pool = ProcessPoolExecutor(self.makers, mp_context=multiprocessing.get_context("spawn"),
+                self._pool = ProcessPoolExecutor(MAKERS, mp_context=multiprocessing.get_context("spawn"),
                                                  initializer=_maker_starts,
                                                  max_tasks_per_child=VARIANTS_PER_MAKER)
             return self._pool
@@ -155,16 +153,14 @@ def _maker_starts() -> None:
 def _end_with_parent() -> None:
     """End this maker as soon as the web process that spawned it is gone, however it went (``kill -9`` included).
 
-    A maker waits on its task queue, whose write end it holds itself, so it never sees its parent go: orphaned
-    under PID 1 it would live on, and with it multiprocessing's resource tracker, which ends only once every
-    process holding its pipe has. ``parent_process().sentinel`` is multiprocessing's own for this: the read end of a
-    pipe whose only write end the parent holds, so the kernel makes it readable when the parent ends, however that
-    happens. A thread waits on it and ends the process. Not ``prctl(PR_SET_PDEATHSIG)``: Linux sends that signal
-    when the parent's *thread* that spawned the child ends, and makers are spawned by request threads and the
-    pool's manager thread, which may end while the web process lives on (the pool made again ends its manager),
-    killing makers mid-variant; the sentinel follows the process alone, on every platform. ``os._exit``: nothing
-    of a maker's is worth flushing, and a normal exit would wait on the queue's feeder threads, whose reader is
-    gone."""
+    A maker waits on its task queue, whose write end it holds itself, so it never sees its parent go: orphaned under PID 1
+    it would live on, and with it multiprocessing's resource tracker, which ends only once every process holding its pipe
+    has. ``parent_process().sentinel`` is multiprocessing's own for this: the read end of a pipe whose only write end the
+    parent holds, readable once the parent ends. Not ``prctl(PR_SET_PDEATHSIG)``: Linux sends that signal when the parent's
+    *thread* that spawned the child ends, and makers are spawned by request threads and the pool's manager thread, which may
+    end while the web process lives on (the pool made again ends its manager), killing makers mid-variant; the sentinel
+    follows the process alone, on every platform. ``os._exit``: nothing of a maker's is worth flushing, and a normal exit
+    would wait on the queue's feeder threads, whose reader is gone."""
     parent = multiprocessing.parent_process()
     if parent is None:  # not a spawned child (a test calling this): nothing to watch
         return

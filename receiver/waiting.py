@@ -12,7 +12,7 @@ import threading
 import time
 from typing import Callable
 
-from flask import current_app
+from flask import current_app, request
 
 from fluxhook.core.errors import JobNotFound
 from fluxhook.core.job import Job
@@ -21,6 +21,7 @@ from fluxhook.store.job_changes import JobChanges, Listener
 
 from .bulkheads import WAITING_ROOM, Room
 from .context import services
+from .request_input import requested_wait
 
 # How long a first waiter gives the listener to subscribe before it looks at its job anyway.
 SUBSCRIBE_GRACE = 2.0
@@ -85,28 +86,21 @@ class Waiters:
         for event in events:
             event.set()
 
-    def close(self) -> None:
-        """Stop listening (tests; a process's end stops the daemon thread anyway)."""
-        self.changes.close()
-
 
 def init_app(app, waiters: Waiters) -> None:
-    """This process's waiters."""
     app.extensions["fluxhook.waiters"] = waiters
 
 
-def waiters() -> Waiters:
-    """This process's waiters."""
-    return current_app.extensions["fluxhook.waiters"]
-
-
-def waited(job: Job, seconds: int) -> tuple[Job, int | None]:
-    """The job once it is terminal, or after ``seconds`` as it is then, for a request that prefers to wait
-    (``Prefer: wait``, ``request_input.requested_wait``), with ``seconds`` if the wait was applied (None: no room)."""
-    if job.terminal:
+def waited(job: Job) -> tuple[Job, int | None]:
+    """The job once it is terminal, or after the seconds the request's ``Prefer: wait`` asks for
+    (``request_input.requested_wait``) as it is then; with those seconds if the wait was applied (None: none asked for,
+    or no room)."""
+    seconds = requested_wait(request.headers.get("Prefer"))
+    if seconds is None or job.terminal:
         return job, seconds
     watch(services(), job.id, seconds)  # watched while it waits: BFL's word reaches it live
-    if not waiters().wait(job.id, seconds, lambda: _finished(job.id)):
+    waiters: Waiters = current_app.extensions["fluxhook.waiters"]
+    if not waiters.wait(job.id, seconds, lambda: _finished(job.id)):
         return job, None
     now = services().jobs.get(job.id)
     if now is None:

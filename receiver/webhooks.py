@@ -50,12 +50,9 @@ def job_callback(token: str):
 
 
 def refused_before_body(secret_keys, method: str, target: str) -> bool:
-    """Whether the request (its method and request-target) is refused whatever its body: a callback
-    on a URL fluxhook did not issue.
-
-    The web worker asks this once a request's head is in, and hands such a request on at once
-    instead of waiting for (and storing) a body nobody will read.
-    """
+    """Whether the request (its method and request-target) is refused whatever its body: a callback on a URL fluxhook
+    did not issue. The web worker asks this once a request's head is in, and hands such a request on at once, its body
+    unread, for the app to refuse (and count with the callbacks) instead of storing a body nobody will read."""
     prefix = _PREFIX + "/bfl/"
     path = unquote(target.partition("?")[0])
     if method != "POST" or not path.startswith(prefix):

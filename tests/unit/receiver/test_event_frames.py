@@ -11,7 +11,7 @@ JOB = {"id": "job_x", "status": "submitted", "bfl_status": "Pending", "progress"
 
 
 def test_an_event_is_one_block_of_lines_with_its_name_id_and_the_job_json():
-    framed = frames.frame("job", JOB, "17-abcdef012345").decode()
+    framed = frames.frame("job", frames.encode(JOB), "17-abcdef012345").decode()
     assert framed.endswith("\n\n") and framed.count("\n") == 4
     lines = framed.splitlines()
     assert lines[:2] == ["event: job", "id: 17-abcdef012345"]
@@ -20,7 +20,7 @@ def test_an_event_is_one_block_of_lines_with_its_name_id_and_the_job_json():
 
 
 def test_a_job_with_a_newline_in_its_prompt_stays_one_data_line():
-    framed = frames.frame("job", {**JOB, "prompt": "two\nlines"}, "1-abcdef012345").decode()
+    framed = frames.frame("job", frames.encode({**JOB, "prompt": "two\nlines"}), "1-abcdef012345").decode()
     assert [line for line in framed.splitlines() if line.startswith("data:")] == [framed.splitlines()[2]]
     assert framed.count("\n") == 4  # three lines and the blank one: no line break from the prompt
 

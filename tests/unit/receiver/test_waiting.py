@@ -38,4 +38,4 @@ def test_past_its_room_a_process_answers_at_once_and_a_waiter_wakes_on_the_annou
     thread.join(timeout=10)
     waited, took = results[0]
     assert waited is True and took < 20  # woken by the announcement, not by the end of its wait
-    waiters.close()
+    waiters.changes.close()
