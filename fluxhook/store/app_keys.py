@@ -34,7 +34,7 @@ from fluxhook.core.config import Config
 from fluxhook.core.end_users import EndUserLimits
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.owners import DEFAULT_WEIGHT
-from fluxhook.store.scripts import LuaScript, text
+from fluxhook.store.scripts import LuaScript, decode_hash, text
 from fluxhook.store.slots import Slots
 
 # The window of ``requests_per_minute``.
@@ -178,7 +178,7 @@ class AppKeys:
     def get(self, key_id: str) -> AppKey | None:
         """The key with this id (revoked or not), or None: one round trip."""
         data = self.connection.hgetall(self.keys.app_key(key_id))
-        return AppKey.from_hash(_decoded(data)) if data else None
+        return AppKey.from_hash(decode_hash(data)) if data else None
 
     def ids(self) -> list[str]:
         """Every key's id, newest first."""
@@ -190,7 +190,7 @@ class AppKeys:
         pipe = self.connection.pipeline(transaction=False)
         for key_id in ids:
             pipe.hgetall(self.keys.app_key(key_id))
-        return [AppKey.from_hash(_decoded(d)) for d in pipe.execute() if d]
+        return [AppKey.from_hash(decode_hash(d)) for d in pipe.execute() if d]
 
     def change(self, key_id: str, values: dict[str, Any], unset: tuple[str, ...] = ()) -> int:
         """Set ``values`` and remove the ``unset`` fields of a key that is not revoked, and its share of the slots
@@ -203,7 +203,7 @@ class AppKeys:
                     data = pipe.hgetall(record)
                     if not data:
                         return MISSING
-                    key = AppKey.from_hash(_decoded(data))
+                    key = AppKey.from_hash(decode_hash(data))
                     if key.revoked_at is not None:
                         return REVOKED
                     removed: dict[str, Any] = dict.fromkeys(unset)
@@ -343,8 +343,3 @@ def utc_day_left(now: float) -> tuple[str, int]:
     """The UTC day of ``now`` (``YYYY-MM-DD``) and the milliseconds left of it."""
     day = time.strftime("%Y-%m-%d", time.gmtime(now))
     return day, max(1, int((86_400 - now % 86_400) * 1000))
-
-
-def _decoded(data: dict) -> dict[str, str]:
-    return {text(k): text(v) for k, v in data.items()}
-

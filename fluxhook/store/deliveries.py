@@ -45,7 +45,7 @@ from redis import Redis
 from fluxhook.core.holds import ATTEMPT_LEASE
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.owners import BULK, DEFAULT_WEIGHT, END_USER
-from fluxhook.store.scripts import LuaScript, text
+from fluxhook.store.scripts import LuaScript, decode_hash, text
 from fluxhook.store.wakes import Watched, push
 
 PENDING, DELIVERED, FAILED, DISABLED = "pending", "delivered", "failed", "disabled"
@@ -371,7 +371,7 @@ class Deliveries:
 def _from_hash(message_id: str, data: dict) -> Message | None:
     if not data:
         return None
-    fields = {text(k): text(v) for k, v in data.items()}
+    fields = decode_hash(data)
     count = int(fields.get("n") or 0)
     # Attempt k (0-based, of ``count``) is in field a<k % MAX_ATTEMPTS>: the newest MAX_ATTEMPTS, oldest first.
     slots = sorted(int(name[1:]) for name in fields if name[:1] == "a" and name[1:].isdigit())

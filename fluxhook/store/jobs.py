@@ -55,8 +55,8 @@ from fluxhook.store.idempotency import Hold, key_taken, naming_args, record_keys
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.owners import ADMIN_OWNER, DEFAULT_WEIGHT, owner_of
 from fluxhook.store.prompt_cache import PromptCache
-from fluxhook.store.records import announced, decode_hash, encode_fields, job_from_hash, new_fields
-from fluxhook.store.scripts import LuaScript, text, time_score
+from fluxhook.store.records import announced, encode_fields, job_from_hash, new_fields
+from fluxhook.store.scripts import LuaScript, decode_hash, text, time_score
 from fluxhook.store.search_matches import ENTRY_SECONDS, MARGIN_SECONDS, Matches, SearchMatches
 
 

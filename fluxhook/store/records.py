@@ -85,7 +85,7 @@ def announced(fields: Sequence[str]) -> list[str]:
 
 
 def job_from_hash(data: dict[str, str]) -> Job:
-    """The job a record's fields (as text, see ``decode_hash``) describe."""
+    """The job a record's fields (as text: ``scripts.decode_hash``) describe."""
     values: dict[str, Any] = {}
     objects: dict[str, dict[str, Any]] = {name: {} for name in _OBJECTS}
     pieces: dict[str, dict[int, str]] = {}
@@ -155,11 +155,3 @@ def _object_value(part: str, raw: str) -> Any:
     if part in _OBJECT_BOOLEANS:
         return raw == "1"
     return raw
-
-
-def decode_hash(data: dict) -> dict[str, str]:
-    """A hash as redis-py returns it (bytes or str) as text."""
-    return {
-        (k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
-        for k, v in data.items()
-    }
