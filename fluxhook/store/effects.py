@@ -348,7 +348,9 @@ class Tallies:
         if not metrics and not hours:
             return
         with self._lock:
-            self._merge(metrics, hours)
+            _add_to(self._metrics, metrics.items())
+            for hour, fields in hours.items():
+                _add_to(self._hours.setdefault(hour, {}), fields.items())
             started = self._writer is not None
         if not started:
             self._flush_logged()
@@ -382,12 +384,6 @@ class Tallies:
                 args += [field, whole]
         self._write(keys, args)
         self._answered = [batch.id]
-
-    def _merge(self, metrics: dict[str, int | float], hours: dict[tuple[str, int], dict[str, int]]) -> None:
-        """Add counts to the tally (under its lock)."""
-        _add_to(self._metrics, metrics.items())
-        for hour, fields in hours.items():
-            _add_to(self._hours.setdefault(hour, {}), fields.items())
 
     def _flush_logged(self) -> None:
         try:

@@ -141,8 +141,7 @@ NO_TERMS = Terms()
 _GIVE_BACK = st.Consequences(free_slot=True, leave_line=False, terminal=False)
 # A term passed among the fields would be written to the job's record as one: refused instead (no job field is
 # named so).
-_TERM_NAMES = frozenset({"if_equal", "count", "lock", "unlock", "take", "if_same", "out_of_line", "read_back",
-                         "task_runs", "give_back"})
+_TERM_NAMES = frozenset(Terms.__dataclass_fields__)
 
 
 @dataclass(frozen=True)
@@ -340,10 +339,8 @@ class JobStore:
 
         ``only_from`` narrows the statuses it may move from; ``due`` is when the sweep should next look at the
         job (terminal jobs are never due), ``due_if_watched`` instead when someone watches it (``store/watching.py``) at
-        the move. ``terms.if_equal`` is a (field, value) that must hold; with the move come one more
-        ``attempts.<terms.count>``, the ``terms.lock`` key, taken if free (``Change.locked``), the ``terms.unlock``
-        key freed, and ``terms.take``'s value (``Change.taken``); the ``effects`` happen in the same step if the job
-        moved (and took the lock, if one is named). With ``terms.task_runs`` an end keeps the slot of a job BFL has.
+        the move. ``terms``: what the move asks beyond its statuses (``Terms``); the ``effects`` happen in the same
+        step if the job moved (and took the lock, if one is named).
         """
         if _TERM_NAMES & fields.keys():
             raise TypeError(f"{sorted(_TERM_NAMES & fields.keys())} belong in terms=Terms(...), not the job's fields")
@@ -429,7 +426,7 @@ class JobStore:
             spec["bfl"] = {"key": place(keys, self.keys.bfl_task(fields["bfl_id"]))}
         in_step, tallied = split(effects)
         spec["effects"] = encode(in_step, self.keys, keys, self.timeline_ttl, now)
-        done, previous, locked, taken, *rest = self._transition(keys, [_json(spec)])
+        done, previous, locked, taken, *rest = self._transition(keys, [json.dumps(spec, separators=(",", ":"))])
         # Counted as the script does its effects: only with a move, and only with the lock when one is named.
         if done and tallied and ("lock" not in spec or locked):
             self.tallies.add(tallied)
@@ -560,11 +557,8 @@ class JobStore:
         (pipeline if pipeline is not None else self.connection).zrem(self.keys.outbox, *job_ids)
 
     def mark_notified(self, job_id: str, when: float) -> bool:
-        """Record that the job's notification was delivered; False if the job is gone.
-
-        Not an ``update``: the job is terminal (its state never changes again), and this leaves
-        ``updated_at`` alone, so the job JSON reads the same before and after.
-        """
+        """Record that the job's notification was delivered; False if the job is gone. Not an ``update``: the job is
+        terminal, and this leaves ``updated_at`` alone, so the job JSON reads the same before and after."""
         return bool(self._set_if_exists([self.keys.job(job_id)], ["notified_at", repr(when)]))
 
     def mark_app_notified(self, job_id: str, when: float) -> bool:
@@ -676,11 +670,6 @@ class JobStore:
             start = f"({ids[-1]}"
         return found, start[1:]
 
-    def _scope(self, filters: JobFilter) -> str:
-        """The index a ``text`` search's window is the newest ``TEXT_WINDOW`` of: the key's jobs with ``key_id``, else
-        every job."""
-        return self.keys.key_jobs(filters.key_id) if filters.key_id else self.keys.all_jobs
-
     def _page_of_search(self, filters: JobFilter, limit: int,
                         bounds: tuple[str | None, str]) -> tuple[builtins.list[str], str | None]:
         """Up to ``limit`` ids whose prompt holds ``filters.text``, newest first, between ``bounds`` (``_bounds``)
@@ -690,7 +679,7 @@ class JobStore:
         top, bottom = bounds
         if top is None or filters.text is None:
             return [], None
-        scope = self._scope(filters)
+        scope = self.keys.key_jobs(filters.key_id) if filters.key_id else self.keys.all_jobs
         matches = self._matches(scope, filters.text.casefold(), self.connection.zrange(scope, -TEXT_WINDOW, -TEXT_WINDOW))
         candidates = [job_id for job_id in matches
                       if (bottom == "-" or job_id >= bottom[1:]) and (top == "+" or job_id < top[1:])]
@@ -851,7 +840,3 @@ RECORDS_READ = TEXT_WINDOW
 RECORDS_BATCH = 500
 # The longest a prompt search reads before it gives up (a warm search answers in milliseconds: search_matches).
 SEARCH_SECONDS = 1.0
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))

@@ -69,6 +69,7 @@ from fluxhook.store.kept_callbacks import KeptCallbacks
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.owners import ADMIN_OWNER, CLOCK, estimate_field, owner_of
 from fluxhook.store.scripts import LuaScript, text
+from fluxhook.store.wakes import push
 from fluxhook.store.work_lines import DOWNLOAD
 from fluxhook.store.work_lines import KINDS as WORK_KINDS
 
@@ -83,9 +84,6 @@ LEGACY_NOTIFY_KIND = "notify"
 LEGACY_CHECK_QUEUE = "fluxhook-control"
 # Records (or jobs of an old line) read and rewritten per round trip.
 BATCH = 500
-# The migrating process holds its lock ``holds.MIGRATION_LOCK_SECONDS``, renewed every third of it by a thread of its
-# own whatever a step's length (a SCAN of a large keyspace); one that died frees it by then, and until then every other
-# worker waits to start (a pool's members start side by side).
 # How often a process waiting for another's migration looks whether it is done.
 WAIT_INTERVAL = 0.5
 
@@ -106,7 +104,6 @@ class Migrated:
     messages: int = 0  # notification messages moved to today's due set
     attempts: int = 0  # notification attempts of an older release noted as today's, or lapsed given their room back
     checks: int = 0  # check tasks of an older release dropped from RQ
-
 
 
 def migrate(connection: Redis, config: Config, keys: Keys = KEYS, *, again: bool = False) -> Migrated:
@@ -221,8 +218,7 @@ class _Migration:
         dispatcher's feed, and run it; how many."""
         for item in members:
             pipe.zadd(self.keys.work_line(DOWNLOAD), {item: 0}, nx=True)
-        pipe.lpush(self.keys.work_added, 1)
-        pipe.ltrim(self.keys.work_added, 0, 0)
+        push(pipe, self.keys.work_added)
         pipe.execute()
         return len(members)
 
@@ -336,7 +332,6 @@ class _Migration:
         for key in self.connection.scan_iter(match=self.keys.legacy_kept_of_account("*")[0], count=BATCH):
             self.connection.delete(key)
         return marked
-
 
     def old_messages(self) -> int:
         """Make each message an older release kept waiting (``<owner>:<message id>``) due in today's set, at the time

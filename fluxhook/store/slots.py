@@ -58,9 +58,8 @@ from fluxhook.store.owners import (
     owner_range,
 )
 from fluxhook.store.scripts import LuaScript, text
+from fluxhook.store.wakes import push
 
-# Room held for a batch's items (``holds.QUEUE_ROOM_LEASE``) is moved on every ``queue_room.lua``'s RENEW_EVERY items:
-# a making that stopped (its process died, Redis failed it) gives the room it held back when it lapses.
 # A queue_full refusal's Retry-After (s): room comes back as the owner's jobs go to BFL, one at each slot that frees,
 # which for a key holding thousands takes minutes; sooner would mostly be refused again. Above the Python client's
 # MAX_RETRY_AFTER (30 s), so the client hands the refusal to its caller (who decides) rather than sleeping through it.
@@ -293,8 +292,7 @@ class Slots:
                 target.hdel(key, owner)
             else:
                 target.hset(key, owner, value)
-        target.lpush(self.keys.slot_freed, 1)
-        target.ltrim(self.keys.slot_freed, 0, 0)  # a one-item list: each push wakes one waiter
+        push(target, self.keys.slot_freed)
         if pipeline is None:
             target.execute()
 
@@ -375,7 +373,7 @@ class Slots:
                 pipe.zlexcount(self.keys.line(pool), *owner_range(owner))
             pipe.zrangebylex(self.keys.aside, *owner_range(owner))
         answers = pipe.execute()
-        count = self._now_answers(owners)
+        count = len(self.accounts) * (1 + 2 * len(self.pools)) + 2 * len(owners)
         rest = iter(answers[count:])
         jobs = {}
         for owner in owners:
@@ -431,9 +429,6 @@ class Slots:
             pipe.hget(self.keys.fair_held, owner)
             pipe.hget(self.keys.share_max_active, owner)
 
-    def _now_answers(self, owners: Sequence[str]) -> int:
-        return len(self.accounts) * (1 + 2 * len(self.pools)) + 2 * len(owners)
-
     def _read_now(self, answers: list, owners: Sequence[str]) -> SlotsNow:
         now = time.time()
         per_account = 1 + 2 * len(self.pools)
@@ -477,7 +472,6 @@ class Slots:
                 account, _, rest = entry.partition("|")  # lua/slot_holders.lua: '<account>|<owner>|...'
                 found.append(EndedHolder(job_id, account, rest.partition("|")[0]))
         return found
-
 
 
 def queue_full(owner: str, items: int, full: Sequence, *, batch: bool = False) -> QueueFull:
