@@ -245,13 +245,7 @@ class JobStore:
         fields = encode_fields(self._sealed(new_fields(job)))
         k = self.keys
         keys: list[str] = []
-        indexes = [k.all_jobs, k.status(job.status)]
-        if job.model:
-            indexes.append(k.model_jobs(job.model))
-        if job.key_id:
-            indexes.append(k.key_jobs(job.key_id))
-        if job.batch_id:
-            indexes.append(k.batch_jobs(job.batch_id))
+        indexes = [k.all_jobs, *self._indexes(job.status, job.model, job.key_id, job.batch_id)]
         spec: dict[str, Any] = {
             "id": job.id, "bfl_id": job.bfl_id or "", "due": time_score(due), "ttl": self.ttl or "", "model": job.model or "",
             "record": place(keys, k.job(job.id)), "indexes": [place(keys, index) for index in indexes],
@@ -275,7 +269,6 @@ class JobStore:
         return Creation(keys, [json.dumps(spec), *fields])
 
     def get(self, job_id: str) -> Job | None:
-        """The job with this id, or None."""
         if not is_job_id(job_id):
             return None
         data = self.connection.hgetall(self.keys.job(job_id))
@@ -466,7 +459,6 @@ class JobStore:
         return spec
 
     def _terms(self, keys: list[str], terms: Terms) -> dict[str, Any]:
-        """The spec's part of ``terms``."""
         spec: dict[str, Any] = {}
         if terms.if_equal is not None:
             spec["if_equal"] = self._kept_as(terms.if_equal)
@@ -607,7 +599,7 @@ class JobStore:
         if cursor is not None and not is_job_id(cursor):
             raise InvalidRequest("cursor is not one this service issued")
         top, bottom = self._bounds(filters, cursor)
-        indexes = self._indexes(filters)
+        indexes = self._indexes(filters.status, filters.model, filters.key_id, filters.batch_id)
         page: builtins.list[str]
         if filters.text is not None:
             page, next_cursor = self._page_of_search(filters, limit, (top, bottom))
@@ -622,14 +614,16 @@ class JobStore:
             next_cursor = page[-1] if len(ids) > limit and page else None
         return [job for job in self.get_many(page) if job is not None], next_cursor
 
-    def _indexes(self, filters: JobFilter) -> builtins.list[str]:
-        indexes = [self.keys.status(filters.status)] if filters.status else []
-        if filters.model:
-            indexes.append(self.keys.model_jobs(filters.model))
-        if filters.key_id:
-            indexes.append(self.keys.key_jobs(filters.key_id))
-        if filters.batch_id:
-            indexes.append(self.keys.batch_jobs(filters.batch_id))
+    def _indexes(self, status: str | None, model: str | None, key_id: str | None,
+                 batch_id: str | None) -> builtins.list[str]:
+        """The indexes of a status, a model, an app key's jobs and a batch's items: those named."""
+        indexes = [self.keys.status(status)] if status else []
+        if model:
+            indexes.append(self.keys.model_jobs(model))
+        if key_id:
+            indexes.append(self.keys.key_jobs(key_id))
+        if batch_id:
+            indexes.append(self.keys.batch_jobs(batch_id))
         return indexes
 
     def _bounds(self, filters: JobFilter, cursor: str | None) -> tuple[str | None, str]:
@@ -683,7 +677,8 @@ class JobStore:
         matches = self._matches(scope, filters.text.casefold(), self.connection.zrange(scope, -TEXT_WINDOW, -TEXT_WINDOW))
         candidates = [job_id for job_id in matches
                       if (bottom == "-" or job_id >= bottom[1:]) and (top == "+" or job_id < top[1:])]
-        others = [scope, *(index for index in self._indexes(filters) if index != scope)]
+        narrowed = self._indexes(filters.status, filters.model, filters.key_id, filters.batch_id)
+        others = [scope, *(index for index in narrowed if index != scope)]
         unfiltered = replace(filters, text=None)
         found: builtins.list[str] = []
         for start in range(0, len(candidates), RECORDS_BATCH):
@@ -800,15 +795,11 @@ class JobStore:
         bfl_id, model, key_id, batch_id = (text(v or b"") for v in read)
         k = self.keys
         keys: list[str] = []
-        indexes = [k.all_jobs, k.due, k.deadlines, k.outbox, *map(k.status, st.STATUSES)]
-        if model:
-            indexes.append(k.model_jobs(model))
+        indexes = [k.all_jobs, k.due, k.deadlines, k.outbox, *map(k.status, st.STATUSES),
+                   *self._indexes(None, model, key_id, batch_id)]
         if key_id:
-            indexes.append(k.key_jobs(key_id))
             # Its reservation against the key's daily_credits, if any, goes with it (a hash, not an index).
             self.connection.hdel(k.key_budget_held(key_id), job_id)
-        if batch_id:
-            indexes.append(k.batch_jobs(batch_id))
         spec = {"id": job_id, "bfl_id": bfl_id, "record": place(keys, k.job(job_id)),
                 "indexes": [place(keys, index) for index in indexes], "bfl_task": place(keys, k.bfl_task(bfl_id)),
                 "trackers": place(keys, k.bfl_trackers(bfl_id)), "owner": owner_of(key_id or None),

@@ -96,10 +96,8 @@ class Keys:
 
     @property
     def notify_due(self) -> str:
-        """Messages waiting for an attempt (``<owner>|<host>|<message id>``, a batch item's ``<owner>|<host>|~|<message
-        id>``, an end user's with ``!<tag>|`` before the id, one whose job has a deadline with ``@<deadline>|``), scored
-        by when it is due; one being attempted stays, scored
-        by its attempt's lease, so it comes due again if its process dies."""
+        """Messages waiting for an attempt (members: ``deliveries.notify_member``), scored by when each is due; one being
+        attempted stays, scored by its attempt's lease, so it comes due again if its process dies."""
         return f"{self.prefix}notify:due"
 
     @property

@@ -329,7 +329,6 @@ class Slots:
         return account is not None and self.connection.zscore(self.keys.slots(self.pool_of(job), account), job.id) is not None
 
     def waiting(self, pool: str) -> int:
-        """How many jobs wait in line for ``pool``."""
         return int(self.connection.zcard(self.keys.line(pool)))
 
     def look(self, jobs: Sequence[Job]) -> tuple[list[Place], list[LineState]]:

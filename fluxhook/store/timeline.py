@@ -25,5 +25,4 @@ class TimelineStore:
         return cast(list[bytes], self.connection.lrange(self.keys.timeline(job_id), 0, limit - 1))
 
     def forget(self, job_id: str) -> None:
-        """Drop the job's timeline."""
         self.connection.delete(self.keys.timeline(job_id))

@@ -59,7 +59,6 @@ class Taken:
 
     @property
     def moved(self) -> int:
-        """How many were taken, of every kind."""
         return sum(len(members) for members in self.items.values())
 
 
@@ -118,7 +117,6 @@ class WorkLines:
         return bool(due) and (due[0] is None or float(due[0]) != float(time_score(hold)))
 
     def waiting(self, kind: str) -> int:
-        """How many jobs wait in ``kind``'s line."""
         return int(self.connection.zcard(self.keys.work_line(checked_kind(kind))))
 
 
