@@ -1,19 +1,13 @@
 """App keys in Redis: one hash per key, an index of every key by creation time, each key's request log.
 
-The record (``Keys.app_key(id)``) holds, as text: ``id``, ``name``, ``prefix`` (the secret's first
-characters, to recognise it), ``secret_sha256`` (never the secret), ``weight`` (always set, a whole
-number >= 1, default 1: its share of BFL's slots), and when set: ``models`` (comma-separated),
-``daily_credits`` (credits), ``max_active``, ``max_queued``, ``requests_per_minute``, ``reads_per_minute``,
-``items_per_minute``, ``items_per_day``, ``expires_at``, ``created_at``,
-``last_used_at``, ``revoked_at`` (epoch seconds), and its notifications' settings (``notify_url``,
-``notify_events``, comma-separated) and secrets (``notify_secret``, and for a day after a rotation
-``notify_secret_old`` with ``notify_rotated_at``), each secret sealed (``core.signing``), never in the clear, and
-``strict_input`` (``1`` or ``0``), ``end_user_limits`` (JSON of the limits each end user gets) and
-``end_user_moderation_limit``, and ``end_user_records`` (``1`` once an admin set something for one of its end users).
-A limit that is not set has no field. Scripts may
-read ``weight`` and ``max_active`` of a job's key straight from the record; the slots keep their own copy
-by owner (``Slots.set_share``), which every change of a key writes in the same step as its record; ``max_queued``
-(none: ``MAX_QUEUED_PER_KEY``) is read from the record (``Slots.queue_limit_of``), when its caller did not read it.
+The record (``Keys.app_key(id)``) holds ``AppKey``'s fields as text (``encode``): ``prefix``, the secret's first
+characters, to recognise it; ``secret_sha256``, never the secret; ``weight`` always (a whole number >= 1: its share of
+BFL's slots); ``daily_credits`` in credits; lists comma-separated, flags ``1`` or ``0``, ``end_user_limits`` as JSON,
+times in epoch seconds; each notification secret sealed (``core.signing``), never in the clear. A limit that is not set
+has no field. Scripts may read ``weight`` and ``max_active`` of a job's key straight from the record; the slots keep
+their own copy by owner (``Slots.set_share``), which every change of a key writes in the same step as its record;
+``max_queued`` (none: ``MAX_QUEUED_PER_KEY``) is read from the record (``Slots.queue_limit_of``), when its caller did
+not read it.
 """
 
 from __future__ import annotations

@@ -71,11 +71,8 @@ class JobChanges:
             listener.on_connect()
 
     def listen(self, on_change: Callable[[str], None], on_connect: Callable[[], None], stop: threading.Event) -> None:
-        """Call ``on_change(job_id)`` for every job announced, until ``stop`` is set.
-
-        After every (re)subscription ``on_connect()`` runs: announcements made while unsubscribed are
-        lost, so waiters should look at their jobs again.
-        """
+        """Call ``on_change(job_id)`` for every job announced, and ``on_connect()`` after every (re)subscription
+        (``Listener``), until ``stop`` is set."""
         while not stop.is_set():
             pubsub = self.connection.pubsub(ignore_subscribe_messages=True)
             try:

@@ -522,11 +522,8 @@ class JobStore:
         return bool(self._confirm_claim([self.keys.due], [job_id, time_score(claim), time_score(hold_until)]))
 
     def claim_notifications(self, now: float, limit: int, claim: float) -> list[str]:
-        """Take up to ``limit`` jobs from the notification outbox, oldest first, marking each with ``claim``.
-
-        Atomic like ``claim_due``: two sweeps never take the same job. A taken job stays in the outbox
-        (due again at ``claim``) until ``notifications_queued`` removes it with the enqueue of its task.
-        """
+        """Take up to ``limit`` jobs from the notification outbox, as ``claim_due`` takes due ones: a job taken stays
+        in the outbox (due again at ``claim``) until ``notifications_queued`` removes it with the enqueue of its task."""
         return [text(i) for i in self._claim_due([self.keys.outbox], [repr(now), limit, time_score(claim)])]
 
     def model_of(self, job_id: str) -> str | None:

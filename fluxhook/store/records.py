@@ -25,9 +25,8 @@ _OBJECT_BOOLEANS = ("has_audio",)
 # folder's path may be long: ``stored_in_0``...).
 _PIECED = {"prompt": "prompt_", "stored_in": "stored_in_", "error": "error_"}
 _PIECE_BYTES = 64
-# Pieced fields whose text is JSON. A job's error is written once, as it ends; a message of over 64 bytes whole made
-# its record a full hash table (about 1.7 KB where the compact form takes a few hundred bytes). Records written before
-# keep one ``error`` field, read as it was.
+# Pieced fields whose text is JSON: an error's message may pass 64 bytes, which whole would make its record a full hash
+# table. Records written before keep one ``error`` field, read as it was.
 _PIECED_JSON = ("error",)
 _FLOATS = ("created_at", "updated_at", "completed_at", "submitted_at", "finished_at", "notified_at", "app_notified_at",
            "progress", "cost_credits", "cost_input_mp", "cost_output_mp", "draft_cache_since", "waiting_until",
@@ -77,11 +76,8 @@ def encode_fields(fields: dict[str, Any]) -> list[str]:
 
 def announced(fields: Sequence[str]) -> list[str]:
     """The field/value words of a write (``encode_fields``) whose change is announced; [] for none."""
-    pairs: list[str] = []
-    for i in range(0, len(fields) - 1, 2):
-        if fields[i] in ANNOUNCED_FIELDS:
-            pairs += [fields[i], fields[i + 1]]
-    return pairs
+    return [word for name, value in zip(fields[0::2], fields[1::2], strict=True) if name in ANNOUNCED_FIELDS
+            for word in (name, value)]
 
 
 def job_from_hash(data: dict[str, str]) -> Job:
