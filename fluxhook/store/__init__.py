@@ -79,7 +79,7 @@ class Store:
         self.cooldowns = Cooldowns(connection, keys=keys)
         self.timeline = TimelineStore(connection, keys=keys)
         self.effects = Effects(connection, keys, self.jobs.timeline_ttl, self.tallies.add)
-        self.locks = Locks(connection, keys=keys)
+        self.locks = Locks(connection)
         self.kept = KeptCallbacks(connection, sealer, keys=keys)
         self.deliveries = Deliveries(connection, keys=keys)
         self.job_changes = JobChanges(connection, keys=keys)

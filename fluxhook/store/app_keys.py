@@ -325,8 +325,6 @@ class AppKeys:
     def queued_jobs(self, key_id: str) -> list[str]:
         """The ids of the key's queued jobs, walking only the queued ones."""
         queued = [text(i) for i in self.connection.zrange(self.keys.status(st.QUEUED), 0, -1)]
-        if not queued:
-            return []
         pipe = self.connection.pipeline(transaction=False)
         for job_id in queued:
             pipe.zscore(self.keys.key_jobs(key_id), job_id)

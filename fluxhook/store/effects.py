@@ -1,12 +1,11 @@
 """What must happen together with a job's change, as values a reader can see, and how each is done: in the change's
 step, or tallied in the process.
 
-A status change (``JobStore.transition``) takes a list of these and does them in the same
-atomic step as the change, and only if the job moved: so a first Ready callback moves the
-job, puts it in the download line and adds its timeline entry in one round trip.
-``Effects.apply`` does the same list on its own, for work that has no status change to ride on.
-Both encode them here (``encode``) for the one routine that does them, ``lua/effects.lua``; but for the
-metrics', hourly and stored counts (``TALLIED``), added to the process's tally (``Tallies``) once the rest is done.
+A status change (``JobStore.transition``) takes a list of these and does them in the same atomic step as the change, and
+only if the job moved: so a first Ready callback moves the job, puts it in the download line and adds its timeline entry
+in one round trip. ``Effects.apply`` does the same list on its own, for work that has no status change to ride on. Both
+encode them here (``encode``) for the one routine that does them, ``lua/effects.lua``, but for the counts tallied in the
+process (``TALLIED``, below).
 
 Prometheus's counters (``Keys.metrics``, ``fluxhook.metrics``) and the dashboard's hourly counters (``Keys.hourly``)
 are views, not records: nothing decides anything by them but sends paced by storage, which read the stored counts
@@ -304,7 +303,6 @@ class Tallies:
     """This process's counts not yet written (see the module's docstring)."""
 
     def __init__(self, connection: Redis, keys: Keys = KEYS):
-        self.connection = connection
         self.keys = keys
         self._lock = threading.Lock()
         # One flush at a time: two at once (the writer thread's and a reading's) would each send a batch.

@@ -71,9 +71,8 @@ class Lock(NamedTuple):
 class Locks:
     """Locks on one Redis connection, taken and freed on their own."""
 
-    def __init__(self, connection: Redis, keys: Keys = KEYS):
+    def __init__(self, connection: Redis):
         self.connection = connection
-        self.keys = keys
         self._release_own = LuaScript(connection, "lock_release")
 
     def acquire(self, key: str, value: str, ttl: int) -> bool:

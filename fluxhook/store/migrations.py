@@ -112,7 +112,7 @@ def migrate(connection: Redis, config: Config, keys: Keys = KEYS, *, again: bool
     running then has written since)."""
     if not again and is_current(connection, keys):
         return Migrated()
-    locks, lock_token = Locks(connection, keys=keys), secrets.token_hex(8)
+    locks, lock_token = Locks(connection), secrets.token_hex(8)
     while not locks.acquire(keys.schema_lock, lock_token, MIGRATION_LOCK_SECONDS):
         time.sleep(WAIT_INTERVAL)  # another process migrates: nothing to wait on but its end
         if not again and is_current(connection, keys):

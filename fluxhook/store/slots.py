@@ -460,8 +460,6 @@ class Slots:
         accounts' tasks in flight and their owners' slots held like any other holder. Two round trips, whose size is
         the slots held (an operator's view, not a hot path)."""
         entries = {text(job): text(entry) for job, entry in self.connection.hgetall(self.keys.slot_holders).items()}
-        if not entries:
-            return []
         pipe = self.connection.pipeline(transaction=False)
         for job_id in entries:
             pipe.hget(self.keys.job(job_id), "status")

@@ -179,8 +179,6 @@ class UsageStore:
         """Each of ``accounts``' balance last kept, or None if no worker asked BFL lately, or the one kept was read
         from another BFL (the account's endpoint or key changed since); in one round trip (none for no account). Each
         account's its own: no default, so that no reader takes one account's figure for another's."""
-        if not accounts:
-            return []
         pipe = self.connection.pipeline(transaction=False)
         for account in accounts:
             pipe.hmget(self.keys.bfl_balance(account.name), *READING)
