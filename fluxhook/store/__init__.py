@@ -52,9 +52,7 @@ class SweepWork(NamedTuple):
 
     jobs: bool
     deadlines: bool
-    # A canceled batch has items still to be ended.
     canceling: bool = False
-    # A batch's making stopped before its last item (``Batches.claim_unmade``).
     unmade: bool = False
     # Results BFL finished that fluxhook has not stored yet: what sends are paced by (``Pacer``); None when this sweep
     # did not look (``Pacer.looks``).

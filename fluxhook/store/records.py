@@ -1,8 +1,10 @@
 """A job record as a Redis hash's fields: how each value is written and read back, and which fields' changes are
 announced (``store.job_changes``).
 
-Short fields, so Redis keeps the hash in its compact encoding: the image, a video, its poster and a
-draft cache each as fields under a prefix of their own, the prompt and the store's location in pieces.
+Short fields, so Redis keeps the hash in its compact encoding (every value at most 64 bytes, hash-max-listpack-value),
+which one JSON value of the image would exceed: the image, a video, its poster and a draft cache each as fields under a
+prefix of their own, the prompt, the store's location (a folder's path may be long) and an error in pieces
+(``prompt_0``, ``prompt_1``...).
 """
 
 from __future__ import annotations
@@ -13,20 +15,13 @@ from typing import Any, Sequence
 from fluxhook.core.job import BFL_URL_FIELDS, COUNTERS, Job
 
 _JSON_FIELDS = ("error", "metadata", "input")
-# The image is kept as short fields, not one JSON value: Redis keeps a hash whose values are all
-# at most 64 bytes (hash-max-listpack-value) in its compact encoding, which the image's JSON would exceed.
-_IMAGE_PREFIX = "image_"
 _IMAGE_NUMBERS = ("size", "width", "height")
-# So are a video, its poster and a draft cache: each object's fields under its own prefix.
-_OBJECTS = {"image": _IMAGE_PREFIX, "video": "video_", "poster": "poster_", "draft_cache": "dcache_"}
+_OBJECTS = {"image": "image_", "video": "video_", "poster": "poster_", "draft_cache": "dcache_"}
 _OBJECT_FLOATS = ("duration", "fps")
 _OBJECT_BOOLEANS = ("has_audio",)
-# The prompt likewise, in pieces of at most 64 bytes (``prompt_0``, ``prompt_1``...), and the store's location (a
-# folder's path may be long: ``stored_in_0``...).
 _PIECED = {"prompt": "prompt_", "stored_in": "stored_in_", "error": "error_"}
 _PIECE_BYTES = 64
-# Pieced fields whose text is JSON: an error's message may pass 64 bytes, which whole would make its record a full hash
-# table. Records written before keep one ``error`` field, read as it was.
+# Pieced fields whose text is JSON; a record written before keeps one ``error`` field, read as it was.
 _PIECED_JSON = ("error",)
 _FLOATS = ("created_at", "updated_at", "completed_at", "submitted_at", "finished_at", "notified_at", "app_notified_at",
            "progress", "cost_credits", "cost_input_mp", "cost_output_mp", "draft_cache_since", "waiting_until",
