@@ -238,13 +238,6 @@ class AppKeys:
             return sealed
         return text(kept if kept is not None else self.connection.hget(record, "notify_secret"))
 
-    def weight(self, key_id: str | None) -> int:
-        """The key's share of BFL's slots (``DEFAULT_WEIGHT`` for admin-token jobs and unknown keys)."""
-        if not key_id:
-            return DEFAULT_WEIGHT
-        raw = self.connection.hget(self.keys.app_key(key_id), "weight")
-        return int(raw) if raw else DEFAULT_WEIGHT
-
     def take_request(self, key_id: str, limit: int, now: float, request: str | None = None) -> float:
         """Admit one submission within ``limit`` per ``RATE_WINDOW`` (0.0), or the seconds until one would be;
         ``request`` names it in the window, for ``give_back_request``."""

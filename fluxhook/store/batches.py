@@ -36,7 +36,6 @@ class Batches:
         self.ttl = ttl
         self.keys = keys
         self._claim = LuaScript(connection, "claim_due")
-        # The turns to make a batch, and the line of the requests waiting for one.
         self.turns = BatchTurns(connection, keys)
         self._cut = LuaScript(connection, "batch_cut")
         self._prune = LuaScript(connection, "batch_prune")

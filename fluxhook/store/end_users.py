@@ -19,11 +19,10 @@ from redis.exceptions import WatchError
 
 from fluxhook.core import job as st
 from fluxhook.core.end_users import EndUserLimits
+from fluxhook.store.app_keys import RATE_WINDOW
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.scripts import LuaScript, text
 
-# The window of an end user's requests_per_minute.
-RATE_WINDOW = 60.0
 # How long an end user's queued ids (and its ids at BFL) are kept after its last: longer than a queued job may wait
 # (its hour), and than a task BFL runs (its hour).
 QUEUED_LIFE = 2 * 3600.0

@@ -50,8 +50,7 @@ class Keys:
 
     def check_line(self, account: str = DEFAULT_ACCOUNT) -> str:
         """The due jobs of ``account``'s tasks the sweep claimed, waiting for a worker's check (``store.check_line``):
-        members ``<owner>:<job id>`` (a batch item's ``<owner>:~<job id>``) all scored 0, each owner's one lexical
-        range. One line per account, so that each account's checks are taken by checkers of its own."""
+        members ``<owner>:<job id>`` (a batch item's ``<owner>:~<job id>``) all scored 0, each owner's one lexical range."""
         return self._of_account(account, "check:line")
 
     @property
