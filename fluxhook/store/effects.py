@@ -283,8 +283,7 @@ class Effects:
 
 log = logging.getLogger("fluxhook.metrics")
 
-# How often a started tally is written: what a process killed outright loses at most, and how late other
-# processes' counts may show.
+# How often a started tally is written (what it costs: the module's docstring).
 FLUSH_INTERVAL = 5.0
 # A process's marks outlive any try of a batch again: its next write tries its unwritten ones first.
 BATCH_MARK_SECONDS = 600

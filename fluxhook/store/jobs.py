@@ -686,10 +686,8 @@ class JobStore:
 
     def _matches(self, scope: str, needle: str, oldest: builtins.list) -> builtins.list[str]:
         """The ids of ``scope``'s window (from ``oldest``, its oldest id, up; all of it when that is empty: the scope
-        holds fewer than ``TEXT_WINDOW``) whose prompt holds ``needle`` (folded), newest first: those this process
-        found before (``search_matches``), brought up to date by reading only the ids made since its last look (and
-        the ``MARGIN_SECONDS`` before), or the whole window read again when they are older than ``ENTRY_SECONDS`` or
-        the window now reaches below them."""
+        holds fewer than ``TEXT_WINDOW``) whose prompt holds ``needle`` (folded), newest first, kept up to date as
+        ``store.search_matches`` says."""
         window, now = text(oldest[0]) if oldest else "", self.clock()
         kept = self.search_matches.get(scope, needle)
         if kept is None or window < kept.bottom or not kept.made_at <= now <= kept.made_at + ENTRY_SECONDS:

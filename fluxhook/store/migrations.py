@@ -147,7 +147,7 @@ def _lock_renewed(locks: Locks, lock_token: str, keys: Keys) -> AbstractContextM
 
 
 class _Migration:
-    """One run of every step on one connection."""
+    """One run of every step on one connection (what each step does: the module's docstring)."""
 
     def __init__(self, connection: Redis, config: Config, keys: Keys):
         self.connection = connection
@@ -190,7 +190,6 @@ class _Migration:
         return moved
 
     def old_thumbnails(self) -> int:
-        """Move every job waiting for a thumbnail task of an older release into the download line."""
         moved = 0
         line, moving = self.keys.work_line(LEGACY_THUMBNAIL_KIND), self.keys.legacy_work_moving(LEGACY_THUMBNAIL_KIND)
         while members := [text(m) for m in self.connection.zrange(line, 0, BATCH - 1)]:
@@ -223,7 +222,6 @@ class _Migration:
         return len(members)
 
     def old_slots(self) -> int:
-        """Give each slot taken before accounts were kept (in the default account's slots) its account."""
         given = 0
         for pool in self.pools:
             old, new = self.keys.slots(pool, DEFAULT_ACCOUNT), self.keys.slots(pool, self.account)
@@ -248,7 +246,6 @@ class _Migration:
         return moved
 
     def clocks(self) -> int:
-        """Move the slots' clock, each kind of work's and each budget limit's into the field ``CLOCK`` of their passes."""
         pairs = [(self.keys.legacy_fair_clock, self.keys.fair_passes)]
         pairs += [(self.keys.legacy_work_clock(kind), self.keys.work_passes(kind)) for kind in WORK_KINDS]
         # A budget limit's turns (one per reservations key: the day's, each key's and each account's).
@@ -259,8 +256,6 @@ class _Migration:
         return sum(int(self._clock([old, passes], [CLOCK])) for old, passes in pairs)
 
     def estimates(self) -> int:
-        """Move the owners' estimates of slot time beside the slots' passes, where the scripts read them with a pass;
-        an estimate this release has learned since stands."""
         legacy = self.keys.legacy_fair_estimates
         kept = [(text(field), value) for field, value in self.connection.hgetall(legacy).items()]
         pipe = self.connection.pipeline(transaction=True)
@@ -300,7 +295,6 @@ class _Migration:
         return changes
 
     def kept_bodies(self) -> int:
-        """Seal the callback bodies kept in the clear, for a task or for a job, and flag each one's job."""
         sealed, prefix = 0, self.keys.kept_for_job("")
         for key in self.connection.scan_iter(match=self.keys.kept_for_job("*"), count=BATCH):
             self.marks.flag(text(key)[len(prefix):])
@@ -310,7 +304,6 @@ class _Migration:
         return sealed
 
     def trackers(self) -> int:
-        """Move each tracked job from the old one-job index of its task to its owner's place among the trackers."""
         moved = 0
         for key in map(text, self.connection.scan_iter(match=self.keys.bfl_task("*"), count=BATCH)):
             job_id = text(self.connection.get(key) or b"")
@@ -321,7 +314,6 @@ class _Migration:
         return moved
 
     def kept_for_tasks(self) -> int:
-        """Each body an older release kept for a task nobody tracked becomes a mark that the task was reported."""
         marked = 0
         prefix = self.keys.legacy_kept_for_task("", "")
         for key in map(text, self.connection.scan_iter(match=self.keys.legacy_kept_for_task("*", "*"), count=BATCH)):
@@ -369,8 +361,6 @@ class _Migration:
         return given
 
     def old_checks(self) -> int:
-        """Drop the check tasks an older release queued in RQ: the job each named is due again once its claim lapses,
-        and the sweep puts it in today's check line."""
         queue = Queue(LEGACY_CHECK_QUEUE, connection=self.connection)
         dropped = queue.count
         if dropped:

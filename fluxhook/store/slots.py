@@ -172,8 +172,7 @@ class Slots:
         worker's sender is woken, so no slot is held by a job that nobody is sending. With ``creation``
         (``JobStore.creation``), the job is made in the same step: never recorded without its place, which nothing
         else would give it. A job made before must be recorded with the same ``key_id``: its later steps find its
-        place in line by its record's. ``known_cap``: its owner's ``max_active`` as the caller read it (its request's
-        key), so the step does not ask Redis for the slots' copy.
+        place in line by its record's. ``known_cap``: its owner's share as the caller read it (``KnownCap``).
 
         A job made here (``creation``) is made only if its owner has room under ``queue_limit`` (its key's
         ``max_queued`` as the caller read it; None: read here, ``queue_limit_of``), checked in the same step:
