@@ -260,10 +260,14 @@ class AppKeys:
         remembered = self.refused_for(key_id, cost, now, bucket)
         if remembered > 0:
             return remembered
-        waited = int(self._take_read([self._clock_of(key_id, bucket)],
-                                     [int(now * 1000), interval * 1000, burst, cost, "0"])) / 1000
+        clock = self.keys.key_link_reads(key_id) if bucket == LINK_READS else self.keys.key_reads(key_id)
+        waited = int(self._take_read([clock], [int(now * 1000), interval * 1000, burst, cost, "0"])) / 1000
         if waited > 0:
-            self._remember(key_id, bucket, now + waited - (cost - 1) * interval, interval)
+            with self._refused_lock:
+                self._refused[(key_id, bucket)] = (now + waited - (cost - 1) * interval, interval)
+                self._refused.move_to_end((key_id, bucket))
+                while len(self._refused) > REFUSALS_KEPT:
+                    self._refused.popitem(last=False)
         return waited
 
     def refused_for(self, key_id: str, cost: int, now: float, bucket: str = READS) -> float:
@@ -300,16 +304,6 @@ class AppKeys:
         day, _ = utc_day_left(now)
         self._give_items([self.keys.key_items(key_id), self.keys.key_items_today(key_id, day)],
                          [int(now * 1000), 60_000 / per_minute, items])
-
-    def _clock_of(self, key_id: str, bucket: str) -> str:
-        return self.keys.key_link_reads(key_id) if bucket == LINK_READS else self.keys.key_reads(key_id)
-
-    def _remember(self, key_id: str, bucket: str, until: float, interval: float) -> None:
-        with self._refused_lock:
-            self._refused[(key_id, bucket)] = (until, interval)
-            self._refused.move_to_end((key_id, bucket))
-            while len(self._refused) > REFUSALS_KEPT:
-                self._refused.popitem(last=False)
 
     def give_back_request(self, key_id: str, request: str) -> None:
         """Take an admitted submission back out of the key's window: it was refused after all."""

@@ -478,11 +478,8 @@ class JobStore:
         return spec
 
     def claim_due(self, now: float, limit: int, claim: float) -> list[str]:
-        """Take up to ``limit`` jobs due by ``now``, oldest first, marking each with ``claim`` (a future time).
-
-        Atomic: two sweeps never take the same job. A claimed job comes due again at ``claim`` if
-        nobody checks it (a lost task), so nothing is dropped.
-        """
+        """Take up to ``limit`` jobs due by ``now``, oldest first, marking each with ``claim`` (a future time): two
+        sweeps never take the same job, and one claimed comes due again at ``claim`` if nobody checks it (a lost task)."""
         return [text(i) for i in self._claim_due([self.keys.due], [repr(now), limit, time_score(claim)])]
 
     def claim_deadlines(self, now: float, limit: int, claim: float) -> list[str]:

@@ -389,10 +389,10 @@ class Keys:
         """A callback body an older release kept for a task no job tracked (the migration turns it into a mark)."""
         return f"{self.prefix}orphan:{account}:{bfl_id}"
 
-    def legacy_kept_of_account(self, account: str) -> list[str]:
-        """An older release's bookkeeping of the bodies ``account``'s static secret kept (gone with the migration)."""
-        return [f"{self.prefix}orphans:{account}", f"{self.prefix}orphans:{account}:sizes",
-                f"{self.prefix}orphans:{account}:bytes"]
+    def legacy_kept_of_account(self, account: str) -> str:
+        """An older release's bookkeeping of the bodies ``account``'s static secret kept, and (``:sizes``, ``:bytes``
+        after it) their sizes: gone with the migration."""
+        return f"{self.prefix}orphans:{account}"
 
     def kept_for_job(self, job_id: str) -> str:
         """A callback body that overtook BFL's answer to the job's submission."""

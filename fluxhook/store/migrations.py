@@ -321,7 +321,7 @@ class _Migration:
             self.marks.mark_reported(account, bfl_id)
             marked += int(self.connection.delete(key))
         # Their bookkeeping (``orphans:<account>`` and its ``:sizes`` and ``:bytes``) goes with them.
-        for key in self.connection.scan_iter(match=self.keys.legacy_kept_of_account("*")[0], count=BATCH):
+        for key in self.connection.scan_iter(match=self.keys.legacy_kept_of_account("*"), count=BATCH):
             self.connection.delete(key)
         return marked
 
