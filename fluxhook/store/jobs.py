@@ -136,7 +136,6 @@ class Terms:
 
 
 NO_TERMS = Terms()
-# What ``Terms.give_back`` does: no move, the slot given back.
 _GIVE_BACK = st.Consequences(free_slot=True, leave_line=False, terminal=False)
 # A term passed among the fields would be written to the job's record as one: refused instead (no job field is
 # named so).

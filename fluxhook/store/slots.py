@@ -248,11 +248,10 @@ class Slots:
 
     def dispatch(self, limit: int = 100, *, free_lapsed: bool = True,
                  senders: Mapping[str, int] | None = None) -> Dispatched:
-        """Hand free slots to waiting jobs, one owner's turn at a time: which, the account of each one's slot, and
-        whether jobs still wait in a line, and on a timer (``Dispatched``). One round trip. ``free_lapsed=False`` leaves
-        the slots held past their lease for a later dispatch to free (the dispatcher frees them every few seconds, not at
-        each dispatch). ``senders``: at most that many jobs of each account (one not named: none), the caller's
-        senders free for it."""
+        """Hand free slots to waiting jobs, one owner's turn at a time (what it did: ``Dispatched``); one round trip.
+        ``free_lapsed=False`` leaves the slots held past their lease for a later dispatch to free (the dispatcher frees
+        them every few seconds, not at each dispatch). ``senders``: at most that many jobs of each account (one not
+        named: none), the caller's senders free for it."""
         rooms = [] if senders is None else [senders.get(account.name, 0) for account in self.accounts]
         jobs, accounts, waiting, on_timer = self._dispatch(
             self._pool_keys(), [*self._pool_args(), limit, "1" if free_lapsed else "0", *rooms])

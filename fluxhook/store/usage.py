@@ -189,7 +189,6 @@ class UsageStore:
         return {text(name): float(at) for name, at in self.connection.hgetall(self.keys.balance_ended).items()}
 
 
-# The fields of a balance's hash a reading is made of.
 READING = ("credits", "at", "bfl")
 
 
