@@ -92,8 +92,7 @@ class AppKey:
         for name, raw in data.items():
             if name not in _FIELDS or raw == "":
                 continue
-            kind = _FIELDS[name]
-            values[name] = tuple(m for m in raw.split(",") if m) if name in _LISTS else kind(raw)
+            values[name] = tuple(m for m in raw.split(",") if m) if name in _LISTS else _FIELDS[name](raw)
         return cls(**values)
 
     def reads_limit(self, config: Config) -> int:

@@ -251,6 +251,5 @@ class EndUsers:
         return found
 
     def counters_of(self, owner: str, end_user: str, day: str) -> dict[str, int]:
-        """One end user's counters of ``day``."""
         read = self.connection.hmget(self.keys.end_user_day(owner, day), [f"{end_user}:{c}" for c in COUNTERS])
         return {counter: int(v or 0) for counter, v in zip(COUNTERS, read, strict=True)}

@@ -209,11 +209,8 @@ class JobStore:
         self._confirm_claim = LuaScript(connection, "confirm_claim")
         self._set_if_exists = LuaScript(connection, "job_set_if_exists")
         self._prompts = LuaScript(connection, "job_prompts")
-        # The prompts this process has searched (a prompt never changes once written).
         self.prompt_cache = PromptCache()
-        # Characters of prompts this thread's searches read from Redis since it last asked (``prompt_chars_read``).
         self._chars_read = threading.local()
-        # The prompt searches this process has made: made again, each reads what changed since (``_matches``).
         self.search_matches = SearchMatches()
 
     def create(self, job: Job, *, due: float | None = None, naming: Hold | None = None) -> tuple[Job, bool]:
@@ -221,7 +218,7 @@ class JobStore:
         already tracks, return that job instead: a task is tracked once per owner. Returns (job, created). With
         ``naming``, the Idempotency-Key's record names the job in the same step, and nothing is made when that key is
         another request's now (``key_taken``). A queued job to be sent is made with its place in line instead
-        (``creation``, ``Slots.acquire``)."""
+        (``creation``, ``Slots.join``)."""
         replace = False
         while True:
             made = self.creation(job, due=due, naming=naming, replace=replace)

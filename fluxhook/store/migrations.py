@@ -320,7 +320,6 @@ class _Migration:
             account, _, bfl_id = key[len(prefix) - 1:].partition(":")
             self.marks.mark_reported(account, bfl_id)
             marked += int(self.connection.delete(key))
-        # Their bookkeeping (``orphans:<account>`` and its ``:sizes`` and ``:bytes``) goes with them.
         for key in self.connection.scan_iter(match=self.keys.legacy_kept_of_account("*"), count=BATCH):
             self.connection.delete(key)
         return marked

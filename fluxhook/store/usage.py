@@ -104,14 +104,13 @@ class UsageStore:
     def reserve(self, job_id: str, limits: Sequence[Limit], bound: int | None, *, now: float,
                 lease: float, owner: str = ADMIN_OWNER, mode: ReserveMode = ReserveMode.RESERVE,
                 waiting_lease: float = WAITING_LEASE) -> Reservation:
-        """Admit the job's submission within every one of ``limits`` at once, reserving its ``bound`` (the
-        most it can cost; None if unknown) in each, or everything left there when it must go alone
-        (see ``lua/budget_reserve.lua``). One that must go alone and waits is recorded as waiting to go alone
-        for ``waiting_lease`` seconds: the jobs that go alone take turns between owners (``owner``: the job's,
-        ``owners.owner_of``), each holding back only its own owner's later jobs, and the next to go holding
-        other owners' boundable jobs only once its gate has closed. ``mode``: reserve, only say what
-        would be decided, or look (a job waiting aside: it reserves when it is sent, and a reservation it holds,
-        a send of it under way, is untouched)."""
+        """Admit the job's submission within every one of ``limits`` at once, reserving its ``bound`` (the most it can
+        cost; None if unknown) in each, or everything left there when it must go alone (see ``lua/budget_reserve.lua``).
+        One that must go alone and waits is recorded as waiting to go alone for ``waiting_lease`` seconds: the jobs that
+        go alone take turns between owners (``owner``: the job's, ``owners.owner_of``), each holding back only its own
+        owner's later jobs, and the next to go holding other owners' boundable jobs only once its gate has closed.
+        ``mode``: ``ReserveMode`` (a job waiting aside looks: it reserves when it is sent, and a reservation it holds, a
+        send of it under way, is untouched)."""
         keys = [key for limit in limits for key in (limit.spend_key, limit.held_key,
                                                     self.keys.budget_turns(limit.held_key))]
         keys.append(self.keys.share_weights)
