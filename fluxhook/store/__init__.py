@@ -52,9 +52,7 @@ class SweepWork(NamedTuple):
 
     jobs: bool
     deadlines: bool
-    # A canceled batch has items still to be ended.
     canceling: bool = False
-    # A batch's making stopped before its last item (``Batches.claim_unmade``).
     unmade: bool = False
     # Results BFL finished that fluxhook has not stored yet: what sends are paced by (``Pacer``); None when this sweep
     # did not look (``Pacer.looks``).
@@ -79,7 +77,7 @@ class Store:
         self.cooldowns = Cooldowns(connection, keys=keys)
         self.timeline = TimelineStore(connection, keys=keys)
         self.effects = Effects(connection, keys, self.jobs.timeline_ttl, self.tallies.add)
-        self.locks = Locks(connection, keys=keys)
+        self.locks = Locks(connection)
         self.kept = KeptCallbacks(connection, sealer, keys=keys)
         self.deliveries = Deliveries(connection, keys=keys)
         self.job_changes = JobChanges(connection, keys=keys)

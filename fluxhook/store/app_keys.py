@@ -1,19 +1,13 @@
 """App keys in Redis: one hash per key, an index of every key by creation time, each key's request log.
 
-The record (``Keys.app_key(id)``) holds, as text: ``id``, ``name``, ``prefix`` (the secret's first
-characters, to recognise it), ``secret_sha256`` (never the secret), ``weight`` (always set, a whole
-number >= 1, default 1: its share of BFL's slots), and when set: ``models`` (comma-separated),
-``daily_credits`` (credits), ``max_active``, ``max_queued``, ``requests_per_minute``, ``reads_per_minute``,
-``items_per_minute``, ``items_per_day``, ``expires_at``, ``created_at``,
-``last_used_at``, ``revoked_at`` (epoch seconds), and its notifications' settings (``notify_url``,
-``notify_events``, comma-separated) and secrets (``notify_secret``, and for a day after a rotation
-``notify_secret_old`` with ``notify_rotated_at``), each secret sealed (``core.signing``), never in the clear, and
-``strict_input`` (``1`` or ``0``), ``end_user_limits`` (JSON of the limits each end user gets) and
-``end_user_moderation_limit``, and ``end_user_records`` (``1`` once an admin set something for one of its end users).
-A limit that is not set has no field. Scripts may
-read ``weight`` and ``max_active`` of a job's key straight from the record; the slots keep their own copy
-by owner (``Slots.set_share``), which every change of a key writes in the same step as its record; ``max_queued``
-(none: ``MAX_QUEUED_PER_KEY``) is read from the record (``Slots.queue_limit_of``), when its caller did not read it.
+The record (``Keys.app_key(id)``) holds ``AppKey``'s fields as text (``encode``): ``prefix``, the secret's first
+characters, to recognise it; ``secret_sha256``, never the secret; ``weight`` always (a whole number >= 1: its share of
+BFL's slots); ``daily_credits`` in credits; lists comma-separated, flags ``1`` or ``0``, ``end_user_limits`` as JSON,
+times in epoch seconds; each notification secret sealed (``core.signing``), never in the clear. A limit that is not set
+has no field. Scripts may read ``weight`` and ``max_active`` of a job's key straight from the record; the slots keep
+their own copy by owner (``Slots.set_share``), which every change of a key writes in the same step as its record;
+``max_queued`` (none: ``MAX_QUEUED_PER_KEY``) is read from the record (``Slots.queue_limit_of``), when its caller did
+not read it.
 """
 
 from __future__ import annotations
@@ -34,7 +28,7 @@ from fluxhook.core.config import Config
 from fluxhook.core.end_users import EndUserLimits
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.owners import DEFAULT_WEIGHT
-from fluxhook.store.scripts import LuaScript, text
+from fluxhook.store.scripts import LuaScript, decode_hash, text
 from fluxhook.store.slots import Slots
 
 # The window of ``requests_per_minute``.
@@ -98,8 +92,7 @@ class AppKey:
         for name, raw in data.items():
             if name not in _FIELDS or raw == "":
                 continue
-            kind = _FIELDS[name]
-            values[name] = tuple(m for m in raw.split(",") if m) if name in _LISTS else kind(raw)
+            values[name] = tuple(m for m in raw.split(",") if m) if name in _LISTS else _FIELDS[name](raw)
         return cls(**values)
 
     def reads_limit(self, config: Config) -> int:
@@ -178,7 +171,7 @@ class AppKeys:
     def get(self, key_id: str) -> AppKey | None:
         """The key with this id (revoked or not), or None: one round trip."""
         data = self.connection.hgetall(self.keys.app_key(key_id))
-        return AppKey.from_hash(_decoded(data)) if data else None
+        return AppKey.from_hash(decode_hash(data)) if data else None
 
     def ids(self) -> list[str]:
         """Every key's id, newest first."""
@@ -190,7 +183,7 @@ class AppKeys:
         pipe = self.connection.pipeline(transaction=False)
         for key_id in ids:
             pipe.hgetall(self.keys.app_key(key_id))
-        return [AppKey.from_hash(_decoded(d)) for d in pipe.execute() if d]
+        return [AppKey.from_hash(decode_hash(d)) for d in pipe.execute() if d]
 
     def change(self, key_id: str, values: dict[str, Any], unset: tuple[str, ...] = ()) -> int:
         """Set ``values`` and remove the ``unset`` fields of a key that is not revoked, and its share of the slots
@@ -203,7 +196,7 @@ class AppKeys:
                     data = pipe.hgetall(record)
                     if not data:
                         return MISSING
-                    key = AppKey.from_hash(_decoded(data))
+                    key = AppKey.from_hash(decode_hash(data))
                     if key.revoked_at is not None:
                         return REVOKED
                     removed: dict[str, Any] = dict.fromkeys(unset)
@@ -244,13 +237,6 @@ class AppKeys:
             return sealed
         return text(kept if kept is not None else self.connection.hget(record, "notify_secret"))
 
-    def weight(self, key_id: str | None) -> int:
-        """The key's share of BFL's slots (``DEFAULT_WEIGHT`` for admin-token jobs and unknown keys)."""
-        if not key_id:
-            return DEFAULT_WEIGHT
-        raw = self.connection.hget(self.keys.app_key(key_id), "weight")
-        return int(raw) if raw else DEFAULT_WEIGHT
-
     def take_request(self, key_id: str, limit: int, now: float, request: str | None = None) -> float:
         """Admit one submission within ``limit`` per ``RATE_WINDOW`` (0.0), or the seconds until one would be;
         ``request`` names it in the window, for ``give_back_request``."""
@@ -273,10 +259,14 @@ class AppKeys:
         remembered = self.refused_for(key_id, cost, now, bucket)
         if remembered > 0:
             return remembered
-        waited = int(self._take_read([self._clock_of(key_id, bucket)],
-                                     [int(now * 1000), interval * 1000, burst, cost, "0"])) / 1000
+        clock = self.keys.key_link_reads(key_id) if bucket == LINK_READS else self.keys.key_reads(key_id)
+        waited = int(self._take_read([clock], [int(now * 1000), interval * 1000, burst, cost, "0"])) / 1000
         if waited > 0:
-            self._remember(key_id, bucket, now + waited - (cost - 1) * interval, interval)
+            with self._refused_lock:
+                self._refused[(key_id, bucket)] = (now + waited - (cost - 1) * interval, interval)
+                self._refused.move_to_end((key_id, bucket))
+                while len(self._refused) > REFUSALS_KEPT:
+                    self._refused.popitem(last=False)
         return waited
 
     def refused_for(self, key_id: str, cost: int, now: float, bucket: str = READS) -> float:
@@ -314,16 +304,6 @@ class AppKeys:
         self._give_items([self.keys.key_items(key_id), self.keys.key_items_today(key_id, day)],
                          [int(now * 1000), 60_000 / per_minute, items])
 
-    def _clock_of(self, key_id: str, bucket: str) -> str:
-        return self.keys.key_link_reads(key_id) if bucket == LINK_READS else self.keys.key_reads(key_id)
-
-    def _remember(self, key_id: str, bucket: str, until: float, interval: float) -> None:
-        with self._refused_lock:
-            self._refused[(key_id, bucket)] = (until, interval)
-            self._refused.move_to_end((key_id, bucket))
-            while len(self._refused) > REFUSALS_KEPT:
-                self._refused.popitem(last=False)
-
     def give_back_request(self, key_id: str, request: str) -> None:
         """Take an admitted submission back out of the key's window: it was refused after all."""
         self.connection.zrem(self.keys.key_requests(key_id), request)
@@ -331,8 +311,6 @@ class AppKeys:
     def queued_jobs(self, key_id: str) -> list[str]:
         """The ids of the key's queued jobs, walking only the queued ones."""
         queued = [text(i) for i in self.connection.zrange(self.keys.status(st.QUEUED), 0, -1)]
-        if not queued:
-            return []
         pipe = self.connection.pipeline(transaction=False)
         for job_id in queued:
             pipe.zscore(self.keys.key_jobs(key_id), job_id)
@@ -343,8 +321,3 @@ def utc_day_left(now: float) -> tuple[str, int]:
     """The UTC day of ``now`` (``YYYY-MM-DD``) and the milliseconds left of it."""
     day = time.strftime("%Y-%m-%d", time.gmtime(now))
     return day, max(1, int((86_400 - now % 86_400) * 1000))
-
-
-def _decoded(data: dict) -> dict[str, str]:
-    return {text(k): text(v) for k, v in data.items()}
-

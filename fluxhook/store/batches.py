@@ -20,8 +20,7 @@ from fluxhook.core.batch import Batch, is_batch_id
 from fluxhook.store.batch_turns import BatchTurns
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.owners import owner_of
-from fluxhook.store.records import decode_hash
-from fluxhook.store.scripts import LuaScript, text
+from fluxhook.store.scripts import LuaScript, decode_hash, text
 
 # The counts' fields of one batch that a read asks for (``lua/batch_counts.lua``).
 _COUNTED = (*st.STATUSES, "total", "cost", "ended_at", "sent")
@@ -37,7 +36,6 @@ class Batches:
         self.ttl = ttl
         self.keys = keys
         self._claim = LuaScript(connection, "claim_due")
-        # The turns to make a batch, and the line of the requests waiting for one.
         self.turns = BatchTurns(connection, keys)
         self._cut = LuaScript(connection, "batch_cut")
         self._prune = LuaScript(connection, "batch_prune")

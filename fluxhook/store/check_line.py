@@ -52,8 +52,7 @@ class CheckLine:
         self._take = LuaScript(connection, "check_take")
 
     def line_of(self, account: str | None) -> str:
-        """The account whose line a job of ``account``'s task waits in: that one, or the first when it is none
-        configured here (no task yet, or its account since removed: its check needs no BFL of its own)."""
+        """The account whose line a job of ``account``'s task waits in: that one, or the first when it is none here."""
         return account if account in self.accounts else self.accounts[0]
 
     def add(self, job_ids: list[str], claim: float) -> None:

@@ -14,7 +14,7 @@ from redis import Redis
 from fluxhook.core.accounts import Cooling, CoolingReason
 from fluxhook.core.holds import SUBMIT_LEASE
 from fluxhook.store.keys import KEYS, Keys
-from fluxhook.store.scripts import LuaScript
+from fluxhook.store.scripts import LuaScript, text
 
 # A strike against the whole account, not one pool (its refusals that cool it down).
 ACCOUNT_WIDE = "*"
@@ -50,4 +50,4 @@ def current(fields: list, now: float) -> Cooling | None:
     until, reason, lasting = fields
     if until is None or (lasting != b"1" and float(until) <= now):
         return None
-    return Cooling(float(until), reason.decode() if isinstance(reason, bytes) else reason or "")
+    return Cooling(float(until), text(reason) or "")

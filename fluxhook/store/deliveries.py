@@ -13,24 +13,22 @@ job's messages have ids made from its id (``ids_of``); its record keeps how many
 and when the last was made (``notify_progress``). Each owner's messages are listed by time (``Keys.owner_messages``),
 the newest ``OWNER_BOUND`` kept there: a caller cannot grow the index without limit.
 
-A message waiting for an attempt, its first or a retry, is in ``Keys.notify_due`` as ``<owner>|<host>|<id>``, a batch
-item's as ``<owner>|<host>|~|<id>``, an app's end user's with ``!<its tag>|`` before the id, one whose job has a
-deadline with ``@<deadline>|`` before it (``Message.member``). Attempts are taken from there one way (``take``,
-``lua/notify_take.lua``) by the rule of every line: turns between keys in proportion to their ``weight``
-(``lua/fair_turns.lua``), within a key in turns between its end users (those of none together as one), and within each
-its single jobs' messages (and its batches' own) before its batch items', as in its lines (``owners.BULK``), then the
-earliest deadline (its job's, when that comes before its due time; else its due time), the same when they come back from
-behind a full receiver; at most ``PER_RECEIVER`` in flight to one receiver of one owner and ``PER_OWNER`` for one owner,
-over every process, each held by one lease, ``ATTEMPT_LEASE``: its message due at the lease's end, and noted in flight
-until then (``Keys.notify_busy``'s ``m:<member>``); an attempt that ends gives its room back (``finish``, ``record``,
-``set_state``), and one whose process died is due again once its lease lapses, its room given back by the take that
-finds it so: nothing else looks for lapsed attempts. The take hands each attempt out with its lease (``Attempt``), and
-its end settles the message only while the note still holds that lease: the end of an attempt that outlived its lease,
-the message taken again meanwhile, leaves the newer attempt's hold alone and keeps of its own outcome only its answer
-and, a 2xx, the message delivered (``lua/notify_finish.lua``). During a rolling deploy an older release's process notes
-its attempts in a set of its own (``Keys.legacy_notify_sending``): what each side then does with the other's, and why
-nothing is sent twice at once beyond what the message id lets a receiver drop, nor room held for good, is said in
-``lua/notify_take.lua``; ``fluxhook migrate --again`` hands the older release's over once it stopped.
+A message waiting for an attempt, its first or a retry, is in ``Keys.notify_due`` (its member: ``notify_member``). Attempts are
+taken from there one way (``take``, ``lua/notify_take.lua``) by the rule of every line: turns between keys in proportion to their
+``weight`` (``lua/fair_turns.lua``), within a key in turns between its end users (those of none together as one), and within each
+its single jobs' messages (and its batches' own) before its batch items', as in its lines (``owners.BULK``), then the earliest
+deadline (its job's, when that comes before its due time; else its due time), the same when they come back from behind a full
+receiver; at most ``PER_RECEIVER`` in flight to one receiver of one owner and ``PER_OWNER`` for one owner, over every process,
+each held by one lease, ``ATTEMPT_LEASE``: its message due at the lease's end, and noted in flight until then
+(``Keys.notify_busy``'s ``m:<member>``); an attempt that ends gives its room back (``finish``, ``record``, ``set_state``), and one
+whose process died is due again once its lease lapses, its room given back by the take that finds it so: nothing else looks for
+lapsed attempts. The take hands each attempt out with its lease (``Attempt``), and its end settles the message only while the note
+still holds that lease: the end of an attempt that outlived its lease, the message taken again meanwhile, leaves the newer
+attempt's hold alone and keeps of its own outcome only its answer and, a 2xx, the message delivered (``lua/notify_finish.lua``).
+During a rolling deploy an older release's process notes its attempts in a set of its own (``Keys.legacy_notify_sending``): what
+each side then does with the other's, and why nothing is sent twice at once beyond what the message id lets a receiver drop, nor
+room held for good, is said in ``lua/notify_take.lua``; ``fluxhook migrate --again`` hands the older release's over once it
+stopped.
 """
 
 from __future__ import annotations
@@ -45,7 +43,7 @@ from redis import Redis
 from fluxhook.core.holds import ATTEMPT_LEASE
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.owners import BULK, DEFAULT_WEIGHT, END_USER
-from fluxhook.store.scripts import LuaScript, text
+from fluxhook.store.scripts import LuaScript, decode_hash, text
 from fluxhook.store.wakes import Watched, push
 
 PENDING, DELIVERED, FAILED, DISABLED = "pending", "delivered", "failed", "disabled"
@@ -209,7 +207,6 @@ class Deliveries:
     # -- messages
 
     def existing(self, ids: list[str]) -> set[str]:
-        """Those of ``ids`` whose message exists."""
         pipe = self.connection.pipeline(transaction=False)
         for message_id in ids:
             pipe.exists(self.keys.message(message_id))
@@ -371,7 +368,7 @@ class Deliveries:
 def _from_hash(message_id: str, data: dict) -> Message | None:
     if not data:
         return None
-    fields = {text(k): text(v) for k, v in data.items()}
+    fields = decode_hash(data)
     count = int(fields.get("n") or 0)
     # Attempt k (0-based, of ``count``) is in field a<k % MAX_ATTEMPTS>: the newest MAX_ATTEMPTS, oldest first.
     slots = sorted(int(name[1:]) for name in fields if name[:1] == "a" and name[1:].isdigit())

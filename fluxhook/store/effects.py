@@ -1,12 +1,11 @@
 """What must happen together with a job's change, as values a reader can see, and how each is done: in the change's
 step, or tallied in the process.
 
-A status change (``JobStore.transition``) takes a list of these and does them in the same
-atomic step as the change, and only if the job moved: so a first Ready callback moves the
-job, puts it in the download line and adds its timeline entry in one round trip.
-``Effects.apply`` does the same list on its own, for work that has no status change to ride on.
-Both encode them here (``encode``) for the one routine that does them, ``lua/effects.lua``; but for the
-metrics', hourly and stored counts (``TALLIED``), added to the process's tally (``Tallies``) once the rest is done.
+A status change (``JobStore.transition``) takes a list of these and does them in the same atomic step as the change, and
+only if the job moved: so a first Ready callback moves the job, puts it in the download line and adds its timeline entry
+in one round trip. ``Effects.apply`` does the same list on its own, for work that has no status change to ride on. Both
+encode them here (``encode``) for the one routine that does them, ``lua/effects.lua``, but for the counts tallied in the
+process (``TALLIED``, below).
 
 Prometheus's counters (``Keys.metrics``, ``fluxhook.metrics``) and the dashboard's hourly counters (``Keys.hourly``)
 are views, not records: nothing decides anything by them but sends paced by storage, which read the stored counts
@@ -284,8 +283,7 @@ class Effects:
 
 log = logging.getLogger("fluxhook.metrics")
 
-# How often a started tally is written: what a process killed outright loses at most, and how late other
-# processes' counts may show.
+# How often a started tally is written (what it costs: the module's docstring).
 FLUSH_INTERVAL = 5.0
 # A process's marks outlive any try of a batch again: its next write tries its unwritten ones first.
 BATCH_MARK_SECONDS = 600
@@ -304,7 +302,6 @@ class Tallies:
     """This process's counts not yet written (see the module's docstring)."""
 
     def __init__(self, connection: Redis, keys: Keys = KEYS):
-        self.connection = connection
         self.keys = keys
         self._lock = threading.Lock()
         # One flush at a time: two at once (the writer thread's and a reading's) would each send a batch.
@@ -348,7 +345,9 @@ class Tallies:
         if not metrics and not hours:
             return
         with self._lock:
-            self._merge(metrics, hours)
+            _add_to(self._metrics, metrics.items())
+            for hour, fields in hours.items():
+                _add_to(self._hours.setdefault(hour, {}), fields.items())
             started = self._writer is not None
         if not started:
             self._flush_logged()
@@ -382,12 +381,6 @@ class Tallies:
                 args += [field, whole]
         self._write(keys, args)
         self._answered = [batch.id]
-
-    def _merge(self, metrics: dict[str, int | float], hours: dict[tuple[str, int], dict[str, int]]) -> None:
-        """Add counts to the tally (under its lock)."""
-        _add_to(self._metrics, metrics.items())
-        for hour, fields in hours.items():
-            _add_to(self._hours.setdefault(hour, {}), fields.items())
 
     def _flush_logged(self) -> None:
         try:

@@ -19,11 +19,10 @@ from redis.exceptions import WatchError
 
 from fluxhook.core import job as st
 from fluxhook.core.end_users import EndUserLimits
+from fluxhook.store.app_keys import RATE_WINDOW
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.scripts import LuaScript, text
 
-# The window of an end user's requests_per_minute.
-RATE_WINDOW = 60.0
 # How long an end user's queued ids (and its ids at BFL) are kept after its last: longer than a queued job may wait
 # (its hour), and than a task BFL runs (its hour).
 QUEUED_LIFE = 2 * 3600.0
@@ -252,6 +251,5 @@ class EndUsers:
         return found
 
     def counters_of(self, owner: str, end_user: str, day: str) -> dict[str, int]:
-        """One end user's counters of ``day``."""
         read = self.connection.hmget(self.keys.end_user_day(owner, day), [f"{end_user}:{c}" for c in COUNTERS])
         return {counter: int(v or 0) for counter, v in zip(COUNTERS, read, strict=True)}

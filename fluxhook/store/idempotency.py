@@ -20,6 +20,7 @@ KEEP_SECONDS = 24 * 3600
 # is reached only by a caller making that many jobs a day; it bounds what Redis keeps for any one.
 MAX_KEYS_PER_CALLER = 20_000
 
+
 class KeyUse(NamedTuple):
     """One request's use of a key: digests only, so no token or key is kept in the clear."""
 
@@ -70,8 +71,8 @@ class IdempotencyStore:
         # The ticket tells this request's hold from a later one on the same key with the same body.
         ticket = secrets.token_hex(16)
         lease_ms, now = max(1, int(lease * 1000)), _now_ms()
-        reply = self._begin(self._keys(use), [use.fingerprint, lease_ms, ticket, MAX_KEYS_PER_CALLER, now,
-                                              KEEP_SECONDS * 1000, primary])
+        reply = self._begin(record_keys(self.keys, use), [use.fingerprint, lease_ms, ticket, MAX_KEYS_PER_CALLER, now,
+                                                          KEEP_SECONDS * 1000, primary])
         state = text(reply[0])
         if state == HELD:
             return Begin(HELD, ticket=ticket, until_ms=now + lease_ms)
@@ -85,20 +86,15 @@ class IdempotencyStore:
 
     def finish(self, use: KeyUse, ticket: str, status: int, body: bytes) -> bool:
         """Keep the answer to replay for 24 hours; False if the hold had lapsed (nothing is kept)."""
-        return bool(self._finish(self._keys(use), [ticket, status, body, KEEP_SECONDS, _now_ms()]))
+        return bool(self._finish(record_keys(self.keys, use), [ticket, status, body, KEEP_SECONDS, _now_ms()]))
 
     def abandon(self, use: KeyUse, ticket: str) -> bool:
         """Give the key up so that the client may retry with it, unless the request made a job that still
         exists (a retry then answers with it); False if the hold was no longer this one."""
-        job_id = self.connection.hget(self._key(use), "job")
-        job_record = self.keys.job(text(job_id)) if job_id else self._key(use)
-        return bool(self._abandon([*self._keys(use), job_record], [ticket]))
-
-    def _keys(self, use: KeyUse) -> list[str]:
-        return record_keys(self.keys, use)
-
-    def _key(self, use: KeyUse) -> str:
-        return self.keys.idempotency(use.scope, use.key)
+        record, callers = record_keys(self.keys, use)
+        job_id = self.connection.hget(record, "job")
+        job_record = self.keys.job(text(job_id)) if job_id else record
+        return bool(self._abandon([record, callers, job_record], [ticket]))
 
 
 def record_keys(keys: Keys, use: KeyUse) -> list[str]:
@@ -123,7 +119,6 @@ def key_taken() -> FailedOver:
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
-
 
 
 def _bytes(value: bytes | str) -> bytes:

@@ -46,8 +46,7 @@ class JobChanges:
             self._listeners.append(listener)
             subscribed = self._subscribed
             if self._thread is None:
-                self._thread = threading.Thread(target=self.listen, name="job-changes", daemon=True,
-                                                args=(self._changed, self._reconnected, self._stop))
+                self._thread = threading.Thread(target=self.listen, name="job-changes", daemon=True)
                 self._thread.start()
         if subscribed:
             listener.on_connect()  # its first look at its jobs is now
@@ -70,24 +69,20 @@ class JobChanges:
         for listener in listeners:
             listener.on_connect()
 
-    def listen(self, on_change: Callable[[str], None], on_connect: Callable[[], None], stop: threading.Event) -> None:
-        """Call ``on_change(job_id)`` for every job announced, until ``stop`` is set.
-
-        After every (re)subscription ``on_connect()`` runs: announcements made while unsubscribed are
-        lost, so waiters should look at their jobs again.
-        """
-        while not stop.is_set():
+    def listen(self) -> None:
+        """Hand the listeners every job announced, and each (re)subscription (``Listener``), until ``close``."""
+        while not self._stop.is_set():
             pubsub = self.connection.pubsub(ignore_subscribe_messages=True)
             try:
                 pubsub.subscribe(self.keys.job_changes)
-                on_connect()
-                while not stop.is_set():
+                self._reconnected()
+                while not self._stop.is_set():
                     message = pubsub.get_message(timeout=1.0)
                     if message is not None and message["type"] == "message":
                         data = message["data"]
-                        on_change(data.decode() if isinstance(data, bytes) else data)
+                        self._changed(data.decode() if isinstance(data, bytes) else data)
             except RedisError as exc:
                 log.warning("job changes: subscription lost, resubscribing", extra={"error": type(exc).__name__})
-                stop.wait(1.0)  # Redis is down: nothing to wait on but the clock
+                self._stop.wait(1.0)  # Redis is down: nothing to wait on but the clock
             finally:
                 pubsub.close()

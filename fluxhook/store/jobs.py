@@ -55,8 +55,8 @@ from fluxhook.store.idempotency import Hold, key_taken, naming_args, record_keys
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.owners import ADMIN_OWNER, DEFAULT_WEIGHT, owner_of
 from fluxhook.store.prompt_cache import PromptCache
-from fluxhook.store.records import announced, decode_hash, encode_fields, job_from_hash, new_fields
-from fluxhook.store.scripts import LuaScript, text, time_score
+from fluxhook.store.records import announced, encode_fields, job_from_hash, new_fields
+from fluxhook.store.scripts import LuaScript, decode_hash, text, time_score
 from fluxhook.store.search_matches import ENTRY_SECONDS, MARGIN_SECONDS, Matches, SearchMatches
 
 
@@ -71,9 +71,8 @@ class Lock(NamedTuple):
 class Locks:
     """Locks on one Redis connection, taken and freed on their own."""
 
-    def __init__(self, connection: Redis, keys: Keys = KEYS):
+    def __init__(self, connection: Redis):
         self.connection = connection
-        self.keys = keys
         self._release_own = LuaScript(connection, "lock_release")
 
     def acquire(self, key: str, value: str, ttl: int) -> bool:
@@ -137,12 +136,10 @@ class Terms:
 
 
 NO_TERMS = Terms()
-# What ``Terms.give_back`` does: no move, the slot given back.
 _GIVE_BACK = st.Consequences(free_slot=True, leave_line=False, terminal=False)
 # A term passed among the fields would be written to the job's record as one: refused instead (no job field is
 # named so).
-_TERM_NAMES = frozenset({"if_equal", "count", "lock", "unlock", "take", "if_same", "out_of_line", "read_back",
-                         "task_runs", "give_back"})
+_TERM_NAMES = frozenset(Terms.__dataclass_fields__)
 
 
 @dataclass(frozen=True)
@@ -212,11 +209,8 @@ class JobStore:
         self._confirm_claim = LuaScript(connection, "confirm_claim")
         self._set_if_exists = LuaScript(connection, "job_set_if_exists")
         self._prompts = LuaScript(connection, "job_prompts")
-        # The prompts this process has searched (a prompt never changes once written).
         self.prompt_cache = PromptCache()
-        # Characters of prompts this thread's searches read from Redis since it last asked (``prompt_chars_read``).
         self._chars_read = threading.local()
-        # The prompt searches this process has made: made again, each reads what changed since (``_matches``).
         self.search_matches = SearchMatches()
 
     def create(self, job: Job, *, due: float | None = None, naming: Hold | None = None) -> tuple[Job, bool]:
@@ -224,7 +218,7 @@ class JobStore:
         already tracks, return that job instead: a task is tracked once per owner. Returns (job, created). With
         ``naming``, the Idempotency-Key's record names the job in the same step, and nothing is made when that key is
         another request's now (``key_taken``). A queued job to be sent is made with its place in line instead
-        (``creation``, ``Slots.acquire``)."""
+        (``creation``, ``Slots.join``)."""
         replace = False
         while True:
             made = self.creation(job, due=due, naming=naming, replace=replace)
@@ -246,13 +240,7 @@ class JobStore:
         fields = encode_fields(self._sealed(new_fields(job)))
         k = self.keys
         keys: list[str] = []
-        indexes = [k.all_jobs, k.status(job.status)]
-        if job.model:
-            indexes.append(k.model_jobs(job.model))
-        if job.key_id:
-            indexes.append(k.key_jobs(job.key_id))
-        if job.batch_id:
-            indexes.append(k.batch_jobs(job.batch_id))
+        indexes = [k.all_jobs, *self._indexes(job.status, job.model, job.key_id, job.batch_id)]
         spec: dict[str, Any] = {
             "id": job.id, "bfl_id": job.bfl_id or "", "due": time_score(due), "ttl": self.ttl or "", "model": job.model or "",
             "record": place(keys, k.job(job.id)), "indexes": [place(keys, index) for index in indexes],
@@ -276,7 +264,6 @@ class JobStore:
         return Creation(keys, [json.dumps(spec), *fields])
 
     def get(self, job_id: str) -> Job | None:
-        """The job with this id, or None."""
         if not is_job_id(job_id):
             return None
         data = self.connection.hgetall(self.keys.job(job_id))
@@ -340,10 +327,8 @@ class JobStore:
 
         ``only_from`` narrows the statuses it may move from; ``due`` is when the sweep should next look at the
         job (terminal jobs are never due), ``due_if_watched`` instead when someone watches it (``store/watching.py``) at
-        the move. ``terms.if_equal`` is a (field, value) that must hold; with the move come one more
-        ``attempts.<terms.count>``, the ``terms.lock`` key, taken if free (``Change.locked``), the ``terms.unlock``
-        key freed, and ``terms.take``'s value (``Change.taken``); the ``effects`` happen in the same step if the job
-        moved (and took the lock, if one is named). With ``terms.task_runs`` an end keeps the slot of a job BFL has.
+        the move. ``terms``: what the move asks beyond its statuses (``Terms``); the ``effects`` happen in the same
+        step if the job moved (and took the lock, if one is named).
         """
         if _TERM_NAMES & fields.keys():
             raise TypeError(f"{sorted(_TERM_NAMES & fields.keys())} belong in terms=Terms(...), not the job's fields")
@@ -429,7 +414,7 @@ class JobStore:
             spec["bfl"] = {"key": place(keys, self.keys.bfl_task(fields["bfl_id"]))}
         in_step, tallied = split(effects)
         spec["effects"] = encode(in_step, self.keys, keys, self.timeline_ttl, now)
-        done, previous, locked, taken, *rest = self._transition(keys, [_json(spec)])
+        done, previous, locked, taken, *rest = self._transition(keys, [json.dumps(spec, separators=(",", ":"))])
         # Counted as the script does its effects: only with a move, and only with the lock when one is named.
         if done and tallied and ("lock" not in spec or locked):
             self.tallies.add(tallied)
@@ -469,7 +454,6 @@ class JobStore:
         return spec
 
     def _terms(self, keys: list[str], terms: Terms) -> dict[str, Any]:
-        """The spec's part of ``terms``."""
         spec: dict[str, Any] = {}
         if terms.if_equal is not None:
             spec["if_equal"] = self._kept_as(terms.if_equal)
@@ -490,11 +474,8 @@ class JobStore:
         return spec
 
     def claim_due(self, now: float, limit: int, claim: float) -> list[str]:
-        """Take up to ``limit`` jobs due by ``now``, oldest first, marking each with ``claim`` (a future time).
-
-        Atomic: two sweeps never take the same job. A claimed job comes due again at ``claim`` if
-        nobody checks it (a lost task), so nothing is dropped.
-        """
+        """Take up to ``limit`` jobs due by ``now``, oldest first, marking each with ``claim`` (a future time): two
+        sweeps never take the same job, and one claimed comes due again at ``claim`` if nobody checks it (a lost task)."""
         return [text(i) for i in self._claim_due([self.keys.due], [repr(now), limit, time_score(claim)])]
 
     def claim_deadlines(self, now: float, limit: int, claim: float) -> list[str]:
@@ -533,11 +514,8 @@ class JobStore:
         return bool(self._confirm_claim([self.keys.due], [job_id, time_score(claim), time_score(hold_until)]))
 
     def claim_notifications(self, now: float, limit: int, claim: float) -> list[str]:
-        """Take up to ``limit`` jobs from the notification outbox, oldest first, marking each with ``claim``.
-
-        Atomic like ``claim_due``: two sweeps never take the same job. A taken job stays in the outbox
-        (due again at ``claim``) until ``notifications_queued`` removes it with the enqueue of its task.
-        """
+        """Take up to ``limit`` jobs from the notification outbox, as ``claim_due`` takes due ones: a job taken stays
+        in the outbox (due again at ``claim``) until ``notifications_queued`` removes it with the enqueue of its task."""
         return [text(i) for i in self._claim_due([self.keys.outbox], [repr(now), limit, time_score(claim)])]
 
     def model_of(self, job_id: str) -> str | None:
@@ -560,11 +538,8 @@ class JobStore:
         (pipeline if pipeline is not None else self.connection).zrem(self.keys.outbox, *job_ids)
 
     def mark_notified(self, job_id: str, when: float) -> bool:
-        """Record that the job's notification was delivered; False if the job is gone.
-
-        Not an ``update``: the job is terminal (its state never changes again), and this leaves
-        ``updated_at`` alone, so the job JSON reads the same before and after.
-        """
+        """Record that the job's notification was delivered; False if the job is gone. Not an ``update``: the job is
+        terminal, and this leaves ``updated_at`` alone, so the job JSON reads the same before and after."""
         return bool(self._set_if_exists([self.keys.job(job_id)], ["notified_at", repr(when)]))
 
     def mark_app_notified(self, job_id: str, when: float) -> bool:
@@ -613,7 +588,7 @@ class JobStore:
         if cursor is not None and not is_job_id(cursor):
             raise InvalidRequest("cursor is not one this service issued")
         top, bottom = self._bounds(filters, cursor)
-        indexes = self._indexes(filters)
+        indexes = self._indexes(filters.status, filters.model, filters.key_id, filters.batch_id)
         page: builtins.list[str]
         if filters.text is not None:
             page, next_cursor = self._page_of_search(filters, limit, (top, bottom))
@@ -628,14 +603,16 @@ class JobStore:
             next_cursor = page[-1] if len(ids) > limit and page else None
         return [job for job in self.get_many(page) if job is not None], next_cursor
 
-    def _indexes(self, filters: JobFilter) -> builtins.list[str]:
-        indexes = [self.keys.status(filters.status)] if filters.status else []
-        if filters.model:
-            indexes.append(self.keys.model_jobs(filters.model))
-        if filters.key_id:
-            indexes.append(self.keys.key_jobs(filters.key_id))
-        if filters.batch_id:
-            indexes.append(self.keys.batch_jobs(filters.batch_id))
+    def _indexes(self, status: str | None, model: str | None, key_id: str | None,
+                 batch_id: str | None) -> builtins.list[str]:
+        """The indexes of a status, a model, an app key's jobs and a batch's items: those named."""
+        indexes = [self.keys.status(status)] if status else []
+        if model:
+            indexes.append(self.keys.model_jobs(model))
+        if key_id:
+            indexes.append(self.keys.key_jobs(key_id))
+        if batch_id:
+            indexes.append(self.keys.batch_jobs(batch_id))
         return indexes
 
     def _bounds(self, filters: JobFilter, cursor: str | None) -> tuple[str | None, str]:
@@ -676,11 +653,6 @@ class JobStore:
             start = f"({ids[-1]}"
         return found, start[1:]
 
-    def _scope(self, filters: JobFilter) -> str:
-        """The index a ``text`` search's window is the newest ``TEXT_WINDOW`` of: the key's jobs with ``key_id``, else
-        every job."""
-        return self.keys.key_jobs(filters.key_id) if filters.key_id else self.keys.all_jobs
-
     def _page_of_search(self, filters: JobFilter, limit: int,
                         bounds: tuple[str | None, str]) -> tuple[builtins.list[str], str | None]:
         """Up to ``limit`` ids whose prompt holds ``filters.text``, newest first, between ``bounds`` (``_bounds``)
@@ -690,11 +662,12 @@ class JobStore:
         top, bottom = bounds
         if top is None or filters.text is None:
             return [], None
-        scope = self._scope(filters)
+        scope = self.keys.key_jobs(filters.key_id) if filters.key_id else self.keys.all_jobs
         matches = self._matches(scope, filters.text.casefold(), self.connection.zrange(scope, -TEXT_WINDOW, -TEXT_WINDOW))
         candidates = [job_id for job_id in matches
                       if (bottom == "-" or job_id >= bottom[1:]) and (top == "+" or job_id < top[1:])]
-        others = [scope, *(index for index in self._indexes(filters) if index != scope)]
+        narrowed = self._indexes(filters.status, filters.model, filters.key_id, filters.batch_id)
+        others = [scope, *(index for index in narrowed if index != scope)]
         unfiltered = replace(filters, text=None)
         found: builtins.list[str] = []
         for start in range(0, len(candidates), RECORDS_BATCH):
@@ -706,10 +679,8 @@ class JobStore:
 
     def _matches(self, scope: str, needle: str, oldest: builtins.list) -> builtins.list[str]:
         """The ids of ``scope``'s window (from ``oldest``, its oldest id, up; all of it when that is empty: the scope
-        holds fewer than ``TEXT_WINDOW``) whose prompt holds ``needle`` (folded), newest first: those this process
-        found before (``search_matches``), brought up to date by reading only the ids made since its last look (and
-        the ``MARGIN_SECONDS`` before), or the whole window read again when they are older than ``ENTRY_SECONDS`` or
-        the window now reaches below them."""
+        holds fewer than ``TEXT_WINDOW``) whose prompt holds ``needle`` (folded), newest first, kept up to date as
+        ``store.search_matches`` says."""
         window, now = text(oldest[0]) if oldest else "", self.clock()
         kept = self.search_matches.get(scope, needle)
         if kept is None or window < kept.bottom or not kept.made_at <= now <= kept.made_at + ENTRY_SECONDS:
@@ -811,15 +782,11 @@ class JobStore:
         bfl_id, model, key_id, batch_id = (text(v or b"") for v in read)
         k = self.keys
         keys: list[str] = []
-        indexes = [k.all_jobs, k.due, k.deadlines, k.outbox, *map(k.status, st.STATUSES)]
-        if model:
-            indexes.append(k.model_jobs(model))
+        indexes = [k.all_jobs, k.due, k.deadlines, k.outbox, *map(k.status, st.STATUSES),
+                   *self._indexes(None, model, key_id, batch_id)]
         if key_id:
-            indexes.append(k.key_jobs(key_id))
             # Its reservation against the key's daily_credits, if any, goes with it (a hash, not an index).
             self.connection.hdel(k.key_budget_held(key_id), job_id)
-        if batch_id:
-            indexes.append(k.batch_jobs(batch_id))
         spec = {"id": job_id, "bfl_id": bfl_id, "record": place(keys, k.job(job_id)),
                 "indexes": [place(keys, index) for index in indexes], "bfl_task": place(keys, k.bfl_task(bfl_id)),
                 "trackers": place(keys, k.bfl_trackers(bfl_id)), "owner": owner_of(key_id or None),
@@ -851,7 +818,3 @@ RECORDS_READ = TEXT_WINDOW
 RECORDS_BATCH = 500
 # The longest a prompt search reads before it gives up (a warm search answers in milliseconds: search_matches).
 SEARCH_SECONDS = 1.0
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))

@@ -50,8 +50,7 @@ class Keys:
 
     def check_line(self, account: str = DEFAULT_ACCOUNT) -> str:
         """The due jobs of ``account``'s tasks the sweep claimed, waiting for a worker's check (``store.check_line``):
-        members ``<owner>:<job id>`` (a batch item's ``<owner>:~<job id>``) all scored 0, each owner's one lexical
-        range. One line per account, so that each account's checks are taken by checkers of its own."""
+        members ``<owner>:<job id>`` (a batch item's ``<owner>:~<job id>``) all scored 0, each owner's one lexical range."""
         return self._of_account(account, "check:line")
 
     @property
@@ -96,10 +95,8 @@ class Keys:
 
     @property
     def notify_due(self) -> str:
-        """Messages waiting for an attempt (``<owner>|<host>|<message id>``, a batch item's ``<owner>|<host>|~|<message
-        id>``, an end user's with ``!<tag>|`` before the id, one whose job has a deadline with ``@<deadline>|``), scored
-        by when it is due; one being attempted stays, scored
-        by its attempt's lease, so it comes due again if its process dies."""
+        """Messages waiting for an attempt (members: ``deliveries.notify_member``), scored by when each is due; one being
+        attempted stays, scored by its attempt's lease, so it comes due again if its process dies."""
         return f"{self.prefix}notify:due"
 
     @property
@@ -392,10 +389,10 @@ class Keys:
         """A callback body an older release kept for a task no job tracked (the migration turns it into a mark)."""
         return f"{self.prefix}orphan:{account}:{bfl_id}"
 
-    def legacy_kept_of_account(self, account: str) -> list[str]:
-        """An older release's bookkeeping of the bodies ``account``'s static secret kept (gone with the migration)."""
-        return [f"{self.prefix}orphans:{account}", f"{self.prefix}orphans:{account}:sizes",
-                f"{self.prefix}orphans:{account}:bytes"]
+    def legacy_kept_of_account(self, account: str) -> str:
+        """An older release's bookkeeping of the bodies ``account``'s static secret kept, and (``:sizes``, ``:bytes``
+        after it) their sizes: gone with the migration."""
+        return f"{self.prefix}orphans:{account}"
 
     def kept_for_job(self, job_id: str) -> str:
         """A callback body that overtook BFL's answer to the job's submission."""

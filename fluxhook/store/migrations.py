@@ -69,6 +69,7 @@ from fluxhook.store.kept_callbacks import KeptCallbacks
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.owners import ADMIN_OWNER, CLOCK, estimate_field, owner_of
 from fluxhook.store.scripts import LuaScript, text
+from fluxhook.store.wakes import push
 from fluxhook.store.work_lines import DOWNLOAD
 from fluxhook.store.work_lines import KINDS as WORK_KINDS
 
@@ -83,9 +84,6 @@ LEGACY_NOTIFY_KIND = "notify"
 LEGACY_CHECK_QUEUE = "fluxhook-control"
 # Records (or jobs of an old line) read and rewritten per round trip.
 BATCH = 500
-# The migrating process holds its lock ``holds.MIGRATION_LOCK_SECONDS``, renewed every third of it by a thread of its
-# own whatever a step's length (a SCAN of a large keyspace); one that died frees it by then, and until then every other
-# worker waits to start (a pool's members start side by side).
 # How often a process waiting for another's migration looks whether it is done.
 WAIT_INTERVAL = 0.5
 
@@ -108,14 +106,13 @@ class Migrated:
     checks: int = 0  # check tasks of an older release dropped from RQ
 
 
-
 def migrate(connection: Redis, config: Config, keys: Keys = KEYS, *, again: bool = False) -> Migrated:
     """Bring what older releases kept into today's shape, once: one read when it already is; while another process
     migrates, wait for it. ``again``: run every step even though it ran (a process of an older release still
     running then has written since)."""
     if not again and is_current(connection, keys):
         return Migrated()
-    locks, lock_token = Locks(connection, keys=keys), secrets.token_hex(8)
+    locks, lock_token = Locks(connection), secrets.token_hex(8)
     while not locks.acquire(keys.schema_lock, lock_token, MIGRATION_LOCK_SECONDS):
         time.sleep(WAIT_INTERVAL)  # another process migrates: nothing to wait on but its end
         if not again and is_current(connection, keys):
@@ -150,7 +147,7 @@ def _lock_renewed(locks: Locks, lock_token: str, keys: Keys) -> AbstractContextM
 
 
 class _Migration:
-    """One run of every step on one connection."""
+    """One run of every step on one connection (what each step does: the module's docstring)."""
 
     def __init__(self, connection: Redis, config: Config, keys: Keys):
         self.connection = connection
@@ -193,7 +190,6 @@ class _Migration:
         return moved
 
     def old_thumbnails(self) -> int:
-        """Move every job waiting for a thumbnail task of an older release into the download line."""
         moved = 0
         line, moving = self.keys.work_line(LEGACY_THUMBNAIL_KIND), self.keys.legacy_work_moving(LEGACY_THUMBNAIL_KIND)
         while members := [text(m) for m in self.connection.zrange(line, 0, BATCH - 1)]:
@@ -221,13 +217,11 @@ class _Migration:
         dispatcher's feed, and run it; how many."""
         for item in members:
             pipe.zadd(self.keys.work_line(DOWNLOAD), {item: 0}, nx=True)
-        pipe.lpush(self.keys.work_added, 1)
-        pipe.ltrim(self.keys.work_added, 0, 0)
+        push(pipe, self.keys.work_added)
         pipe.execute()
         return len(members)
 
     def old_slots(self) -> int:
-        """Give each slot taken before accounts were kept (in the default account's slots) its account."""
         given = 0
         for pool in self.pools:
             old, new = self.keys.slots(pool, DEFAULT_ACCOUNT), self.keys.slots(pool, self.account)
@@ -252,7 +246,6 @@ class _Migration:
         return moved
 
     def clocks(self) -> int:
-        """Move the slots' clock, each kind of work's and each budget limit's into the field ``CLOCK`` of their passes."""
         pairs = [(self.keys.legacy_fair_clock, self.keys.fair_passes)]
         pairs += [(self.keys.legacy_work_clock(kind), self.keys.work_passes(kind)) for kind in WORK_KINDS]
         # A budget limit's turns (one per reservations key: the day's, each key's and each account's).
@@ -263,8 +256,6 @@ class _Migration:
         return sum(int(self._clock([old, passes], [CLOCK])) for old, passes in pairs)
 
     def estimates(self) -> int:
-        """Move the owners' estimates of slot time beside the slots' passes, where the scripts read them with a pass;
-        an estimate this release has learned since stands."""
         legacy = self.keys.legacy_fair_estimates
         kept = [(text(field), value) for field, value in self.connection.hgetall(legacy).items()]
         pipe = self.connection.pipeline(transaction=True)
@@ -304,7 +295,6 @@ class _Migration:
         return changes
 
     def kept_bodies(self) -> int:
-        """Seal the callback bodies kept in the clear, for a task or for a job, and flag each one's job."""
         sealed, prefix = 0, self.keys.kept_for_job("")
         for key in self.connection.scan_iter(match=self.keys.kept_for_job("*"), count=BATCH):
             self.marks.flag(text(key)[len(prefix):])
@@ -314,7 +304,6 @@ class _Migration:
         return sealed
 
     def trackers(self) -> int:
-        """Move each tracked job from the old one-job index of its task to its owner's place among the trackers."""
         moved = 0
         for key in map(text, self.connection.scan_iter(match=self.keys.bfl_task("*"), count=BATCH)):
             job_id = text(self.connection.get(key) or b"")
@@ -325,18 +314,15 @@ class _Migration:
         return moved
 
     def kept_for_tasks(self) -> int:
-        """Each body an older release kept for a task nobody tracked becomes a mark that the task was reported."""
         marked = 0
         prefix = self.keys.legacy_kept_for_task("", "")
         for key in map(text, self.connection.scan_iter(match=self.keys.legacy_kept_for_task("*", "*"), count=BATCH)):
             account, _, bfl_id = key[len(prefix) - 1:].partition(":")
             self.marks.mark_reported(account, bfl_id)
             marked += int(self.connection.delete(key))
-        # Their bookkeeping (``orphans:<account>`` and its ``:sizes`` and ``:bytes``) goes with them.
-        for key in self.connection.scan_iter(match=self.keys.legacy_kept_of_account("*")[0], count=BATCH):
+        for key in self.connection.scan_iter(match=self.keys.legacy_kept_of_account("*"), count=BATCH):
             self.connection.delete(key)
         return marked
-
 
     def old_messages(self) -> int:
         """Make each message an older release kept waiting (``<owner>:<message id>``) due in today's set, at the time
@@ -374,8 +360,6 @@ class _Migration:
         return given
 
     def old_checks(self) -> int:
-        """Drop the check tasks an older release queued in RQ: the job each named is due again once its claim lapses,
-        and the sweep puts it in today's check line."""
         queue = Queue(LEGACY_CHECK_QUEUE, connection=self.connection)
         dropped = queue.count
         if dropped:

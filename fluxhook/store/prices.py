@@ -50,8 +50,7 @@ class PriceChecks:
     def mark_within(self, model: str, fingerprint: str) -> None:
         """BFL priced a request of ``model`` within its catalog entry ``fingerprint``'s bound (an entry seen
         exceeded stays so: ``check`` reads that first). Written at most once per ``WITHIN_REWRITE`` seconds by a
-        process: nearly every submission says it again, and a round trip each was a stored job's cost for nothing
-        (written again after a while, in case Redis lost it)."""
+        process, as nearly every submission says it again (and again after a while, in case Redis lost it)."""
         written = self._within_written.get((model, fingerprint))
         if written is not None and time.monotonic() - written < WITHIN_REWRITE:
             return

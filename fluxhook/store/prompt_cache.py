@@ -1,9 +1,8 @@
 """Each process's copy of the prompts it has searched, case-folded: a job's prompt is written once, with the job,
 and never changes, so a search reads from Redis only the prompts of jobs it has not seen yet.
 
-Without it every ``q`` read all 10,000 records of its window from Redis (about 5 µs of Redis each: 50 ms of Redis
-per search, the same again on a busy machine); with it a search reads the newest jobs' prompts and the ids.
-Bounded by characters kept, the oldest seen dropped first.
+Without it every ``q`` would read all 10,000 records of its window from Redis; with it a search reads the newest jobs'
+prompts and the ids. Bounded by characters kept, the oldest seen dropped first.
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
 """A job record as a Redis hash's fields: how each value is written and read back, and which fields' changes are
 announced (``store.job_changes``).
 
-Short fields, so Redis keeps the hash in its compact encoding: the image, a video, its poster and a
-draft cache each as fields under a prefix of their own, the prompt and the store's location in pieces.
+Short fields, so Redis keeps the hash in its compact encoding (every value at most 64 bytes, hash-max-listpack-value),
+which one JSON value of the image would exceed: the image, a video, its poster and a draft cache each as fields under a
+prefix of their own, the prompt, the store's location (a folder's path may be long) and an error in pieces
+(``prompt_0``, ``prompt_1``...).
 """
 
 from __future__ import annotations
@@ -13,21 +15,13 @@ from typing import Any, Sequence
 from fluxhook.core.job import BFL_URL_FIELDS, COUNTERS, Job
 
 _JSON_FIELDS = ("error", "metadata", "input")
-# The image is kept as short fields, not one JSON value: Redis keeps a hash whose values are all
-# at most 64 bytes (hash-max-listpack-value) in its compact encoding, which the image's JSON would exceed.
-_IMAGE_PREFIX = "image_"
 _IMAGE_NUMBERS = ("size", "width", "height")
-# So are a video, its poster and a draft cache: each object's fields under its own prefix.
-_OBJECTS = {"image": _IMAGE_PREFIX, "video": "video_", "poster": "poster_", "draft_cache": "dcache_"}
+_OBJECTS = {"image": "image_", "video": "video_", "poster": "poster_", "draft_cache": "dcache_"}
 _OBJECT_FLOATS = ("duration", "fps")
 _OBJECT_BOOLEANS = ("has_audio",)
-# The prompt likewise, in pieces of at most 64 bytes (``prompt_0``, ``prompt_1``...), and the store's location (a
-# folder's path may be long: ``stored_in_0``...).
 _PIECED = {"prompt": "prompt_", "stored_in": "stored_in_", "error": "error_"}
 _PIECE_BYTES = 64
-# Pieced fields whose text is JSON. A job's error is written once, as it ends; a message of over 64 bytes whole made
-# its record a full hash table (about 1.7 KB where the compact form takes a few hundred bytes). Records written before
-# keep one ``error`` field, read as it was.
+# Pieced fields whose text is JSON; a record written before keeps one ``error`` field, read as it was.
 _PIECED_JSON = ("error",)
 _FLOATS = ("created_at", "updated_at", "completed_at", "submitted_at", "finished_at", "notified_at", "app_notified_at",
            "progress", "cost_credits", "cost_input_mp", "cost_output_mp", "draft_cache_since", "waiting_until",
@@ -77,15 +71,12 @@ def encode_fields(fields: dict[str, Any]) -> list[str]:
 
 def announced(fields: Sequence[str]) -> list[str]:
     """The field/value words of a write (``encode_fields``) whose change is announced; [] for none."""
-    pairs: list[str] = []
-    for i in range(0, len(fields) - 1, 2):
-        if fields[i] in ANNOUNCED_FIELDS:
-            pairs += [fields[i], fields[i + 1]]
-    return pairs
+    return [word for name, value in zip(fields[0::2], fields[1::2], strict=True) if name in ANNOUNCED_FIELDS
+            for word in (name, value)]
 
 
 def job_from_hash(data: dict[str, str]) -> Job:
-    """The job a record's fields (as text, see ``decode_hash``) describe."""
+    """The job a record's fields (as text: ``scripts.decode_hash``) describe."""
     values: dict[str, Any] = {}
     objects: dict[str, dict[str, Any]] = {name: {} for name in _OBJECTS}
     pieces: dict[str, dict[int, str]] = {}
@@ -155,11 +146,3 @@ def _object_value(part: str, raw: str) -> Any:
     if part in _OBJECT_BOOLEANS:
         return raw == "1"
     return raw
-
-
-def decode_hash(data: dict) -> dict[str, str]:
-    """A hash as redis-py returns it (bytes or str) as text."""
-    return {
-        (k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
-        for k, v in data.items()
-    }

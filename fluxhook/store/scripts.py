@@ -80,6 +80,11 @@ def text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+def decode_hash(data: dict) -> dict[str, str]:
+    """A hash's fields and values as text."""
+    return {text(k): text(v) for k, v in data.items()}
+
+
 def time_score(when: float | None) -> str:
     """A time as a sorted-set score argument; '' for none. Millisecond precision, so claims compare exactly."""
     return "" if when is None else f"{when:.3f}"

@@ -22,7 +22,6 @@ class SignedOutSessions:
         self.connection.set(self._key(session_id), b"1", ex=max(1, lifetime))
 
     def ended(self, session_id: str) -> bool:
-        """Whether the session was signed out."""
         return bool(self.connection.exists(self._key(session_id)))
 
     def _key(self, session_id: str) -> str:

@@ -58,9 +58,8 @@ from fluxhook.store.owners import (
     owner_range,
 )
 from fluxhook.store.scripts import LuaScript, text
+from fluxhook.store.wakes import push
 
-# Room held for a batch's items (``holds.QUEUE_ROOM_LEASE``) is moved on every ``queue_room.lua``'s RENEW_EVERY items:
-# a making that stopped (its process died, Redis failed it) gives the room it held back when it lapses.
 # A queue_full refusal's Retry-After (s): room comes back as the owner's jobs go to BFL, one at each slot that frees,
 # which for a key holding thousands takes minutes; sooner would mostly be refused again. Above the Python client's
 # MAX_RETRY_AFTER (30 s), so the client hands the refusal to its caller (who decides) rather than sleeping through it.
@@ -173,8 +172,7 @@ class Slots:
         worker's sender is woken, so no slot is held by a job that nobody is sending. With ``creation``
         (``JobStore.creation``), the job is made in the same step: never recorded without its place, which nothing
         else would give it. A job made before must be recorded with the same ``key_id``: its later steps find its
-        place in line by its record's. ``known_cap``: its owner's ``max_active`` as the caller read it (its request's
-        key), so the step does not ask Redis for the slots' copy.
+        place in line by its record's. ``known_cap``: its owner's share as the caller read it (``KnownCap``).
 
         A job made here (``creation``) is made only if its owner has room under ``queue_limit`` (its key's
         ``max_queued`` as the caller read it; None: read here, ``queue_limit_of``), checked in the same step:
@@ -250,11 +248,10 @@ class Slots:
 
     def dispatch(self, limit: int = 100, *, free_lapsed: bool = True,
                  senders: Mapping[str, int] | None = None) -> Dispatched:
-        """Hand free slots to waiting jobs, one owner's turn at a time: which, the account of each one's slot, and
-        whether jobs still wait in a line, and on a timer (``Dispatched``). One round trip. ``free_lapsed=False`` leaves
-        the slots held past their lease for a later dispatch to free (the dispatcher frees them every few seconds, not at
-        each dispatch). ``senders``: at most that many jobs of each account (one not named: none), the caller's
-        senders free for it."""
+        """Hand free slots to waiting jobs, one owner's turn at a time (what it did: ``Dispatched``); one round trip.
+        ``free_lapsed=False`` leaves the slots held past their lease for a later dispatch to free (the dispatcher frees
+        them every few seconds, not at each dispatch). ``senders``: at most that many jobs of each account (one not
+        named: none), the caller's senders free for it."""
         rooms = [] if senders is None else [senders.get(account.name, 0) for account in self.accounts]
         jobs, accounts, waiting, on_timer = self._dispatch(
             self._pool_keys(), [*self._pool_args(), limit, "1" if free_lapsed else "0", *rooms])
@@ -293,8 +290,7 @@ class Slots:
                 target.hdel(key, owner)
             else:
                 target.hset(key, owner, value)
-        target.lpush(self.keys.slot_freed, 1)
-        target.ltrim(self.keys.slot_freed, 0, 0)  # a one-item list: each push wakes one waiter
+        push(target, self.keys.slot_freed)
         if pipeline is None:
             target.execute()
 
@@ -331,7 +327,6 @@ class Slots:
         return account is not None and self.connection.zscore(self.keys.slots(self.pool_of(job), account), job.id) is not None
 
     def waiting(self, pool: str) -> int:
-        """How many jobs wait in line for ``pool``."""
         return int(self.connection.zcard(self.keys.line(pool)))
 
     def look(self, jobs: Sequence[Job]) -> tuple[list[Place], list[LineState]]:
@@ -375,7 +370,7 @@ class Slots:
                 pipe.zlexcount(self.keys.line(pool), *owner_range(owner))
             pipe.zrangebylex(self.keys.aside, *owner_range(owner))
         answers = pipe.execute()
-        count = self._now_answers(owners)
+        count = len(self.accounts) * (1 + 2 * len(self.pools)) + 2 * len(owners)
         rest = iter(answers[count:])
         jobs = {}
         for owner in owners:
@@ -431,9 +426,6 @@ class Slots:
             pipe.hget(self.keys.fair_held, owner)
             pipe.hget(self.keys.share_max_active, owner)
 
-    def _now_answers(self, owners: Sequence[str]) -> int:
-        return len(self.accounts) * (1 + 2 * len(self.pools)) + 2 * len(owners)
-
     def _read_now(self, answers: list, owners: Sequence[str]) -> SlotsNow:
         now = time.time()
         per_account = 1 + 2 * len(self.pools)
@@ -466,8 +458,6 @@ class Slots:
         accounts' tasks in flight and their owners' slots held like any other holder. Two round trips, whose size is
         the slots held (an operator's view, not a hot path)."""
         entries = {text(job): text(entry) for job, entry in self.connection.hgetall(self.keys.slot_holders).items()}
-        if not entries:
-            return []
         pipe = self.connection.pipeline(transaction=False)
         for job_id in entries:
             pipe.hget(self.keys.job(job_id), "status")
@@ -477,7 +467,6 @@ class Slots:
                 account, _, rest = entry.partition("|")  # lua/slot_holders.lua: '<account>|<owner>|...'
                 found.append(EndedHolder(job_id, account, rest.partition("|")[0]))
         return found
-
 
 
 def queue_full(owner: str, items: int, full: Sequence, *, batch: bool = False) -> QueueFull:

@@ -26,7 +26,6 @@ class StreamLeases:
     def __init__(self, connection: Redis, keys: Keys = KEYS, clock: Callable[[], float] = time.time,
                  kind: str = "streams"):
         self.connection = connection
-        self.keys = keys
         self.clock = clock
         self._key = keys.answers_of if kind == "answers" else keys.streams_of
         self._open = LuaScript(connection, "lease_take")
@@ -39,8 +38,6 @@ class StreamLeases:
     def renew(self, held: Iterable[tuple[str, str]]) -> None:
         """Extend the leases of these (caller, stream id)s, in one round trip; a lease already gone stays gone."""
         held = list(held)
-        if not held:
-            return
         ends = int((self.clock() + LEASE_SECONDS) * 1000)
         pipe = self.connection.pipeline(transaction=False)
         for caller in {caller for caller, _ in held}:

@@ -21,9 +21,7 @@ class TimelineStore:
 
     def newest(self, job_id: str, limit: int = TIMELINE_CAP) -> list[bytes]:
         """The job's raw entries, newest first (at most ``limit``)."""
-        # The connections never decode replies: they are bytes.
-        return cast(list[bytes], self.connection.lrange(self.keys.timeline(job_id), 0, limit - 1))
+        return cast(list[bytes], self.connection.lrange(self.keys.timeline(job_id), 0, limit - 1))  # never decoded: bytes
 
     def forget(self, job_id: str) -> None:
-        """Drop the job's timeline."""
         self.connection.delete(self.keys.timeline(job_id))

@@ -104,14 +104,13 @@ class UsageStore:
     def reserve(self, job_id: str, limits: Sequence[Limit], bound: int | None, *, now: float,
                 lease: float, owner: str = ADMIN_OWNER, mode: ReserveMode = ReserveMode.RESERVE,
                 waiting_lease: float = WAITING_LEASE) -> Reservation:
-        """Admit the job's submission within every one of ``limits`` at once, reserving its ``bound`` (the
-        most it can cost; None if unknown) in each, or everything left there when it must go alone
-        (see ``lua/budget_reserve.lua``). One that must go alone and waits is recorded as waiting to go alone
-        for ``waiting_lease`` seconds: the jobs that go alone take turns between owners (``owner``: the job's,
-        ``owners.owner_of``), each holding back only its own owner's later jobs, and the next to go holding
-        other owners' boundable jobs only once its gate has closed. ``mode``: reserve, only say what
-        would be decided, or look (a job waiting aside: it reserves when it is sent, and a reservation it holds,
-        a send of it under way, is untouched)."""
+        """Admit the job's submission within every one of ``limits`` at once, reserving its ``bound`` (the most it can
+        cost; None if unknown) in each, or everything left there when it must go alone (see ``lua/budget_reserve.lua``).
+        One that must go alone and waits is recorded as waiting to go alone for ``waiting_lease`` seconds: the jobs that
+        go alone take turns between owners (``owner``: the job's, ``owners.owner_of``), each holding back only its own
+        owner's later jobs, and the next to go holding other owners' boundable jobs only once its gate has closed.
+        ``mode``: ``ReserveMode`` (a job waiting aside looks: it reserves when it is sent, and a reservation it holds, a
+        send of it under way, is untouched)."""
         keys = [key for limit in limits for key in (limit.spend_key, limit.held_key,
                                                     self.keys.budget_turns(limit.held_key))]
         keys.append(self.keys.share_weights)
@@ -179,8 +178,6 @@ class UsageStore:
         """Each of ``accounts``' balance last kept, or None if no worker asked BFL lately, or the one kept was read
         from another BFL (the account's endpoint or key changed since); in one round trip (none for no account). Each
         account's its own: no default, so that no reader takes one account's figure for another's."""
-        if not accounts:
-            return []
         pipe = self.connection.pipeline(transaction=False)
         for account in accounts:
             pipe.hmget(self.keys.bfl_balance(account.name), *READING)
@@ -191,7 +188,6 @@ class UsageStore:
         return {text(name): float(at) for name, at in self.connection.hgetall(self.keys.balance_ended).items()}
 
 
-# The fields of a balance's hash a reading is made of.
 READING = ("credits", "at", "bfl")
 
 

@@ -17,7 +17,7 @@ from typing import NamedTuple
 from redis import Redis
 
 from fluxhook.store.keys import KEYS, Keys
-from fluxhook.store.scripts import LuaScript
+from fluxhook.store.scripts import LuaScript, text
 
 # The hash lives as long as a job record may (its TTL, renewed with each variant) when records have one.
 DEFAULT_TTL = 32 * 86400
@@ -110,12 +110,11 @@ class VariantRecords:
         pipe.hkeys(record)
         pipe.delete(record)
         names, _ = pipe.execute()
-        return sorted(name.decode() if isinstance(name, bytes) else name for name in names)
+        return sorted(map(text, names))
 
 
 def _stored(key: str, value: bytes | str | None) -> Stored | None:
     if not value:
         return None
-    text = value.decode() if isinstance(value, bytes) else value
-    sha256, size = text.split(" ", 1)
+    sha256, size = text(value).split(" ", 1)
     return Stored(key, sha256, int(size))

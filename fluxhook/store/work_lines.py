@@ -1,14 +1,12 @@
 """The workers' work lines: downloads and draft caches, taken fairly across keys.
 
-RQ takes tasks first in, first out, so one key's 150 results queued together would hold another key's one
-behind them. So work waits in its kind's line first (added with the job's change of status: ``AddWork``),
-and only a few tasks at a time are in RQ: as lanes free, the jobs whose turn it is move from the lines
-into RQ (``take``, every kind in one call, then the caller queues one RQ task per job, each naming its own
-job), in turn across
-keys by the slots' own rule (``lua/fair_turns.lua``): start-time fair queueing over owners, each task a
-turn costing 1 / the owner's ``weight`` (``Keys.share_weights``). So one key's backlog delays another
-key's result by the few tasks already in RQ, not by the backlog. Within an owner's turns, its single jobs go before
-its batch items, then the earliest deadline, as in the slots' lines (``owners.member``).
+RQ takes tasks first in, first out, so one key's 150 results queued together would hold another key's one behind them.
+So work waits in its kind's line first (added with the job's change of status: ``AddWork``), and only a few tasks at a
+time are in RQ: as lanes free, the jobs whose turn it is move from the lines into RQ (``take``; the caller then queues
+one RQ task per job), in turn across keys by the slots' own rule (``lua/fair_turns.lua``): start-time fair queueing over
+owners, each task a turn costing 1 / the owner's ``weight`` (``Keys.share_weights``). So one key's backlog delays
+another key's result by the few tasks already in RQ, not by the backlog. Within an owner's turns, its single jobs go
+before its batch items, then the earliest deadline, as in the slots' lines (``owners.member``).
 
 Adding work wakes one worker's dispatcher for its feeds (``Keys.work_added``, ``store.wakes``), but for work that goes
 straight to RQ's door: when no line holds any work and its queue has room, its turn is now, and the step that adds it
@@ -59,7 +57,6 @@ class Taken:
 
     @property
     def moved(self) -> int:
-        """How many were taken, of every kind."""
         return sum(len(members) for members in self.items.values())
 
 
@@ -118,7 +115,6 @@ class WorkLines:
         return bool(due) and (due[0] is None or float(due[0]) != float(time_score(hold)))
 
     def waiting(self, kind: str) -> int:
-        """How many jobs wait in ``kind``'s line."""
         return int(self.connection.zcard(self.keys.work_line(checked_kind(kind))))
 
 

@@ -199,7 +199,7 @@ def test_a_task_tracked_once_for_everyone_becomes_its_owners_and_kept_bodies_bec
     submitted = _queued(store)
     assert store.transition(submitted.id, st.SUBMITTED, bfl_id="task-submitted")
     connection.set(KEYS.legacy_kept_for_task(DEFAULT_ACCOUNT, "task-early"), BODY, ex=600)
-    connection.zadd(KEYS.legacy_kept_of_account(DEFAULT_ACCOUNT)[0], {"task-early": 1})
+    connection.zadd(KEYS.legacy_kept_of_account(DEFAULT_ACCOUNT), {"task-early": 1})
 
     assert migrate(connection, config, again=True).tracks == 2
 
@@ -209,7 +209,7 @@ def test_a_task_tracked_once_for_everyone_becomes_its_owners_and_kept_bodies_bec
     assert store.get_by_bfl_id("task-old") is None and store.get_by_bfl_id("task-submitted").id == submitted.id
     assert KeptCallbacks(connection, Sealer(config.secret_keys)).was_reported(DEFAULT_ACCOUNT, "task-early")
     assert not list(connection.scan_iter(match=KEYS.legacy_kept_for_task("*", "*")))
-    assert not list(connection.scan_iter(match=KEYS.legacy_kept_of_account("*")[0]))
+    assert not list(connection.scan_iter(match=KEYS.legacy_kept_of_account("*")))
 
 
 def test_a_job_an_older_release_kept_queued_awaiting_its_task_is_submitted_and_never_sent_again(store, connection):

@@ -7,7 +7,6 @@ import pytest
 
 import fluxhook.store.slots as slots_module
 from fluxhook.lifecycle.steps import key_fields
-from fluxhook.store import app_keys as store_app_keys
 from fluxhook.store.app_keys import AppKey
 from fluxhook.store.keys import KEYS
 from fluxhook.store.owners import CLOCK, DEFAULT_WEIGHT, owner_of
@@ -20,14 +19,12 @@ def _cost_of_a_turn(connection, owner: str) -> float:  # noqa: F811
     return float(connection.hget(KEYS.fair_passes, owner)) - float(connection.hget(KEYS.fair_passes, CLOCK))
 
 
-def test_a_key_made_without_a_weight_gets_the_default(connection):  # noqa: F811
+def test_a_key_made_without_a_weight_gets_the_default():
     assert AppKey(id="key_x", name="x", prefix="fhk_x", secret_sha256="0" * 64).weight == DEFAULT_WEIGHT
     key, _ = key_fields.new_key({"name": "x"}, now=0.0)
     assert key.weight == DEFAULT_WEIGHT
     values, unset = key_fields.parse({"weight": None}, creating=False, now=0.0)
     assert values == {"weight": DEFAULT_WEIGHT} and unset == ()
-    kept = store_app_keys.AppKeys(connection, Slots(connection, _config()))
-    assert kept.weight(None) == kept.weight("key_unknown") == DEFAULT_WEIGHT  # admin-token jobs, unknown keys
 
 
 @pytest.mark.parametrize("default", [DEFAULT_WEIGHT, 4])
