@@ -19,7 +19,7 @@ import builtins
 import json
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Callable, NamedTuple, Sequence
 
 from redis import Redis
@@ -139,7 +139,7 @@ NO_TERMS = Terms()
 _GIVE_BACK = st.Consequences(free_slot=True, leave_line=False, terminal=False)
 # A term passed among the fields would be written to the job's record as one: refused instead (no job field is
 # named so).
-_TERM_NAMES = frozenset(Terms.__dataclass_fields__)
+_TERM_NAMES = frozenset(term.name for term in fields(Terms))
 
 
 @dataclass(frozen=True)

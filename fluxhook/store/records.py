@@ -10,6 +10,7 @@ prefix of their own, the prompt, the store's location (a folder's path may be lo
 from __future__ import annotations
 
 import json
+from dataclasses import fields
 from typing import Any, Sequence
 
 from fluxhook.core.job import BFL_URL_FIELDS, COUNTERS, Job
@@ -26,6 +27,7 @@ _PIECED_JSON = ("error",)
 _FLOATS = ("created_at", "updated_at", "completed_at", "submitted_at", "finished_at", "notified_at", "app_notified_at",
            "progress", "cost_credits", "cost_input_mp", "cost_output_mp", "draft_cache_since", "waiting_until",
            "uncertain_at", "deadline", "delete_asked_at", "end_user_daily_credits")
+_JOB_FIELDS = frozenset(field.name for field in fields(Job))
 _INTEGERS = ("seed", "counted_credits", "counted_spend", "batch_index", "end_user_max_active")
 
 
@@ -97,7 +99,7 @@ def job_from_hash(data: dict[str, str]) -> Job:
             values[name] = raw != "0"
         elif name in _FLOATS:
             values[name] = float(raw) if raw else None
-        elif name in Job.__dataclass_fields__:
+        elif name in _JOB_FIELDS:
             values[name] = raw or None
     values["metadata"] = values.get("metadata") or {}
     for owner, parts in objects.items():
