@@ -58,7 +58,6 @@ MAX_RETRY_AFTER = 30.0
 # Between the gets of ``wait`` when the server answers at once (it does not honour ``Prefer: wait``).
 FIRST_PAUSE, MAX_PAUSE = 0.25, 2.0
 CHUNK = 64 * 1024
-# The content type of ``batches.create``'s body: one item a line.
 USER_AGENT = f"fluxhook-client python-requests/{requests.__version__}"
 # A bound of the job list's time filters (``since``, ``until``): see ``Client.list``.
 When = datetime | date | str
@@ -190,7 +189,22 @@ _ERROR_BY_STATUS: dict[int, type[APIError]] = {
 
 # --- results -----------------------------------------------------------------------------------------
 
-class Job(dict):
+class _Record(dict):
+    """A plain dict whose fields also read as attributes; one of ``FIELDS`` the server did not send reads as ``None``."""
+
+    FIELDS: tuple[str, ...] = ()
+    NOUN = ""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            if name in self.FIELDS:
+                return None
+            raise AttributeError(f"a {self.NOUN} has no field {name!r}") from None
+
+
+class Job(_Record):
     """A job as the API returns it: a plain dict whose fields also read as attributes.
 
     ``job.status``, ``job.image["sha256"]``; a job field the server did not send reads as ``None``.
@@ -200,14 +214,7 @@ class Job(dict):
     FIELDS = ("id", "bfl_id", "model", "status", "bfl_status", "source", "created_at", "updated_at",
               "completed_at", "image", "error", "metadata", "attempts", "prompt", "seed", "progress", "cost",
               "video", "draft_cache", "batch_id", "batch_index", "end_user")
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self[name]
-        except KeyError:
-            if name in Job.FIELDS:
-                return None
-            raise AttributeError(f"a job has no field {name!r}") from None
+    NOUN = "job"
 
     @property
     def terminal(self) -> bool:
@@ -224,7 +231,7 @@ class Page:
     next_cursor: str | None
 
 
-class Batch(dict):
+class Batch(_Record):
     """A batch as the API returns it (``/v1/batches``): a plain dict whose fields also read as attributes.
 
     ``batch.status`` (``running``, ``ended``, ``canceled``), ``batch.counts["stored"]`` (each job status's count of its
@@ -234,14 +241,7 @@ class Batch(dict):
 
     FIELDS = ("id", "model", "status", "counts", "cost", "progress", "created_at", "ended_at", "canceled_at",
               "metadata", "key_id", "notify_url", "notify_events", "error", "warnings")
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self[name]
-        except KeyError:
-            if name in Batch.FIELDS:
-                return None
-            raise AttributeError(f"a batch has no field {name!r}") from None
+    NOUN = "batch"
 
     @property
     def ended(self) -> bool:
@@ -728,7 +728,7 @@ class Batches:
                     for raw in response.iter_lines():
                         if not raw:
                             continue
-                        result = _result_line(raw, client.url)
+                        result = _json_object(raw, client.url, "answered a results line")
                         index = result.get("index")
                         if isinstance(index, int):
                             if index <= last:
@@ -876,7 +876,7 @@ class Batches:
                             yield None, None
                         elif event == "batch" and data:
                             last_id, failures = event_id or last_id, 0
-                            seen = Batch(_stream_data(data, client.url))
+                            seen = Batch(_json_object(data, client.url, "sent an event"))
                             yield seen, None
                             if seen.ended:
                                 return
@@ -929,26 +929,15 @@ def _stream_events(response: requests.Response) -> Iterator[tuple[str | None, st
         event, data = None, []
 
 
-def _stream_data(data: str, url: str) -> dict:
-    """An event's data: a JSON object, or ``ServiceUnavailable`` for what is not fluxhook's."""
-    try:
-        value = json.loads(data)
-    except ValueError:
-        value = None
-    if not isinstance(value, dict):
-        raise ServiceUnavailable(f"{url} sent an event that is not a JSON object; is the URL fluxhook's?",
-                                 code="not_fluxhook", status=200)
-    return value
-
-
-def _result_line(raw: bytes, url: str) -> dict:
-    """One line of a batch's results: a JSON object, or ``ServiceUnavailable`` for what is not fluxhook's."""
+def _json_object(raw: str | bytes, url: str, what: str) -> dict:
+    """An event's data or a line of a batch's results (``what`` it was): a JSON object, or ``ServiceUnavailable`` for
+    what is not fluxhook's."""
     try:
         value = json.loads(raw)
     except ValueError:
         value = None
     if not isinstance(value, dict):
-        raise ServiceUnavailable(f"{url} answered a results line that is not a JSON object; is the URL fluxhook's?",
+        raise ServiceUnavailable(f"{url} {what} that is not a JSON object; is the URL fluxhook's?",
                                  code="not_fluxhook", status=200)
     return value
 
