@@ -262,8 +262,5 @@ def _raw_detail(response: requests.Response):
 
 def _detail(response: requests.Response) -> str:
     """``: `` and BFL's ``detail`` in words (its field errors as ``prompt: Field required``), or nothing."""
-    try:
-        said = words(response.json().get("detail"))
-    except (ValueError, AttributeError):
-        return ""
+    said = words(_raw_detail(response))
     return f": {said[:300]}" if said else ""

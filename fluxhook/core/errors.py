@@ -317,7 +317,6 @@ class BFLUnavailable(BFLError, RetryableError):
     """BFL could not be reached or answered 5xx, after retries."""
 
     code = "bfl_unavailable"
-    status = 502
 
 
 class BFLAccountDown(BFLUnavailable):
@@ -334,14 +333,12 @@ class BFLSubmissionUncertain(BFLError):
     """BFL did not answer a submission in time; it may exist, so it is not sent again."""
 
     code = "bfl_unavailable"
-    status = 502
 
 
 class BFLRedirectRefused(BFLError):
     """BFL redirected a request to where the API key must not go (a host off the allowlist); nothing was sent there."""
 
     code = "bfl_redirect_refused"
-    status = 502
 
 
 class BFLRateLimited(BFLError, RetryableError):
@@ -376,7 +373,6 @@ class BFLAuthFailed(BFLError):
     """BFL refused the API key (401/403)."""
 
     code = "bfl_auth_failed"
-    status = 502
 
 
 class InsufficientCredits(BFLError):
