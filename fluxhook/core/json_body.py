@@ -1,21 +1,17 @@
 """JSON bodies (pure), read strictly and written a piece at a time; and the rest of a request read as strictly: a name
 it does not define refused, a whole number in one spelling.
 
-Read: finite numbers, valid Unicode, bounded nesting, each key once in an object.
-
-Python's json module accepts NaN and Infinity (which fluxhook would then serve back as
-invalid JSON), lone surrogates (which Redis cannot store), nesting deep enough to
-exhaust the stack when the value is encoded again, and a key given twice in one object
-(the last one silently wins, so a body read here could mean something else to the app
-that sent it, or to a proxy that checked it); all of them are refused here.
+Read: finite numbers, valid Unicode, bounded nesting, each key once in an object. Python's json module accepts NaN and Infinity
+(which fluxhook would then serve back as invalid JSON), lone surrogates (which Redis cannot store), nesting deep enough to exhaust
+the stack when the value is encoded again, and a key given twice in one object (the last one silently wins, so a body read here
+could mean something else to the app that sent it, or to a proxy that checked it); all of them are refused here.
 
 Written: a value holding a 100 MB string is encoded, hashed, stored or sent without a second whole copy
 of it in memory.
 
-Read a piece at a time: a large body is parsed as it is read, never held whole.
-
-A batch's body may be 64 MiB (``MAX_BATCH_BYTES``): read whole, then decoded to text, then parsed, it was held two
-and three times over beside what it parses into. Here only the parsed values are kept:
+Read a piece at a time: a large body is parsed as it is read, never held whole. A batch's body may be 64 MiB
+(``MAX_BATCH_BYTES``): read whole, then decoded to text, then parsed, it would be held two and three times over beside what it
+parses into. Here only the parsed values are kept:
 
 - ``ndjson_lines``: one line at a time (NDJSON), each decoded by ``loads``;
 - ``load_object``: one JSON object, each of its values decoded as soon as it is whole, and the elements of a value
@@ -26,13 +22,11 @@ Both read as ``loads`` does, with Python's own decoder (``DECODER``): the same n
 of any size), the same refusals (NaN, a key given twice, a lone surrogate, nesting past ``MAX_DEPTH``) and the same
 messages, whether a body comes whole or in pieces.
 
-Names and numbers: a field or query parameter the API does not define is refused by name, never silently ignored (a
-top-level ``"deadline"`` that did nothing, a ``?prompt=`` that returned the unfiltered list); and the whole numbers a
-request carries (a query value, a header, a form field) are read one way everywhere. Python's ``int()`` is lenient
-where a request should not be: it takes a sign, surrounding spaces, underscores (``1_0``) and any script's digits
-(``٥``), so one number has many spellings, each a distinct URL a cache keeps apart; and it refuses text of more than
-4,300 digits with a ``ValueError`` that, uncaught, answers 500. Here the length is bounded before any digit is read,
-and a number has one spelling.
+Names and numbers: a field or query parameter the API does not define is refused by name, never silently ignored; and the whole
+numbers a request carries (a query value, a header, a form field) are read one way everywhere. Python's ``int()`` is lenient where
+a request should not be: it takes a sign, surrounding spaces, underscores (``1_0``) and any script's digits (``٥``), so one number
+has many spellings, each a distinct URL a cache keeps apart; and it refuses text of more than 4,300 digits with a ``ValueError``
+that, uncaught, answers 500. Here the length is bounded before any digit is read, and a number has one spelling.
 """
 
 from __future__ import annotations
@@ -122,10 +116,6 @@ def repeated(name: str) -> InvalidRequest:
 def check(value: Any, max_depth: int = MAX_DEPTH, *, depth: int = 1) -> None:
     """InvalidRequest unless ``value`` (decoded JSON, found at ``depth`` in its body: 1 is the whole body) holds only
     valid Unicode and the body is nested at most ``max_depth`` deep there."""
-    _check(value, max_depth, depth)
-
-
-def _check(value: Any, max_depth: int, depth: int = 1) -> None:
     stack = [(value, depth)]
     while stack:
         item, depth = stack.pop()
@@ -158,17 +148,12 @@ def _valid_text(text: str) -> None:
 NAMED_AT_MOST = 5
 
 
-def unknown_names(given: Iterable[str], defined: Sequence[str]) -> list[str]:
-    """The names in ``given`` that are not ``defined``, in the order given."""
-    return [name for name in given if name not in defined]
-
-
 def refuse_unknown(given: Iterable[str], defined: Sequence[str], *, where: str, kind: str = "field",
                    hints: Mapping[str, str] | None = None, advice: str = "") -> None:
     """UnknownField naming the first name in ``given`` that is not ``defined`` (and up to ``NAMED_AT_MOST`` more):
     the ``hints`` entry of that name if it has one, else ``advice``, then what ``where`` takes. ``kind``: what a
     name is there ('field', 'query parameter')."""
-    unknown = unknown_names(given, defined)
+    unknown = [name for name in given if name not in defined]
     if not unknown:
         return
     first = unknown[0]
