@@ -321,7 +321,8 @@ class _Text:
             except RecursionError:
                 raise InvalidRequest(f"the JSON is nested more than {self.max_depth} levels deep") from None
             except json.JSONDecodeError as exc:
-                if self.ended or not self._maybe_cut(exc):
+                cut = exc.msg.startswith("Unterminated string") or exc.pos >= len(self.text) - _CUT_NEAR_END
+                if self.ended or not cut:
                     raise self.refused(exc.msg, exc.pos) from None
                 self.more(len(self.text) - self.pos)  # twice as much text: a long value costs its length, not its square
                 continue
@@ -346,9 +347,6 @@ class _Text:
                 self.pos += 1
                 return
             self.expect(",")
-
-    def _maybe_cut(self, exc: json.JSONDecodeError) -> bool:
-        return exc.msg.startswith("Unterminated string") or exc.pos >= len(self.text) - _CUT_NEAR_END
 
     def refused(self, msg: str, at: int | None = None) -> InvalidRequest:
         """The refusal of the body as not JSON, at ``at`` in ``text`` (the parser's place by default)."""
