@@ -152,7 +152,7 @@ class FetchedFile:
         self.close()
 
 
-def fetch_result(http: HTTPClient, url: str, allowlist: tuple[HostPattern, ...], limits: SizeLimits | int,
+def fetch_result(http: HTTPClient, url: str, allowlist: tuple[HostPattern, ...], limits: SizeLimits,
                 new_upload: Callable[[], IO[bytes]]) -> FetchedResult:
     """Download ``url`` into a file from ``new_upload``: a JPEG, PNG or WebP (up to ``limits.image`` bytes) or
     an MP4 (up to ``limits.video``), judged by its bytes, and probed.
@@ -160,8 +160,6 @@ def fetch_result(http: HTTPClient, url: str, allowlist: tuple[HostPattern, ...],
     Raises HostNotAllowed, ResultURLExpired, TransientDownloadError, ImageTooLarge or InvalidResult (or, in a
     stopping worker, StopRequested).
     """
-    if isinstance(limits, int):
-        limits = SizeLimits(limits, limits)
     kinds = {}
 
     def limit_for(head: bytes) -> int:
@@ -226,17 +224,13 @@ def _download_within(http: HTTPClient, url: str, allowlist, limit_for: Callable[
         try:
             # Threads pay off for large bodies (a video); an image of a few MB is done before they would start.
             large = not (declared and declared.isdigit() and int(declared) <= PIPELINE_FROM)
-            deadline.move(_deadline(max_bytes))
+            # Minutes for an image, longer for what may be gigabytes.
+            deadline.move(max(TOTAL_DEADLINE, max_bytes / MIN_RATE))
             digest, size = _stream(head, chunks, out, max_bytes, threaded=large)
         except BaseException:
             discard_upload(out)
             raise
     return out, digest, size
-
-
-def _deadline(max_bytes: int) -> float:
-    """How long a whole body may take: minutes for an image, longer for what may be gigabytes."""
-    return max(TOTAL_DEADLINE, max_bytes / MIN_RATE)
 
 
 def _get_following_allowed_redirects(http: HTTPClient, url: str, allowlist) -> requests.Response:
