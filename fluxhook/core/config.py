@@ -588,19 +588,18 @@ class _Reader:
     def catalog(self, name: str) -> Catalog:
         """The shipped model catalog with the file ``name`` names merged over it, each problem a line of its own."""
         path = self._raw(name)
-        if not path or not path.strip():
+        if path is None:
             return SHIPPED_CATALOG
         problems: list[str] = []
-        found = load_catalog(path.strip(), problems)
+        found = load_catalog(path, problems)
         self.problems.extend(problems)
         if problems:
             self.failed.add(name)
         return found
 
-    def model_limits(self, name: str, kontext_alias: str,
-                     default: tuple[tuple[str, int], ...] = DEFAULT_LIMITS) -> tuple[tuple[str, int], ...]:
-        """``model=n`` pairs (``default``: the catalog's); the deprecated ``kontext_alias`` sets flux-kontext-max's
-        when ``name`` is unset."""
+    def model_limits(self, name: str, kontext_alias: str, default: tuple[tuple[str, int], ...]) -> tuple[tuple[str, int], ...]:
+        """``model=n`` pairs (``default`` when unset); the deprecated ``kontext_alias`` sets flux-kontext-max's when
+        ``name`` is unset."""
         raw = self._raw(name)
         try:
             limits = default if raw is None else parse_model_limits(raw)
