@@ -460,19 +460,7 @@ class Client:
         """Cancel the job (``POST /v1/jobs/{id}/cancel``): a queued one ends ``canceled``, never sent and nothing
         charged; a submitted or ready one ``canceled`` at once (BFL's charge stays, its result is not downloaded).
         The job as canceled; ``Conflict`` (``already_ended``) for a job that had ended, which stays as it was."""
-        def attempt(number: int) -> Job:
-            try:
-                return Job(self._json("POST", f"/v1/jobs/{_part(job_id)}/cancel", retry=False))
-            except Conflict as exc:
-                if number == 1 or exc.code != "already_ended":
-                    raise
-                # An earlier attempt may have canceled it and lost only the answer.
-                job = self.get(job_id)
-                if job.get("status") != "canceled":
-                    raise
-                return job
-
-        return Job(self._retrying(True, attempt))
+        return Job(self._cancel(f"/v1/jobs/{_part(job_id)}/cancel", lambda: self.get(job_id)))
 
     def delete(self, job_id: str) -> None:
         """Remove the job and its stored files (``DELETE /v1/jobs/{id}``)."""
@@ -617,6 +605,23 @@ class Client:
             return response
         with response:
             raise _error_from(response)
+
+    def _cancel(self, path: str, current: Callable[[], dict]) -> dict:
+        """A cancel's answer, retried: ``already_ended`` after an earlier attempt is the cancel that attempt made
+        when what ``current`` reads is canceled."""
+        def attempt(number: int) -> dict:
+            try:
+                return self._json("POST", path, retry=False)
+            except Conflict as exc:
+                if number == 1 or exc.code != "already_ended":
+                    raise
+                # An earlier attempt may have canceled it and lost only the answer.
+                seen = current()
+                if seen.get("status") != "canceled":
+                    raise
+                return seen
+
+        return self._retrying(True, attempt)
 
     def _retrying(self, idempotent: bool, attempt: Callable[[int], Any]) -> Any:
         number = 1
@@ -793,21 +798,7 @@ class Batches:
         charged); each one BFL has goes on and is stored as any item is (it is paid for: BFL has no cancel), and the
         batch ends (``ended``) once they have. The batch as canceled, its counts as they stand; ``Conflict``
         (``already_ended``) for a batch that had ended or was canceled before, which stays as it was."""
-        client = self._client
-
-        def attempt(number: int) -> Batch:
-            try:
-                return Batch(client._json("POST", f"/v1/batches/{_part(batch_id)}/cancel", retry=False))
-            except Conflict as exc:
-                if number == 1 or exc.code != "already_ended":
-                    raise
-                # An earlier attempt may have canceled it and lost only the answer.
-                batch = self.get(batch_id)
-                if batch.get("status") != "canceled":
-                    raise
-                return batch
-
-        return Batch(client._retrying(True, attempt))
+        return Batch(self._client._cancel(f"/v1/batches/{_part(batch_id)}/cancel", lambda: self.get(batch_id)))
 
     def events(self, batch_id: str) -> Iterator[Batch]:
         """The batch within a second, then again each time its counts change (``GET /v1/batches/{id}/events``, at

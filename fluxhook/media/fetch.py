@@ -13,7 +13,7 @@ import itertools
 import queue
 import threading
 from dataclasses import dataclass
-from typing import IO, Callable, Iterator
+from typing import IO, Callable, Iterator, Self
 from urllib.parse import urljoin
 
 import requests
@@ -86,8 +86,23 @@ def past_life(model: str | None, finished_at: float | None, now: float) -> bool:
     return finished_at is not None and now > finished_at + model_url_life(model)
 
 
+class _InUpload:
+    """Bytes in a storage upload file, closed and removed by ``close`` (and on leaving a ``with``) unless stored."""
+
+    file: IO[bytes]
+
+    def close(self) -> None:
+        discard_upload(self.file)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 @dataclass
-class FetchedResult:
+class FetchedResult(_InUpload):
     """A downloaded, verified result in a storage upload file (closed and removed by ``close``, unless stored).
 
     A video (``kind == VIDEO``) also carries what its ``video`` object says (``info``), poster included.
@@ -102,15 +117,6 @@ class FetchedResult:
     height: int
     kind: str = IMAGE
     info: VideoInfo | None = None
-
-    def close(self) -> None:
-        discard_upload(self.file)
-
-    def __enter__(self) -> "FetchedResult":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     def describe(self) -> dict:
         """The ``image`` (or ``video``) fields of the job object, without the URLs."""
@@ -135,21 +141,12 @@ class SizeLimits:
 
 
 @dataclass
-class FetchedFile:
+class FetchedFile(_InUpload):
     """Downloaded opaque bytes (a draft cache) in a storage upload file."""
 
     file: IO[bytes]
     size: int
     sha256: str
-
-    def close(self) -> None:
-        discard_upload(self.file)
-
-    def __enter__(self) -> "FetchedFile":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 def fetch_result(http: HTTPClient, url: str, allowlist: tuple[HostPattern, ...], limits: SizeLimits,
