@@ -934,7 +934,6 @@ def _json_object(raw: str | bytes, url: str, what: str) -> dict:
 
 
 def _ended_items(batch: Mapping[str, Any]) -> int:
-    """How many of a batch's items have ended, from its counts."""
     counts = batch.get("counts") or {}
     return sum(n for status, n in counts.items() if status in TERMINAL and isinstance(n, int))
 

@@ -182,9 +182,8 @@ def _refused(method: str, response: requests.Response) -> BFLError:
         raise BFLSubmissionUncertain("BFL's gateway timed out on the submission (504); "
                                      "it was not sent again")
     if response.status_code >= 500 and method == "POST":
-        # BFL is out of capacity or failing: the account cools down and the job waits in line,
-        # for another account or for this one's recovery; it is not sent again here now.
-        # Out of capacity (503), BFL has said how long to stay away before: 5 s unless it says.
+        # BFL is out of capacity or failing: the account cools down and the job waits in line, for another account or
+        # for this one's recovery, not sent again here. Out of capacity (503), it stays away 5 s unless BFL says.
         header, full = response.headers.get("Retry-After"), response.status_code == 503
         raise BFLAccountDown(f"BFL answered {response.status_code}{_detail(response)}",
                              retry_after=retry_after_seconds(header, 5.0) if header or full else None,

@@ -77,12 +77,10 @@ _SPELLINGS = {
 
 
 def can_transition(current: str, new: str) -> bool:
-    """Whether a job in ``current`` may move to ``new``."""
     return new in TRANSITIONS.get(current, frozenset())
 
 
 def sources_for(new: str) -> tuple[str, ...]:
-    """Every status a job may move to ``new`` from."""
     return tuple(s for s in STATUSES if can_transition(s, new))
 
 

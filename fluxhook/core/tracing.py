@@ -46,7 +46,6 @@ _tracer = None
 
 
 def wanted(environ=os.environ) -> bool:
-    """Whether the environment asks for traces."""
     if (environ.get("OTEL_SDK_DISABLED") or "").strip().lower() == "true":
         return False
     exporters = (environ.get("OTEL_TRACES_EXPORTER") or "").strip().lower()

@@ -71,7 +71,6 @@ BOUNDED_RECHECK = 0.5
 
 
 def seconds_until_next_day(now: float) -> float:
-    """Seconds from ``now`` to the next midnight UTC."""
     moment = datetime.fromtimestamp(now, timezone.utc)
     midnight = (moment + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
     return max(0.0, midnight.timestamp() - now)
@@ -208,8 +207,7 @@ def standing(svc: "Services", now: float | None = None) -> Reservation | None:
 def admission(svc: "Services", job_id: str, model: str, body: Mapping[str, Any], now: float | None = None,
               key: AppKey | None = None, end_user: EndUserBudget | None = None) -> None:
     """Whether a new job may be created: ``BudgetExceeded`` when the budget refuses it now, so that nothing is.
-    It reserves nothing: its sender reserves when it sends it (``reserve``), so that a job that waits for a
-    slot, its key's ``max_active``, its account's day or a cooling account holds nothing against anyone's limit."""
+    It reserves nothing: its sender reserves when it sends it (``reserve``; the module's doc says why)."""
     now = time.time() if now is None else now
     reservation = would_reserve(svc, job_id, model, body, now, key=key, end_user=end_user)
     if reservation is not None and not reservation.admitted and not reservation.waits:

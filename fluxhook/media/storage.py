@@ -222,7 +222,6 @@ class FileStorage:
             self.delete(key)
 
     def exists(self, key: str) -> bool:
-        """Whether a file is stored under ``key``."""
         return self._path(key).is_file()
 
     def remove_older_than(self, cutoff: float, *, partial_before: float) -> int:
@@ -489,7 +488,6 @@ class S3Storage:
 
 
 def seekable(source: IO[bytes]) -> bool:
-    """Whether ``source`` can seek."""
     try:
         return source.seekable()
     except (AttributeError, ValueError):
