@@ -423,7 +423,10 @@ class Client:
                 with response:
                     if response.status_code == 204:
                         return  # it had ended, and the last event seen said so
-                    for event_id, job in _job_events(response):
+                    for event, event_id, data in _stream_events(response):
+                        if event != "job" or not data:
+                            continue
+                        job = Job(json.loads(data))
                         last_id, failures = event_id or last_id, 0
                         yield job
                         if job.terminal:
@@ -885,13 +888,6 @@ class Batches:
                 if deadline is not None:
                     pause = min(pause, max(deadline - time.monotonic(), 0.0))
                 time.sleep(pause)
-
-
-def _job_events(response: requests.Response) -> Iterator[tuple[str | None, Job]]:
-    """Each ``job`` event of a text/event-stream answer: its id and the job."""
-    for event, event_id, data in _stream_events(response):
-        if event == "job" and data:
-            yield event_id, Job(json.loads(data))
 
 
 def _stream_events(response: requests.Response) -> Iterator[tuple[str | None, str | None, str | None]]:
