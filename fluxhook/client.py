@@ -355,17 +355,20 @@ class Client:
         return self._pages(_list_params(filters), filters.get("model"), page_size, cursor)
 
     def _pages(self, given: dict[str, str], model: str | None, page_size: int, cursor: str | None) -> Iterator[Page]:
-        while True:
-            params: dict[str, Any] = {"limit": page_size, **given}
-            if cursor:
-                params["cursor"] = cursor
-            body = self._json("GET", "/v1/jobs", params=params)
+        for body, next_cursor in self._paged("/v1/jobs", {"limit": page_size, **given}, cursor):
             jobs = [Job(job) for job in body.get("jobs") or []]
             # The server filters by model; against an older one that ignores the parameter, this keeps the promise.
             if model:
                 jobs = [job for job in jobs if job.get("model") == model]
+            yield Page(jobs, next_cursor)
+
+    def _paged(self, path: str, params: dict[str, Any], cursor: str | None) -> Iterator[tuple[dict, str | None]]:
+        """Each page of a list read a page at a time from ``cursor``: its body and the next page's cursor (None: the
+        last)."""
+        while True:
+            body = self._json("GET", path, params={**params, **({"cursor": cursor} if cursor else {})})
             cursor = body.get("next_cursor") or None
-            yield Page(jobs, cursor)
+            yield body, cursor
             if cursor is None:
                 return
 
@@ -710,14 +713,8 @@ class Batches:
     def list(self, *, page_size: int = 100) -> Iterator[Batch]:
         """Every batch the token sees (an app key its own, an admin token all), newest first, fetched a page at a
         time (``GET /v1/batches``)."""
-        cursor: str | None = None
-        while True:
-            params: dict[str, Any] = {"limit": page_size, **({"cursor": cursor} if cursor else {})}
-            body = self._client._json("GET", "/v1/batches", params=params)
+        for body, _ in self._client._paged("/v1/batches", {"limit": page_size}, None):
             yield from (Batch(batch) for batch in body.get("batches") or [])
-            cursor = body.get("next_cursor") or None
-            if cursor is None:
-                return
 
     def results(self, batch_id: str) -> Iterator[dict]:
         """Each item's result, in the items' order (``GET /v1/batches/{id}/results``): ``{"index", "job_id",
