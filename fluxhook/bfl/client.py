@@ -158,16 +158,14 @@ def _unanswered(method: str, exc: HostNotAllowed | requests.RequestException) ->
         # A redirect to a host the key must not go to, or an address that changed between the
         # allowlist check and the connection: nothing was sent there.
         raise BFLRedirectRefused(f"refused to contact BFL there: {exc.message}") from exc
-    if isinstance(exc, requests.ReadTimeout):
-        if method == "POST":
+    if method == "POST":
+        if isinstance(exc, requests.ReadTimeout):
             # BFL may have accepted the task and be slow to say so: sending it again could pay twice.
             raise BFLSubmissionUncertain("BFL did not answer the submission in time; "
                                          "it was not sent again") from None
-        return BFLUnavailable(f"BFL unreachable: {type(exc).__name__}")
-    if method == "POST" and never_sent(exc):
-        # Not connected, so not sent: another account may take the task now.
-        raise BFLAccountDown(f"BFL unreachable: {type(exc).__name__}") from None
-    if method == "POST":
+        if never_sent(exc):
+            # Not connected, so not sent: another account may take the task now.
+            raise BFLAccountDown(f"BFL unreachable: {type(exc).__name__}") from None
         # Cut after the connection was made: BFL may have the task, so it is not sent again.
         raise BFLSubmissionUncertain(f"the connection to BFL broke during the submission "
                                      f"({type(exc).__name__}); it was not sent again") from None
