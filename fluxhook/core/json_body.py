@@ -41,6 +41,7 @@ from fluxhook.core.chunks import CHUNK
 from fluxhook.core.errors import InvalidRequest, UnknownField
 
 MAX_DEPTH = 32
+_TOO_DEEP = f"the JSON is nested more than {MAX_DEPTH} levels deep"
 # The most of a repeated key's name an error quotes.
 _NAME_SHOWN = 60
 
@@ -76,20 +77,20 @@ def _each_key_once(pairs: list[tuple[str, Any]]) -> dict:
 DECODER = json.JSONDecoder(object_pairs_hook=_each_key_once, parse_constant=_no_constants)
 
 
-def loads(raw: bytes | str, *, max_depth: int = MAX_DEPTH) -> Any:
-    """Decode ``raw``; raise InvalidRequest unless it is strict JSON nested at most ``max_depth`` deep, with each key
+def loads(raw: bytes | str) -> Any:
+    """Decode ``raw``; raise InvalidRequest unless it is strict JSON nested at most ``MAX_DEPTH`` deep, with each key
     once in every object."""
     try:
         value = json.loads(raw, object_pairs_hook=_each_key_once, parse_constant=_no_constants)
     except RecursionError:
-        raise InvalidRequest(f"the JSON is nested more than {max_depth} levels deep") from None
+        raise InvalidRequest(_TOO_DEEP) from None
     except json.JSONDecodeError as exc:
         raise refused(exc.msg, exc.lineno, exc.colno) from None
     except (_NotANumber, _RepeatedKey) as exc:
         raise refused_value(exc) from None
     except (ValueError, UnicodeDecodeError):
         raise InvalidRequest("the body is not valid JSON: send it as UTF-8 text") from None
-    check(value, max_depth)
+    check(value)
     return value
 
 
@@ -113,17 +114,17 @@ def repeated(name: str) -> InvalidRequest:
                           "(which one was meant is not guessed)")
 
 
-def check(value: Any, max_depth: int = MAX_DEPTH, *, depth: int = 1) -> None:
+def check(value: Any, *, depth: int = 1) -> None:
     """InvalidRequest unless ``value`` (decoded JSON, found at ``depth`` in its body: 1 is the whole body) holds only
-    valid Unicode and the body is nested at most ``max_depth`` deep there."""
+    valid Unicode and the body is nested at most ``MAX_DEPTH`` deep there."""
     stack = [(value, depth)]
     while stack:
         item, depth = stack.pop()
         if isinstance(item, str):
             _valid_text(item)
         elif isinstance(item, (dict, list)):
-            if depth > max_depth:
-                raise InvalidRequest(f"the JSON is nested more than {max_depth} levels deep")
+            if depth > MAX_DEPTH:
+                raise InvalidRequest(_TOO_DEEP)
             if isinstance(item, dict):
                 for key, child in item.items():
                     _valid_text(key)
@@ -219,11 +220,10 @@ class Stream(NamedTuple):
     each: Callable[[Any], None]
 
 
-def load_object(read: Read, *, stream: Stream | None = None, max_depth: int = MAX_DEPTH,
-                chunk: int = PIECE) -> dict[str, Any]:
+def load_object(read: Read, *, stream: Stream | None = None, chunk: int = PIECE) -> dict[str, Any]:
     """The body, which must be one JSON object, read ``chunk`` bytes at a time; InvalidRequest as ``loads``
     refuses a body. A value that is an array is decoded an element at a time; ``stream``'s field's, handed on."""
-    text = _Text(read, chunk, max_depth)
+    text = _Text(read, chunk)
     if not text.next_is("{"):
         raise InvalidRequest(NOT_AN_OBJECT)
     text.pos += 1
@@ -258,8 +258,8 @@ def load_object(read: Read, *, stream: Stream | None = None, max_depth: int = MA
 class _Text:
     """The body's text, decoded from UTF-8 as it is read; only the part not yet parsed is held (``text[pos:]``)."""
 
-    def __init__(self, read: Read, chunk: int, max_depth: int):
-        self._read, self._chunk, self.max_depth = read, chunk, max_depth
+    def __init__(self, read: Read, chunk: int):
+        self._read, self._chunk = read, chunk
         self._utf8 = codecs.getincrementaldecoder("utf-8")()
         self.text, self.pos, self.ended = "", 0, False
         # Where ``text`` starts in the body: lines before it, and the column its first character is at (from 0).
@@ -319,7 +319,7 @@ class _Text:
             try:
                 value, end = DECODER.raw_decode(self.text, self.pos)
             except RecursionError:
-                raise InvalidRequest(f"the JSON is nested more than {self.max_depth} levels deep") from None
+                raise InvalidRequest(_TOO_DEEP) from None
             except json.JSONDecodeError as exc:
                 cut = exc.msg.startswith("Unterminated string") or exc.pos >= len(self.text) - _CUT_NEAR_END
                 if self.ended or not cut:
@@ -331,7 +331,7 @@ class _Text:
             if end > len(self.text) - _CUT_NEAR_END and self.more():
                 continue  # a number may go on in the next piece (``1.`` of ``1.5``)
             self.pos = end
-            check(value, self.max_depth, depth=depth)
+            check(value, depth=depth)
             return value
 
     def elements(self) -> Iterator[Any]:
