@@ -452,15 +452,8 @@ class Client:
             if job.terminal:
                 raise Gone(f"job {job.id} ended {job.status} without an image or a video")
             raise NotFound(f"job {job.id} is {job.status}: its result is not stored yet", code="not_ready")
-        target = Path(path)
         url_path = f"/v1/jobs/{_part(job.id)}/{kind}"
-
-        def attempt(number: int) -> None:
-            with self._send("GET", url_path, stream=True) as response:
-                self._save(response, target, media.get("sha256"))
-
-        self._retrying(True, attempt)
-        return target
+        return self._save(lambda number: self._send("GET", url_path, stream=True), Path(path), media.get("sha256"))
 
     def cancel(self, job_id: str) -> Job:
         """Cancel the job (``POST /v1/jobs/{id}/cancel``): a queued one ends ``canceled``, never sent and nothing
@@ -645,26 +638,32 @@ class Client:
         delay = random.uniform(delay / 2, delay)  # jitter: clients that failed together do not return together
         return max(delay, getattr(exc, "retry_after", None) or 0.0)
 
-    def _save(self, response: requests.Response, path: Path, sha256: str | None) -> None:
-        digest = hashlib.sha256()
-        # Beside the target, so the rename that publishes it is atomic; created as any new file would be
-        # (the umask applies), since it becomes the result.
-        partial = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.part")
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        try:
-            with os.fdopen(fd, "wb") as out:
+    def _save(self, opened: Callable[[int], requests.Response], path: Path, sha256: str | None) -> Path:
+        """``path``, holding what the answer ``opened`` gives once it is whole (and matches ``sha256``); retried."""
+        def attempt(number: int) -> None:
+            with opened(number) as response:
+                digest = hashlib.sha256()
+                # Beside the target, so the rename that publishes it is atomic; created as any new file would be
+                # (the umask applies), since it becomes the result.
+                partial = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.part")
+                fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
                 try:
-                    for chunk in response.iter_content(CHUNK):
-                        digest.update(chunk)
-                        out.write(chunk)
-                except requests.RequestException as exc:
-                    raise ServiceUnavailable(f"the download from {self.url} broke off: {_reason(exc)}",
-                                             code="unreachable") from exc
-            if sha256 and digest.hexdigest() != sha256:
-                raise ChecksumMismatch(f"the file downloaded for {path.name} does not match the job's sha256")
-            os.replace(partial, path)
-        finally:
-            partial.unlink(missing_ok=True)
+                    with os.fdopen(fd, "wb") as out:
+                        try:
+                            for chunk in response.iter_content(CHUNK):
+                                digest.update(chunk)
+                                out.write(chunk)
+                        except requests.RequestException as exc:
+                            raise ServiceUnavailable(f"the download from {self.url} broke off: {_reason(exc)}",
+                                                     code="unreachable") from exc
+                    if sha256 and digest.hexdigest() != sha256:
+                        raise ChecksumMismatch(f"the file downloaded for {path.name} does not match the job's sha256")
+                    os.replace(partial, path)
+                finally:
+                    partial.unlink(missing_ok=True)
+
+        self._retrying(True, attempt)
+        return path
 
 
 # --- batches (``client.batches``) ----------------------------------------------------------------------
@@ -776,14 +775,7 @@ class Batches:
             return response
 
         if isinstance(target, (str, os.PathLike)):
-            saved = Path(target)
-
-            def attempt(number: int) -> None:
-                with opened(number) as response:
-                    client._save(response, saved, None)
-
-            client._retrying(True, attempt)
-            return saved
+            return client._save(opened, Path(target), None)
         with client._retrying(True, opened) as response:
             try:
                 for chunk in response.iter_content(CHUNK):
