@@ -13,6 +13,7 @@ import itertools
 import queue
 import threading
 from dataclasses import dataclass
+from functools import partial
 from typing import IO, Callable, Iterator, Self
 from urllib.parse import urljoin
 
@@ -305,16 +306,16 @@ class _InlineWriter:
             _write(self.out, b"")  # what the buffer still holds reaches the disk now, or fails as the store's fault
 
 
-class _Writer:
+class _Writer(_InlineWriter):
     """Hashes pieces in one thread and writes them in another (sha256 and the disk each release the GIL, so
     they run beside the receiving thread and each other); a failure (a full disk) is raised in the caller."""
 
     def __init__(self, out: IO[bytes], digest):
-        self.out, self.digest = out, digest
+        super().__init__(out, digest)
         self.error: BaseException | None = None
         self.pipes: list[queue.Queue[bytes | None]] = [queue.Queue(maxsize=_AHEAD), queue.Queue(maxsize=_AHEAD)]
         self.threads = [threading.Thread(target=self._run, args=(pipe, work), name=f"download-{name}", daemon=True)
-                        for pipe, work, name in zip(self.pipes, (self.digest.update, self._write), ("hash", "write"),
+                        for pipe, work, name in zip(self.pipes, (self.digest.update, partial(_write, out)), ("hash", "write"),
                                                     strict=True)]
 
     def __enter__(self) -> "_Writer":
@@ -335,9 +336,7 @@ class _Writer:
             thread.join()
         if exc is None and self.error is not None:
             raise self.error
-
-    def _write(self, chunk: bytes) -> None:
-        _write(self.out, chunk)
+        super().__exit__(kind, exc, tb)
 
     def _run(self, pipe: queue.Queue, work) -> None:
         while (chunk := pipe.get()) is not None:
@@ -346,11 +345,6 @@ class _Writer:
             try:
                 work(chunk)
             except BaseException as exc:  # handed to the receiving thread
-                self.error = exc
-        if work == self._write and self.error is None:
-            try:
-                _write(self.out, b"")  # what the buffer still holds reaches the disk now, or fails as the store's fault
-            except BaseException as exc:
                 self.error = exc
 
 
