@@ -193,7 +193,6 @@ class _Record(dict):
     """A plain dict whose fields also read as attributes; one of ``FIELDS`` the server did not send reads as ``None``."""
 
     FIELDS: tuple[str, ...] = ()
-    NOUN = ""
 
     def __getattr__(self, name: str) -> Any:
         try:
@@ -201,7 +200,7 @@ class _Record(dict):
         except KeyError:
             if name in self.FIELDS:
                 return None
-            raise AttributeError(f"a {self.NOUN} has no field {name!r}") from None
+            raise AttributeError(f"a {type(self).__name__.lower()} has no field {name!r}") from None
 
 
 class Job(_Record):
@@ -214,7 +213,6 @@ class Job(_Record):
     FIELDS = ("id", "bfl_id", "model", "status", "bfl_status", "source", "created_at", "updated_at",
               "completed_at", "image", "error", "metadata", "attempts", "prompt", "seed", "progress", "cost",
               "video", "draft_cache", "batch_id", "batch_index", "end_user")
-    NOUN = "job"
 
     @property
     def terminal(self) -> bool:
@@ -241,7 +239,6 @@ class Batch(_Record):
 
     FIELDS = ("id", "model", "status", "counts", "cost", "progress", "created_at", "ended_at", "canceled_at",
               "metadata", "key_id", "notify_url", "notify_events", "error", "warnings")
-    NOUN = "batch"
 
     @property
     def ended(self) -> bool:

@@ -164,14 +164,16 @@ class FileStorage:
         ``sha256`` is accepted for the interface's sake: the job record keeps the digest.
         """
         path = self._path(key)
-        if self._is_upload(source):
+        name = getattr(source, "name", None)
+        # One of new_upload's files: stored by its rename into place.
+        if isinstance(name, str) and os.path.dirname(name) == str(self.root) and os.path.basename(name).startswith(_PARTIAL):
             try:
                 source.flush()
                 raw = getattr(source, "raw", None)
                 if isinstance(raw, _WriteBehind):
                     raw.settle()
                 os.fdatasync(source.fileno())
-                os.replace(source.name, path)
+                os.replace(name, path)
                 _sync_directory(self.root)
             except OSError as exc:
                 raise StorageError(f"cannot write image {key}: {exc.strerror}") from exc
@@ -192,11 +194,6 @@ class FileStorage:
                 raise
         except OSError as exc:
             raise StorageError(f"cannot write image {key}: {exc.strerror}") from exc
-
-    def _is_upload(self, source: IO[bytes]) -> bool:
-        name = getattr(source, "name", None)
-        return (isinstance(name, str) and os.path.dirname(name) == str(self.root)
-                and os.path.basename(name).startswith(_PARTIAL))
 
     def open(self, key: str) -> IO[bytes] | None:
         """The stored bytes as an open file, or None if there are none."""
