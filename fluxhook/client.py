@@ -58,7 +58,6 @@ MAX_RETRY_AFTER = 30.0
 # Between the gets of ``wait`` when the server answers at once (it does not honour ``Prefer: wait``).
 FIRST_PAUSE, MAX_PAUSE = 0.25, 2.0
 CHUNK = 64 * 1024
-# The content type of ``batches.create``'s body: one item a line.
 USER_AGENT = f"fluxhook-client python-requests/{requests.__version__}"
 # A bound of the job list's time filters (``since``, ``until``): see ``Client.list``.
 When = datetime | date | str
@@ -190,7 +189,21 @@ _ERROR_BY_STATUS: dict[int, type[APIError]] = {
 
 # --- results -----------------------------------------------------------------------------------------
 
-class Job(dict):
+class _Record(dict):
+    """A plain dict whose fields also read as attributes; one of ``FIELDS`` the server did not send reads as ``None``."""
+
+    FIELDS: tuple[str, ...] = ()
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            if name in self.FIELDS:
+                return None
+            raise AttributeError(f"a {type(self).__name__.lower()} has no field {name!r}") from None
+
+
+class Job(_Record):
     """A job as the API returns it: a plain dict whose fields also read as attributes.
 
     ``job.status``, ``job.image["sha256"]``; a job field the server did not send reads as ``None``.
@@ -200,14 +213,6 @@ class Job(dict):
     FIELDS = ("id", "bfl_id", "model", "status", "bfl_status", "source", "created_at", "updated_at",
               "completed_at", "image", "error", "metadata", "attempts", "prompt", "seed", "progress", "cost",
               "video", "draft_cache", "batch_id", "batch_index", "end_user")
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self[name]
-        except KeyError:
-            if name in Job.FIELDS:
-                return None
-            raise AttributeError(f"a job has no field {name!r}") from None
 
     @property
     def terminal(self) -> bool:
@@ -224,7 +229,7 @@ class Page:
     next_cursor: str | None
 
 
-class Batch(dict):
+class Batch(_Record):
     """A batch as the API returns it (``/v1/batches``): a plain dict whose fields also read as attributes.
 
     ``batch.status`` (``running``, ``ended``, ``canceled``), ``batch.counts["stored"]`` (each job status's count of its
@@ -234,14 +239,6 @@ class Batch(dict):
 
     FIELDS = ("id", "model", "status", "counts", "cost", "progress", "created_at", "ended_at", "canceled_at",
               "metadata", "key_id", "notify_url", "notify_events", "error", "warnings")
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self[name]
-        except KeyError:
-            if name in Batch.FIELDS:
-                return None
-            raise AttributeError(f"a batch has no field {name!r}") from None
 
     @property
     def ended(self) -> bool:
@@ -355,17 +352,20 @@ class Client:
         return self._pages(_list_params(filters), filters.get("model"), page_size, cursor)
 
     def _pages(self, given: dict[str, str], model: str | None, page_size: int, cursor: str | None) -> Iterator[Page]:
-        while True:
-            params: dict[str, Any] = {"limit": page_size, **given}
-            if cursor:
-                params["cursor"] = cursor
-            body = self._json("GET", "/v1/jobs", params=params)
+        for body, next_cursor in self._paged("/v1/jobs", {"limit": page_size, **given}, cursor):
             jobs = [Job(job) for job in body.get("jobs") or []]
             # The server filters by model; against an older one that ignores the parameter, this keeps the promise.
             if model:
                 jobs = [job for job in jobs if job.get("model") == model]
+            yield Page(jobs, next_cursor)
+
+    def _paged(self, path: str, params: dict[str, Any], cursor: str | None) -> Iterator[tuple[dict, str | None]]:
+        """Each page of a list read a page at a time from ``cursor``: its body and the next page's cursor (None: the
+        last)."""
+        while True:
+            body = self._json("GET", path, params={**params, **({"cursor": cursor} if cursor else {})})
             cursor = body.get("next_cursor") or None
-            yield Page(jobs, cursor)
+            yield body, cursor
             if cursor is None:
                 return
 
@@ -423,7 +423,10 @@ class Client:
                 with response:
                     if response.status_code == 204:
                         return  # it had ended, and the last event seen said so
-                    for event_id, job in _job_events(response):
+                    for event, event_id, data in _stream_events(response):
+                        if event != "job" or not data:
+                            continue
+                        job = Job(json.loads(data))
                         last_id, failures = event_id or last_id, 0
                         yield job
                         if job.terminal:
@@ -446,33 +449,14 @@ class Client:
             if job.terminal:
                 raise Gone(f"job {job.id} ended {job.status} without an image or a video")
             raise NotFound(f"job {job.id} is {job.status}: its result is not stored yet", code="not_ready")
-        target = Path(path)
         url_path = f"/v1/jobs/{_part(job.id)}/{kind}"
-
-        def attempt(number: int) -> None:
-            with self._send("GET", url_path, stream=True) as response:
-                self._save(response, target, media.get("sha256"))
-
-        self._retrying(True, attempt)
-        return target
+        return self._save(lambda number: self._send("GET", url_path, stream=True), Path(path), media.get("sha256"))
 
     def cancel(self, job_id: str) -> Job:
         """Cancel the job (``POST /v1/jobs/{id}/cancel``): a queued one ends ``canceled``, never sent and nothing
         charged; a submitted or ready one ``canceled`` at once (BFL's charge stays, its result is not downloaded).
         The job as canceled; ``Conflict`` (``already_ended``) for a job that had ended, which stays as it was."""
-        def attempt(number: int) -> Job:
-            try:
-                return Job(self._json("POST", f"/v1/jobs/{_part(job_id)}/cancel", retry=False))
-            except Conflict as exc:
-                if number == 1 or exc.code != "already_ended":
-                    raise
-                # An earlier attempt may have canceled it and lost only the answer.
-                job = self.get(job_id)
-                if job.get("status") != "canceled":
-                    raise
-                return job
-
-        return Job(self._retrying(True, attempt))
+        return Job(self._cancel(f"/v1/jobs/{_part(job_id)}/cancel", lambda: self.get(job_id)))
 
     def delete(self, job_id: str) -> None:
         """Remove the job and its stored files (``DELETE /v1/jobs/{id}``)."""
@@ -618,6 +602,23 @@ class Client:
         with response:
             raise _error_from(response)
 
+    def _cancel(self, path: str, current: Callable[[], dict]) -> dict:
+        """A cancel's answer, retried: ``already_ended`` after an earlier attempt is the cancel that attempt made
+        when what ``current`` reads is canceled."""
+        def attempt(number: int) -> dict:
+            try:
+                return self._json("POST", path, retry=False)
+            except Conflict as exc:
+                if number == 1 or exc.code != "already_ended":
+                    raise
+                # An earlier attempt may have canceled it and lost only the answer.
+                seen = current()
+                if seen.get("status") != "canceled":
+                    raise
+                return seen
+
+        return self._retrying(True, attempt)
+
     def _retrying(self, idempotent: bool, attempt: Callable[[int], Any]) -> Any:
         number = 1
         while True:
@@ -634,26 +635,32 @@ class Client:
         delay = random.uniform(delay / 2, delay)  # jitter: clients that failed together do not return together
         return max(delay, getattr(exc, "retry_after", None) or 0.0)
 
-    def _save(self, response: requests.Response, path: Path, sha256: str | None) -> None:
-        digest = hashlib.sha256()
-        # Beside the target, so the rename that publishes it is atomic; created as any new file would be
-        # (the umask applies), since it becomes the result.
-        partial = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.part")
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        try:
-            with os.fdopen(fd, "wb") as out:
+    def _save(self, opened: Callable[[int], requests.Response], path: Path, sha256: str | None) -> Path:
+        """``path``, holding what the answer ``opened`` gives once it is whole (and matches ``sha256``); retried."""
+        def attempt(number: int) -> None:
+            with opened(number) as response:
+                digest = hashlib.sha256()
+                # Beside the target, so the rename that publishes it is atomic; created as any new file would be
+                # (the umask applies), since it becomes the result.
+                partial = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.part")
+                fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
                 try:
-                    for chunk in response.iter_content(CHUNK):
-                        digest.update(chunk)
-                        out.write(chunk)
-                except requests.RequestException as exc:
-                    raise ServiceUnavailable(f"the download from {self.url} broke off: {_reason(exc)}",
-                                             code="unreachable") from exc
-            if sha256 and digest.hexdigest() != sha256:
-                raise ChecksumMismatch(f"the file downloaded for {path.name} does not match the job's sha256")
-            os.replace(partial, path)
-        finally:
-            partial.unlink(missing_ok=True)
+                    with os.fdopen(fd, "wb") as out:
+                        try:
+                            for chunk in response.iter_content(CHUNK):
+                                digest.update(chunk)
+                                out.write(chunk)
+                        except requests.RequestException as exc:
+                            raise ServiceUnavailable(f"the download from {self.url} broke off: {_reason(exc)}",
+                                                     code="unreachable") from exc
+                    if sha256 and digest.hexdigest() != sha256:
+                        raise ChecksumMismatch(f"the file downloaded for {path.name} does not match the job's sha256")
+                    os.replace(partial, path)
+                finally:
+                    partial.unlink(missing_ok=True)
+
+        self._retrying(True, attempt)
+        return path
 
 
 # --- batches (``client.batches``) ----------------------------------------------------------------------
@@ -702,14 +709,8 @@ class Batches:
     def list(self, *, page_size: int = 100) -> Iterator[Batch]:
         """Every batch the token sees (an app key its own, an admin token all), newest first, fetched a page at a
         time (``GET /v1/batches``)."""
-        cursor: str | None = None
-        while True:
-            params: dict[str, Any] = {"limit": page_size, **({"cursor": cursor} if cursor else {})}
-            body = self._client._json("GET", "/v1/batches", params=params)
+        for body, _ in self._client._paged("/v1/batches", {"limit": page_size}, None):
             yield from (Batch(batch) for batch in body.get("batches") or [])
-            cursor = body.get("next_cursor") or None
-            if cursor is None:
-                return
 
     def results(self, batch_id: str) -> Iterator[dict]:
         """Each item's result, in the items' order (``GET /v1/batches/{id}/results``): ``{"index", "job_id",
@@ -728,7 +729,7 @@ class Batches:
                     for raw in response.iter_lines():
                         if not raw:
                             continue
-                        result = _result_line(raw, client.url)
+                        result = _json_object(raw, client.url, "answered a results line")
                         index = result.get("index")
                         if isinstance(index, int):
                             if index <= last:
@@ -771,14 +772,7 @@ class Batches:
             return response
 
         if isinstance(target, (str, os.PathLike)):
-            saved = Path(target)
-
-            def attempt(number: int) -> None:
-                with opened(number) as response:
-                    client._save(response, saved, None)
-
-            client._retrying(True, attempt)
-            return saved
+            return client._save(opened, Path(target), None)
         with client._retrying(True, opened) as response:
             try:
                 for chunk in response.iter_content(CHUNK):
@@ -793,21 +787,7 @@ class Batches:
         charged); each one BFL has goes on and is stored as any item is (it is paid for: BFL has no cancel), and the
         batch ends (``ended``) once they have. The batch as canceled, its counts as they stand; ``Conflict``
         (``already_ended``) for a batch that had ended or was canceled before, which stays as it was."""
-        client = self._client
-
-        def attempt(number: int) -> Batch:
-            try:
-                return Batch(client._json("POST", f"/v1/batches/{_part(batch_id)}/cancel", retry=False))
-            except Conflict as exc:
-                if number == 1 or exc.code != "already_ended":
-                    raise
-                # An earlier attempt may have canceled it and lost only the answer.
-                batch = self.get(batch_id)
-                if batch.get("status") != "canceled":
-                    raise
-                return batch
-
-        return Batch(client._retrying(True, attempt))
+        return Batch(self._client._cancel(f"/v1/batches/{_part(batch_id)}/cancel", lambda: self.get(batch_id)))
 
     def events(self, batch_id: str) -> Iterator[Batch]:
         """The batch within a second, then again each time its counts change (``GET /v1/batches/{id}/events``, at
@@ -876,7 +856,7 @@ class Batches:
                             yield None, None
                         elif event == "batch" and data:
                             last_id, failures = event_id or last_id, 0
-                            seen = Batch(_stream_data(data, client.url))
+                            seen = Batch(_json_object(data, client.url, "sent an event"))
                             yield seen, None
                             if seen.ended:
                                 return
@@ -894,13 +874,6 @@ class Batches:
                 if deadline is not None:
                     pause = min(pause, max(deadline - time.monotonic(), 0.0))
                 time.sleep(pause)
-
-
-def _job_events(response: requests.Response) -> Iterator[tuple[str | None, Job]]:
-    """Each ``job`` event of a text/event-stream answer: its id and the job."""
-    for event, event_id, data in _stream_events(response):
-        if event == "job" and data:
-            yield event_id, Job(json.loads(data))
 
 
 def _stream_events(response: requests.Response) -> Iterator[tuple[str | None, str | None, str | None]]:
@@ -929,32 +902,20 @@ def _stream_events(response: requests.Response) -> Iterator[tuple[str | None, st
         event, data = None, []
 
 
-def _stream_data(data: str, url: str) -> dict:
-    """An event's data: a JSON object, or ``ServiceUnavailable`` for what is not fluxhook's."""
-    try:
-        value = json.loads(data)
-    except ValueError:
-        value = None
-    if not isinstance(value, dict):
-        raise ServiceUnavailable(f"{url} sent an event that is not a JSON object; is the URL fluxhook's?",
-                                 code="not_fluxhook", status=200)
-    return value
-
-
-def _result_line(raw: bytes, url: str) -> dict:
-    """One line of a batch's results: a JSON object, or ``ServiceUnavailable`` for what is not fluxhook's."""
+def _json_object(raw: str | bytes, url: str, what: str) -> dict:
+    """An event's data or a line of a batch's results (``what`` it was): a JSON object, or ``ServiceUnavailable`` for
+    what is not fluxhook's."""
     try:
         value = json.loads(raw)
     except ValueError:
         value = None
     if not isinstance(value, dict):
-        raise ServiceUnavailable(f"{url} answered a results line that is not a JSON object; is the URL fluxhook's?",
+        raise ServiceUnavailable(f"{url} {what} that is not a JSON object; is the URL fluxhook's?",
                                  code="not_fluxhook", status=200)
     return value
 
 
 def _ended_items(batch: Mapping[str, Any]) -> int:
-    """How many of a batch's items have ended, from its counts."""
     counts = batch.get("counts") or {}
     return sum(n for status, n in counts.items() if status in TERMINAL and isinstance(n, int))
 

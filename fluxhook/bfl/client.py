@@ -158,16 +158,14 @@ def _unanswered(method: str, exc: HostNotAllowed | requests.RequestException) ->
         # A redirect to a host the key must not go to, or an address that changed between the
         # allowlist check and the connection: nothing was sent there.
         raise BFLRedirectRefused(f"refused to contact BFL there: {exc.message}") from exc
-    if isinstance(exc, requests.ReadTimeout):
-        if method == "POST":
+    if method == "POST":
+        if isinstance(exc, requests.ReadTimeout):
             # BFL may have accepted the task and be slow to say so: sending it again could pay twice.
             raise BFLSubmissionUncertain("BFL did not answer the submission in time; "
                                          "it was not sent again") from None
-        return BFLUnavailable(f"BFL unreachable: {type(exc).__name__}")
-    if method == "POST" and never_sent(exc):
-        # Not connected, so not sent: another account may take the task now.
-        raise BFLAccountDown(f"BFL unreachable: {type(exc).__name__}") from None
-    if method == "POST":
+        if never_sent(exc):
+            # Not connected, so not sent: another account may take the task now.
+            raise BFLAccountDown(f"BFL unreachable: {type(exc).__name__}") from None
         # Cut after the connection was made: BFL may have the task, so it is not sent again.
         raise BFLSubmissionUncertain(f"the connection to BFL broke during the submission "
                                      f"({type(exc).__name__}); it was not sent again") from None
@@ -182,9 +180,8 @@ def _refused(method: str, response: requests.Response) -> BFLError:
         raise BFLSubmissionUncertain("BFL's gateway timed out on the submission (504); "
                                      "it was not sent again")
     if response.status_code >= 500 and method == "POST":
-        # BFL is out of capacity or failing: the account cools down and the job waits in line,
-        # for another account or for this one's recovery; it is not sent again here now.
-        # Out of capacity (503), BFL has said how long to stay away before: 5 s unless it says.
+        # BFL is out of capacity or failing: the account cools down and the job waits in line, for another account or
+        # for this one's recovery, not sent again here. Out of capacity (503), it stays away 5 s unless BFL says.
         header, full = response.headers.get("Retry-After"), response.status_code == 503
         raise BFLAccountDown(f"BFL answered {response.status_code}{_detail(response)}",
                              retry_after=retry_after_seconds(header, 5.0) if header or full else None,
@@ -262,8 +259,5 @@ def _raw_detail(response: requests.Response):
 
 def _detail(response: requests.Response) -> str:
     """``: `` and BFL's ``detail`` in words (its field errors as ``prompt: Field required``), or nothing."""
-    try:
-        said = words(response.json().get("detail"))
-    except (ValueError, AttributeError):
-        return ""
+    said = words(_raw_detail(response))
     return f": {said[:300]}" if said else ""

@@ -86,16 +86,6 @@ def limit_in(max_active: int, model_limits: tuple[tuple[str, int], ...], pool: s
     return max_active
 
 
-def merged_limits(limits: list[tuple[tuple[str, int], ...]]) -> tuple[tuple[str, int], ...]:
-    """The models with a limit of their own at any account, each once (the pools every account has; an account
-    without a limit for one allows its whole max_active there)."""
-    merged: dict[str, int] = {}
-    for each in limits:
-        for model, limit in each:
-            merged[model] = max(limit, merged.get(model, 0))
-    return tuple(merged.items())
-
-
 # --- Accounts ---
 
 class CoolingReason(StrEnum):
@@ -210,8 +200,13 @@ def route_for(accounts: tuple[Account, ...], *, key_accounts: tuple[str, ...] | 
 
 
 def pooled_limits(accounts: tuple[Account, ...]) -> tuple[tuple[str, int], ...]:
-    """The models with a slot pool of their own, over every account."""
-    return merged_limits([a.model_limits for a in accounts])
+    """The models with a limit of their own at any account, each once (the pools every account has; an account
+    without a limit for one allows its whole max_active there)."""
+    merged: dict[str, int] = {}
+    for account in accounts:
+        for model, limit in account.model_limits:
+            merged[model] = max(limit, merged.get(model, 0))
+    return tuple(merged.items())
 
 
 def is_finetuned(model: str) -> bool:

@@ -18,7 +18,6 @@ def backoff_delay(attempt: int, *, base: float = 1.0, cap: float = 60.0, rng: ra
 
 
 def backoff_schedule(retries: int, *, base: float = 1.0, cap: float = 60.0, rng: random.Random | None = None) -> list[float]:
-    """The delays for ``retries`` retries in order."""
     return [backoff_delay(n, base=base, cap=cap, rng=rng) for n in range(1, retries + 1)]
 
 

@@ -15,7 +15,6 @@ from fluxhook.core import job as st
 from fluxhook.core.job import iso, job_id_floor, new_job_id
 from fluxhook.core.wait_reasons import Waiting
 
-# The most items one batch may hold.
 MAX_ITEMS = 10_000
 _BATCH_ID = re.compile(r"^bat_[0-9A-HJKMNP-TV-Z]{26}$")
 

@@ -1,11 +1,10 @@
 """A batch's items between its request's body and their making (docs/api.md, docs/operating.md "What a key holds is bounded").
 
-A batch body may be ``MAX_BATCH_BYTES`` (64 MiB); kept as parsed Python values, four such bodies at once took a web
-process from 61 MB to 415 MB. Here each item goes, as soon as it is read, to a temporary file (one compact JSON line
-an item, the file deleted once closed); what stays in memory is counts and the first ``NAMED_ITEMS`` bad items'
-problems. The making reads the items back from the file a trip at a time (``ITEMS_PER_TRIP`` items, at most
-``TRIP_BYTES`` of them but one), so whatever the body's size, and its items', a batch holds about one trip of items in
-memory at once.
+A batch body may be ``MAX_BATCH_BYTES`` (64 MiB), and kept as parsed Python values its items take several times that. Here each
+item goes, as soon as it is read, to a temporary file (one compact JSON line an item, the file deleted once closed); what stays in
+memory is counts and the first ``NAMED_ITEMS`` bad items' problems. The making reads the items back from the file a trip at a time
+(``ITEMS_PER_TRIP`` items, at most ``TRIP_BYTES`` of them but one), so whatever the body's size, and its items', a batch holds
+about one trip of items in memory at once.
 """
 
 from __future__ import annotations

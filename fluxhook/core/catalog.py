@@ -327,7 +327,6 @@ def _unknown(schema: Schema, named: set[str], body: Mapping[str, Any], webhook: 
     return errors
 
 
-
 def _extra(name: str, value: Any) -> dict[str, Any]:
     return _with_input({"loc": ["body", name], "msg": "Extra inputs are not permitted", "type": "extra_forbidden"},
                        value)
@@ -379,18 +378,14 @@ def _typed(types: tuple[str, ...], value: Any) -> tuple[Any, dict[str, Any] | No
     if not types:
         return value, None
     for kind in types:
-        read = _read(kind, value)
+        read = _READERS[kind](value)
         if read is not _UNREAD:
             return read, None
     return None, _type_error(types[0], value)
 
 
+# What a reader of ``_READERS`` gives for a value pydantic's lax mode would not read as its kind.
 _UNREAD = object()
-
-
-def _read(kind: str, value: Any) -> Any:
-    """``value`` as pydantic's lax mode reads a JSON value as ``kind``; ``_UNREAD`` when it would not."""
-    return _READERS[kind](value)
 
 
 def _read_integer(value: Any) -> Any:

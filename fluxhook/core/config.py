@@ -260,7 +260,7 @@ class Config:
         env = os.environ if environ is None else environ
         reader = _Reader(env)
         port = reader.integer("PORT", DEFAULT_PORT, minimum=1, maximum=65535)
-        storage_url = reader.storage_url("STORAGE_URL", field_default("storage_url"))
+        storage_url = reader.storage_url("STORAGE_URL")
         models = reader.catalog("BFL_MODELS_FILE")
         sentinels = reader.sentinels("REDIS_SENTINELS", "REDIS_SENTINEL_MASTER")
         config = cls(
@@ -271,56 +271,43 @@ class Config:
             bfl_api_base=reader.url("BFL_API_BASE", default=field_default("bfl_api_base"), schemes=("http", "https"),
                                     prefix=True).rstrip("/"),
             bfl_webhook_secret=reader.string("BFL_WEBHOOK_SECRET") or None,
-            webhook_require_secret=reader.boolean("WEBHOOK_REQUIRE_SECRET", field_default("webhook_require_secret")),
+            webhook_require_secret=reader.boolean("WEBHOOK_REQUIRE_SECRET"),
             public_base_url=reader.url(
                 "PUBLIC_BASE_URL", default=f"http://localhost:{port}", schemes=("http", "https"), prefix=True
             ).rstrip("/"),
             storage_url=storage_url,
             s3_endpoint_url=reader.url("S3_ENDPOINT_URL", schemes=("http", "https"), prefix=True).rstrip("/") or None,
             s3_region=reader.region(("AWS_REGION", "AWS_DEFAULT_REGION"), check=storage_url.startswith("s3:")),
-            s3_image_delivery=reader.choice("S3_IMAGE_DELIVERY", field_default("s3_image_delivery"), ("redirect", "stream")),
+            s3_image_delivery=reader.choice("S3_IMAGE_DELIVERY", ("redirect", "stream")),
             result_host_allowlist=reader.hosts("RESULT_HOST_ALLOWLIST", DEFAULT_RESULT_HOSTS),
             api_host_allowlist=reader.hosts("API_HOST_ALLOWLIST", DEFAULT_API_HOSTS),
             **_limits(reader, models),
-            bfl_credits_refresh_seconds=reader.integer(
-                "BFL_CREDITS_REFRESH_SECONDS", field_default("bfl_credits_refresh_seconds"), minimum=1, maximum=86400),
-            log_level=reader.choice("LOG_LEVEL", field_default("log_level"), ("DEBUG", "INFO", "WARNING", "ERROR")),
-            worker_processes=reader.integer("WORKER_PROCESSES", field_default("worker_processes"), minimum=1, maximum=32),
-            wake_guard_seconds=reader.integer("WAKE_GUARD_SECONDS", field_default("wake_guard_seconds"), minimum=1,
-                                              maximum=MAX_WAKE_GUARD),
-            worker_send_concurrency=reader.capacity("WORKER_SEND_CONCURRENCY", field_default("worker_send_concurrency")),
-            worker_download_concurrency=reader.capacity("WORKER_DOWNLOAD_CONCURRENCY",
-                                                        field_default("worker_download_concurrency")),
-            worker_check_concurrency=reader.capacity("WORKER_CHECK_CONCURRENCY", field_default("worker_check_concurrency")),
-            worker_notify_concurrency=reader.capacity("WORKER_NOTIFY_CONCURRENCY",
-                                                      field_default("worker_notify_concurrency")),
-            web_threads=reader.integer("WEB_THREADS", field_default("web_threads"), minimum=1, maximum=1000),
-            redis_tls_verify=reader.boolean("REDIS_TLS_VERIFY", field_default("redis_tls_verify")),
+            bfl_credits_refresh_seconds=reader.integer("BFL_CREDITS_REFRESH_SECONDS", minimum=1, maximum=86400),
+            log_level=reader.choice("LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR")),
+            worker_processes=reader.integer("WORKER_PROCESSES", minimum=1, maximum=32),
+            wake_guard_seconds=reader.integer("WAKE_GUARD_SECONDS", minimum=1, maximum=MAX_WAKE_GUARD),
+            worker_send_concurrency=reader.capacity("WORKER_SEND_CONCURRENCY"),
+            worker_download_concurrency=reader.capacity("WORKER_DOWNLOAD_CONCURRENCY"),
+            worker_check_concurrency=reader.capacity("WORKER_CHECK_CONCURRENCY"),
+            worker_notify_concurrency=reader.capacity("WORKER_NOTIFY_CONCURRENCY"),
+            web_threads=reader.integer("WEB_THREADS", minimum=1, maximum=1000),
+            redis_tls_verify=reader.boolean("REDIS_TLS_VERIFY"),
             **sentinels,
             redis_min_replicas=reader.min_replicas("REDIS_MIN_REPLICAS", sentinel=bool(sentinels)),
-            redis_wait_ms=reader.integer("REDIS_WAIT_MS", field_default("redis_wait_ms"), minimum=1, maximum=5_000),
+            redis_wait_ms=reader.integer("REDIS_WAIT_MS", minimum=1, maximum=5_000),
             previous_secret_keys=reader.signing_keys("SECRET_KEY_PREVIOUS"),
             previous_webhook_secrets=reader.secret_list("BFL_WEBHOOK_SECRET_PREVIOUS"),
             **reader.notifications(),
-            max_spool_bytes=reader.integer("MAX_SPOOL_BYTES", field_default("max_spool_bytes"),
-                                           minimum=MIN_SPOOL_BYTES, maximum=2**40),
-            min_body_rate=reader.integer("MIN_BODY_RATE", field_default("min_body_rate"), minimum=1, maximum=2**30),
-            max_streams_per_caller=reader.integer("MAX_STREAMS_PER_CALLER", field_default("max_streams_per_caller"),
-                                                  minimum=1, maximum=10_000),
-            reads_per_minute=reader.integer("READS_PER_MINUTE", field_default("reads_per_minute"),
-                                            minimum=1, maximum=MAX_READS_PER_MINUTE),
-            items_per_minute=reader.integer("ITEMS_PER_MINUTE", field_default("items_per_minute"),
-                                            minimum=1, maximum=MAX_ITEMS_PER_MINUTE),
-            items_per_day=reader.integer("ITEMS_PER_DAY", field_default("items_per_day"),
-                                         minimum=1, maximum=MAX_ITEMS_PER_DAY),
-            max_answers_per_caller=reader.integer("MAX_ANSWERS_PER_CALLER", field_default("max_answers_per_caller"),
-                                                  minimum=1, maximum=10_000),
-            min_answer_rate=reader.integer("MIN_ANSWER_RATE", field_default("min_answer_rate"), minimum=1,
-                                           maximum=2**30),
-            max_queued_per_key=reader.integer("MAX_QUEUED_PER_KEY", field_default("max_queued_per_key"),
-                                              minimum=1, maximum=10_000_000),
-            max_batch_bytes=reader.integer("MAX_BATCH_BYTES", field_default("max_batch_bytes"), minimum=65_536,
-                                           maximum=256 * 2**20),
+            max_spool_bytes=reader.integer("MAX_SPOOL_BYTES", minimum=MIN_SPOOL_BYTES, maximum=2**40),
+            min_body_rate=reader.integer("MIN_BODY_RATE", minimum=1, maximum=2**30),
+            max_streams_per_caller=reader.integer("MAX_STREAMS_PER_CALLER", minimum=1, maximum=10_000),
+            reads_per_minute=reader.integer("READS_PER_MINUTE", minimum=1, maximum=MAX_READS_PER_MINUTE),
+            items_per_minute=reader.integer("ITEMS_PER_MINUTE", minimum=1, maximum=MAX_ITEMS_PER_MINUTE),
+            items_per_day=reader.integer("ITEMS_PER_DAY", minimum=1, maximum=MAX_ITEMS_PER_DAY),
+            max_answers_per_caller=reader.integer("MAX_ANSWERS_PER_CALLER", minimum=1, maximum=10_000),
+            min_answer_rate=reader.integer("MIN_ANSWER_RATE", minimum=1, maximum=2**30),
+            max_queued_per_key=reader.integer("MAX_QUEUED_PER_KEY", minimum=1, maximum=10_000_000),
+            max_batch_bytes=reader.integer("MAX_BATCH_BYTES", minimum=65_536, maximum=256 * 2**20),
             metrics_token=reader.token("METRICS_TOKEN"),
             catalog=models,
         )
@@ -334,21 +321,17 @@ def _limits(reader: _Reader, models: Catalog) -> dict[str, Any]:
     """The settings that bound the work: BFL's grace and slots, file sizes, how long jobs and image links last,
     and the day's credits."""
     return dict(
-        callback_grace_seconds=reader.integer("CALLBACK_GRACE_SECONDS", field_default("callback_grace_seconds"),
-                                              minimum=0, maximum=3600),
-        bfl_max_active=reader.integer("BFL_MAX_ACTIVE", field_default("bfl_max_active"), minimum=1, maximum=10_000),
+        callback_grace_seconds=reader.integer("CALLBACK_GRACE_SECONDS", minimum=0, maximum=3600),
+        bfl_max_active=reader.integer("BFL_MAX_ACTIVE", minimum=1, maximum=10_000),
         bfl_model_limits=reader.model_limits("BFL_MODEL_LIMITS", "BFL_MAX_ACTIVE_KONTEXT_MAX", models.limits()),
-        max_image_bytes=reader.integer("MAX_IMAGE_BYTES", field_default("max_image_bytes"), minimum=1, maximum=2**31),
-        max_video_bytes=reader.integer("MAX_VIDEO_BYTES", field_default("max_video_bytes"), minimum=1, maximum=2**40),
-        job_retention_days=reader.integer("JOB_RETENTION_DAYS", field_default("job_retention_days"), minimum=1, maximum=3650),
-        image_url_ttl_seconds=reader.integer("IMAGE_URL_TTL_SECONDS", field_default("image_url_ttl_seconds"),
-                                             minimum=1, maximum=7 * 86400),
-        image_url_window_seconds=reader.integer("IMAGE_URL_WINDOW_SECONDS", field_default("image_url_window_seconds"),
-                                                minimum=1, maximum=7 * 86400),
+        max_image_bytes=reader.integer("MAX_IMAGE_BYTES", minimum=1, maximum=2**31),
+        max_video_bytes=reader.integer("MAX_VIDEO_BYTES", minimum=1, maximum=2**40),
+        job_retention_days=reader.integer("JOB_RETENTION_DAYS", minimum=1, maximum=3650),
+        image_url_ttl_seconds=reader.integer("IMAGE_URL_TTL_SECONDS", minimum=1, maximum=7 * 86400),
+        image_url_window_seconds=reader.integer("IMAGE_URL_WINDOW_SECONDS", minimum=1, maximum=7 * 86400),
         bfl_daily_credit_limit=reader.positive_number("BFL_DAILY_CREDIT_LIMIT", maximum=1e9),
-        store_pacing_share=reader.share("STORE_PACING_SHARE", field_default("store_pacing_share")),
-        store_pacing_floor=reader.integer("STORE_PACING_FLOOR", field_default("store_pacing_floor"), minimum=1,
-                                          maximum=1_000_000),
+        store_pacing_share=reader.share("STORE_PACING_SHARE"),
+        store_pacing_floor=reader.integer("STORE_PACING_FLOOR", minimum=1, maximum=1_000_000),
     )
 
 
@@ -382,6 +365,11 @@ def field_default(name: str) -> Any:
 
 
 _FIELDS = {field.name: field for field in fields(Config)}
+
+
+def _default(name: str) -> Any:
+    """The default of the ``Config`` field that the variable ``name`` sets: the field of its name in lower case."""
+    return field_default(name.lower())
 
 
 class _Reader:
@@ -458,7 +446,8 @@ class _Reader:
             self._fail(name, "must be a base URL, without user, query or fragment")
         return value
 
-    def boolean(self, name: str, default: bool) -> bool:
+    def boolean(self, name: str, default: bool | None = None) -> bool:
+        default = _default(name) if default is None else default
         value = self._raw(name)
         if value is None:
             return default
@@ -469,7 +458,8 @@ class _Reader:
         self._fail(name, "must be 1 or 0")
         return default
 
-    def integer(self, name: str, default: int, *, minimum: int, maximum: int) -> int:
+    def integer(self, name: str, default: int | None = None, *, minimum: int, maximum: int) -> int:
+        default = _default(name) if default is None else default
         value = self._raw(name)
         if value is None:
             return default
@@ -483,8 +473,9 @@ class _Reader:
             return default
         return number
 
-    def share(self, name: str, default: float) -> float:
+    def share(self, name: str) -> float:
         """A share between 0 (none: what it shares out is off) and 1."""
+        default = _default(name)
         value = self._raw(name)
         if value is None:
             return default
@@ -497,13 +488,13 @@ class _Reader:
             return default
         return number
 
-    def capacity(self, name: str, default: int) -> int:
+    def capacity(self, name: str) -> int:
         """A worker's capacity for one kind of work: 1 to 64 at once."""
-        return self.integer(name, default, minimum=1, maximum=64)
+        return self.integer(name, minimum=1, maximum=64)
 
     def min_replicas(self, name: str, *, sentinel: bool) -> int:
         """Replicas an acknowledgement waits for: 0 to 16, by default SENTINEL_MIN_REPLICAS under Sentinel, else 0."""
-        default = SENTINEL_MIN_REPLICAS if sentinel else field_default("redis_min_replicas")
+        default = SENTINEL_MIN_REPLICAS if sentinel else _default(name)
         value = self._raw(name)
         if value is None:
             return default
@@ -528,8 +519,9 @@ class _Reader:
             return None
         return number
 
-    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+    def choice(self, name: str, choices: tuple[str, ...]) -> str:
         """One of ``choices``, read in any case and given in theirs (all upper or all lower case)."""
+        default = _default(name)
         raw = self._raw(name) or default
         value = raw.upper() if choices[0].isupper() else raw.lower()
         if value not in choices:
@@ -588,19 +580,18 @@ class _Reader:
     def catalog(self, name: str) -> Catalog:
         """The shipped model catalog with the file ``name`` names merged over it, each problem a line of its own."""
         path = self._raw(name)
-        if not path or not path.strip():
+        if path is None:
             return SHIPPED_CATALOG
         problems: list[str] = []
-        found = load_catalog(path.strip(), problems)
+        found = load_catalog(path, problems)
         self.problems.extend(problems)
         if problems:
             self.failed.add(name)
         return found
 
-    def model_limits(self, name: str, kontext_alias: str,
-                     default: tuple[tuple[str, int], ...] = DEFAULT_LIMITS) -> tuple[tuple[str, int], ...]:
-        """``model=n`` pairs (``default``: the catalog's); the deprecated ``kontext_alias`` sets flux-kontext-max's
-        when ``name`` is unset."""
+    def model_limits(self, name: str, kontext_alias: str, default: tuple[tuple[str, int], ...]) -> tuple[tuple[str, int], ...]:
+        """``model=n`` pairs (``default`` when unset); the deprecated ``kontext_alias`` sets flux-kontext-max's when
+        ``name`` is unset."""
         raw = self._raw(name)
         try:
             limits = default if raw is None else parse_model_limits(raw)
@@ -698,8 +689,8 @@ class _Reader:
             self._fail("BFL_ACCOUNTS", "two accounts have the same endpoint and key: one account named twice")
         return tuple(found)
 
-    def storage_url(self, name: str, default: str) -> str:
-        value = self._raw(name) or default
+    def storage_url(self, name: str) -> str:
+        value = self._raw(name) or _default(name)
         parts = urlsplit(value)
         if parts.scheme == "s3":
             try:

@@ -81,11 +81,15 @@ class InvalidItems(InvalidRequest):
         self.items = items
 
 
-class BatchNotFound(FluxhookError):
-    """No batch has that id (or it is another key's)."""
+class NotFound(FluxhookError):
+    """Nothing has that id."""
 
     code = "not_found"
     status = 404
+
+
+class BatchNotFound(NotFound):
+    """No batch has that id (or it is another key's)."""
 
 
 class Unauthorized(FluxhookError):
@@ -124,11 +128,8 @@ class EndUserBlocked(Forbidden):
     code = "end_user_blocked"
 
 
-class KeyNotFound(FluxhookError):
+class KeyNotFound(NotFound):
     """No app key has this id."""
-
-    code = "not_found"
-    status = 404
 
 
 class KeyRevoked(FluxhookError):
@@ -227,11 +228,8 @@ class BatchesBusy(RetryableError):
     status = 503
 
 
-class JobNotFound(FluxhookError):
+class JobNotFound(NotFound):
     """No job has that id."""
-
-    code = "not_found"
-    status = 404
 
 
 class AlreadyEnded(FluxhookError):
@@ -257,11 +255,8 @@ class InvalidCancelAfter(FluxhookError):
     status = 400
 
 
-class DeliveryNotFound(FluxhookError):
+class DeliveryNotFound(NotFound):
     """No notification message of the caller's has that id."""
-
-    code = "not_found"
-    status = 404
 
 
 class TaskNotTrackable(FluxhookError):
@@ -317,7 +312,6 @@ class BFLUnavailable(BFLError, RetryableError):
     """BFL could not be reached or answered 5xx, after retries."""
 
     code = "bfl_unavailable"
-    status = 502
 
 
 class BFLAccountDown(BFLUnavailable):
@@ -334,14 +328,12 @@ class BFLSubmissionUncertain(BFLError):
     """BFL did not answer a submission in time; it may exist, so it is not sent again."""
 
     code = "bfl_unavailable"
-    status = 502
 
 
 class BFLRedirectRefused(BFLError):
     """BFL redirected a request to where the API key must not go (a host off the allowlist); nothing was sent there."""
 
     code = "bfl_redirect_refused"
-    status = 502
 
 
 class BFLRateLimited(BFLError, RetryableError):
@@ -376,7 +368,6 @@ class BFLAuthFailed(BFLError):
     """BFL refused the API key (401/403)."""
 
     code = "bfl_auth_failed"
-    status = 502
 
 
 class InsufficientCredits(BFLError):

@@ -49,7 +49,10 @@ def parse_host_pattern(entry: str) -> HostPattern:
         if not sep or not rest.startswith(":"):
             raise ValueError(f"{entry!r}: an IPv6 entry must be [address]:port")
         port = _parse_port(entry, rest[1:], host)
-        _parse_ip(entry, host)
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            raise ValueError(f"{entry!r}: not an IP address in brackets") from None
         return HostPattern(host, port)
     if ":" in text:
         text, _, port_text = text.rpartition(":")
@@ -73,13 +76,6 @@ def _parse_port(entry: str, text: str, host: str) -> int:
     if not text.isdigit() or not 0 < int(text) < 65536:
         raise ValueError(f"{entry!r}: port must be a number from 1 to 65535")
     return int(text)
-
-
-def _parse_ip(entry: str, text: str) -> None:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        raise ValueError(f"{entry!r}: not an IP address in brackets") from None
 
 
 def _glob_to_regex(pattern: str) -> re.Pattern[str]:

@@ -77,12 +77,10 @@ _SPELLINGS = {
 
 
 def can_transition(current: str, new: str) -> bool:
-    """Whether a job in ``current`` may move to ``new``."""
     return new in TRANSITIONS.get(current, frozenset())
 
 
 def sources_for(new: str) -> tuple[str, ...]:
-    """Every status a job may move to ``new`` from."""
     return tuple(s for s in STATUSES if can_transition(s, new))
 
 
@@ -230,7 +228,7 @@ def deadline_ending(status: str) -> Ending | None:
 
 
 def batch_cancel_ending(status: str) -> Ending | None:
-    """How its batch's cancel ends an item in ``status`` (docs/api.md as amended): unsent, ``aborted``; None for one BFL
+    """How its batch's cancel ends an item in ``status`` (docs/api.md): unsent, ``aborted``; None for one BFL
     has (it is paid for whatever happens, so it goes on and its result is stored as any item's) or one ended."""
     return ABORTED_WITH_BATCH if status == QUEUED else None
 
@@ -245,7 +243,6 @@ def deadline_passed(deadline: float | None, now: float) -> bool:
 _JOB_ID = re.compile(r"^job_[0-9A-HJKMNP-TV-Z]{26}$")
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 COUNTERS = ("webhooks", "polls", "downloads")
-# BFL's URLs.
 BFL_URL_FIELDS = ("result_url", "polling_url", "draft_cache_source")
 # The record's field that says a callback body came before the job's task was known, kept beside it
 # (``store/kept_callbacks.py``): its submission takes the body only then.

@@ -1,21 +1,17 @@
 """JSON bodies (pure), read strictly and written a piece at a time; and the rest of a request read as strictly: a name
 it does not define refused, a whole number in one spelling.
 
-Read: finite numbers, valid Unicode, bounded nesting, each key once in an object.
-
-Python's json module accepts NaN and Infinity (which fluxhook would then serve back as
-invalid JSON), lone surrogates (which Redis cannot store), nesting deep enough to
-exhaust the stack when the value is encoded again, and a key given twice in one object
-(the last one silently wins, so a body read here could mean something else to the app
-that sent it, or to a proxy that checked it); all of them are refused here.
+Read: finite numbers, valid Unicode, bounded nesting, each key once in an object. Python's json module accepts NaN and Infinity
+(which fluxhook would then serve back as invalid JSON), lone surrogates (which Redis cannot store), nesting deep enough to exhaust
+the stack when the value is encoded again, and a key given twice in one object (the last one silently wins, so a body read here
+could mean something else to the app that sent it, or to a proxy that checked it); all of them are refused here.
 
 Written: a value holding a 100 MB string is encoded, hashed, stored or sent without a second whole copy
 of it in memory.
 
-Read a piece at a time: a large body is parsed as it is read, never held whole.
-
-A batch's body may be 64 MiB (``MAX_BATCH_BYTES``): read whole, then decoded to text, then parsed, it was held two
-and three times over beside what it parses into. Here only the parsed values are kept:
+Read a piece at a time: a large body is parsed as it is read, never held whole. A batch's body may be 64 MiB
+(``MAX_BATCH_BYTES``): read whole, then decoded to text, then parsed, it would be held two and three times over beside what it
+parses into. Here only the parsed values are kept:
 
 - ``ndjson_lines``: one line at a time (NDJSON), each decoded by ``loads``;
 - ``load_object``: one JSON object, each of its values decoded as soon as it is whole, and the elements of a value
@@ -26,13 +22,11 @@ Both read as ``loads`` does, with Python's own decoder (``DECODER``): the same n
 of any size), the same refusals (NaN, a key given twice, a lone surrogate, nesting past ``MAX_DEPTH``) and the same
 messages, whether a body comes whole or in pieces.
 
-Names and numbers: a field or query parameter the API does not define is refused by name, never silently ignored (a
-top-level ``"deadline"`` that did nothing, a ``?prompt=`` that returned the unfiltered list); and the whole numbers a
-request carries (a query value, a header, a form field) are read one way everywhere. Python's ``int()`` is lenient
-where a request should not be: it takes a sign, surrounding spaces, underscores (``1_0``) and any script's digits
-(``٥``), so one number has many spellings, each a distinct URL a cache keeps apart; and it refuses text of more than
-4,300 digits with a ``ValueError`` that, uncaught, answers 500. Here the length is bounded before any digit is read,
-and a number has one spelling.
+Names and numbers: a field or query parameter the API does not define is refused by name, never silently ignored; and the whole
+numbers a request carries (a query value, a header, a form field) are read one way everywhere. Python's ``int()`` is lenient where
+a request should not be: it takes a sign, surrounding spaces, underscores (``1_0``) and any script's digits (``٥``), so one number
+has many spellings, each a distinct URL a cache keeps apart; and it refuses text of more than 4,300 digits with a ``ValueError``
+that, uncaught, answers 500. Here the length is bounded before any digit is read, and a number has one spelling.
 """
 
 from __future__ import annotations
@@ -47,6 +41,7 @@ from fluxhook.core.chunks import CHUNK
 from fluxhook.core.errors import InvalidRequest, UnknownField
 
 MAX_DEPTH = 32
+_TOO_DEEP = f"the JSON is nested more than {MAX_DEPTH} levels deep"
 # The most of a repeated key's name an error quotes.
 _NAME_SHOWN = 60
 
@@ -82,20 +77,20 @@ def _each_key_once(pairs: list[tuple[str, Any]]) -> dict:
 DECODER = json.JSONDecoder(object_pairs_hook=_each_key_once, parse_constant=_no_constants)
 
 
-def loads(raw: bytes | str, *, max_depth: int = MAX_DEPTH) -> Any:
-    """Decode ``raw``; raise InvalidRequest unless it is strict JSON nested at most ``max_depth`` deep, with each key
+def loads(raw: bytes | str) -> Any:
+    """Decode ``raw``; raise InvalidRequest unless it is strict JSON nested at most ``MAX_DEPTH`` deep, with each key
     once in every object."""
     try:
         value = json.loads(raw, object_pairs_hook=_each_key_once, parse_constant=_no_constants)
     except RecursionError:
-        raise InvalidRequest(f"the JSON is nested more than {max_depth} levels deep") from None
+        raise InvalidRequest(_TOO_DEEP) from None
     except json.JSONDecodeError as exc:
         raise refused(exc.msg, exc.lineno, exc.colno) from None
     except (_NotANumber, _RepeatedKey) as exc:
         raise refused_value(exc) from None
     except (ValueError, UnicodeDecodeError):
         raise InvalidRequest("the body is not valid JSON: send it as UTF-8 text") from None
-    check(value, max_depth)
+    check(value)
     return value
 
 
@@ -119,21 +114,17 @@ def repeated(name: str) -> InvalidRequest:
                           "(which one was meant is not guessed)")
 
 
-def check(value: Any, max_depth: int = MAX_DEPTH, *, depth: int = 1) -> None:
+def check(value: Any, *, depth: int = 1) -> None:
     """InvalidRequest unless ``value`` (decoded JSON, found at ``depth`` in its body: 1 is the whole body) holds only
-    valid Unicode and the body is nested at most ``max_depth`` deep there."""
-    _check(value, max_depth, depth)
-
-
-def _check(value: Any, max_depth: int, depth: int = 1) -> None:
+    valid Unicode and the body is nested at most ``MAX_DEPTH`` deep there."""
     stack = [(value, depth)]
     while stack:
         item, depth = stack.pop()
         if isinstance(item, str):
             _valid_text(item)
         elif isinstance(item, (dict, list)):
-            if depth > max_depth:
-                raise InvalidRequest(f"the JSON is nested more than {max_depth} levels deep")
+            if depth > MAX_DEPTH:
+                raise InvalidRequest(_TOO_DEEP)
             if isinstance(item, dict):
                 for key, child in item.items():
                     _valid_text(key)
@@ -158,17 +149,12 @@ def _valid_text(text: str) -> None:
 NAMED_AT_MOST = 5
 
 
-def unknown_names(given: Iterable[str], defined: Sequence[str]) -> list[str]:
-    """The names in ``given`` that are not ``defined``, in the order given."""
-    return [name for name in given if name not in defined]
-
-
 def refuse_unknown(given: Iterable[str], defined: Sequence[str], *, where: str, kind: str = "field",
                    hints: Mapping[str, str] | None = None, advice: str = "") -> None:
     """UnknownField naming the first name in ``given`` that is not ``defined`` (and up to ``NAMED_AT_MOST`` more):
     the ``hints`` entry of that name if it has one, else ``advice``, then what ``where`` takes. ``kind``: what a
     name is there ('field', 'query parameter')."""
-    unknown = unknown_names(given, defined)
+    unknown = [name for name in given if name not in defined]
     if not unknown:
         return
     first = unknown[0]
@@ -234,11 +220,10 @@ class Stream(NamedTuple):
     each: Callable[[Any], None]
 
 
-def load_object(read: Read, *, stream: Stream | None = None, max_depth: int = MAX_DEPTH,
-                chunk: int = PIECE) -> dict[str, Any]:
+def load_object(read: Read, *, stream: Stream | None = None, chunk: int = PIECE) -> dict[str, Any]:
     """The body, which must be one JSON object, read ``chunk`` bytes at a time; InvalidRequest as ``loads``
     refuses a body. A value that is an array is decoded an element at a time; ``stream``'s field's, handed on."""
-    text = _Text(read, chunk, max_depth)
+    text = _Text(read, chunk)
     if not text.next_is("{"):
         raise InvalidRequest(NOT_AN_OBJECT)
     text.pos += 1
@@ -273,8 +258,8 @@ def load_object(read: Read, *, stream: Stream | None = None, max_depth: int = MA
 class _Text:
     """The body's text, decoded from UTF-8 as it is read; only the part not yet parsed is held (``text[pos:]``)."""
 
-    def __init__(self, read: Read, chunk: int, max_depth: int):
-        self._read, self._chunk, self.max_depth = read, chunk, max_depth
+    def __init__(self, read: Read, chunk: int):
+        self._read, self._chunk = read, chunk
         self._utf8 = codecs.getincrementaldecoder("utf-8")()
         self.text, self.pos, self.ended = "", 0, False
         # Where ``text`` starts in the body: lines before it, and the column its first character is at (from 0).
@@ -334,9 +319,10 @@ class _Text:
             try:
                 value, end = DECODER.raw_decode(self.text, self.pos)
             except RecursionError:
-                raise InvalidRequest(f"the JSON is nested more than {self.max_depth} levels deep") from None
+                raise InvalidRequest(_TOO_DEEP) from None
             except json.JSONDecodeError as exc:
-                if self.ended or not self._maybe_cut(exc):
+                cut = exc.msg.startswith("Unterminated string") or exc.pos >= len(self.text) - _CUT_NEAR_END
+                if self.ended or not cut:
                     raise self.refused(exc.msg, exc.pos) from None
                 self.more(len(self.text) - self.pos)  # twice as much text: a long value costs its length, not its square
                 continue
@@ -345,7 +331,7 @@ class _Text:
             if end > len(self.text) - _CUT_NEAR_END and self.more():
                 continue  # a number may go on in the next piece (``1.`` of ``1.5``)
             self.pos = end
-            check(value, self.max_depth, depth=depth)
+            check(value, depth=depth)
             return value
 
     def elements(self) -> Iterator[Any]:
@@ -361,9 +347,6 @@ class _Text:
                 self.pos += 1
                 return
             self.expect(",")
-
-    def _maybe_cut(self, exc: json.JSONDecodeError) -> bool:
-        return exc.msg.startswith("Unterminated string") or exc.pos >= len(self.text) - _CUT_NEAR_END
 
     def refused(self, msg: str, at: int | None = None) -> InvalidRequest:
         """The refusal of the body as not JSON, at ``at`` in ``text`` (the parser's place by default)."""

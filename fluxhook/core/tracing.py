@@ -17,6 +17,7 @@ import os
 import re
 from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any, Callable, ContextManager, Mapping
+from urllib.parse import urlsplit
 
 from fluxhook.core.logs import REDACTED, redact_urls
 
@@ -45,7 +46,6 @@ _tracer = None
 
 
 def wanted(environ=os.environ) -> bool:
-    """Whether the environment asks for traces."""
     if (environ.get("OTEL_SDK_DISABLED") or "").strip().lower() == "true":
         return False
     exporters = (environ.get("OTEL_TRACES_EXPORTER") or "").strip().lower()
@@ -286,8 +286,6 @@ def server_path(target: str) -> str:
 
 def origin(url: str) -> str:
     """An outgoing call's URL as its scheme, host and port."""
-    from urllib.parse import urlsplit
-
     parts = urlsplit(url)
     try:
         port = parts.port
@@ -299,8 +297,6 @@ def origin(url: str) -> str:
 def call_paths(attributes: Mapping[str, Any]) -> tuple[str, ...]:
     """The path of an outgoing call's URL (as its span's attributes name it), which an error's words may quote
     without the origin (urllib3: ``Max retries exceeded with url: /path?query``)."""
-    from urllib.parse import urlsplit
-
     paths = set()
     for key in _URL_KEYS:
         value = attributes.get(key)

@@ -123,11 +123,6 @@ def snapped(width: int, original_width: int) -> int:
     return max(1, min(listed, original_width))
 
 
-def format_of(content_type: str) -> str:
-    """The variant format of an original's content type; JPEG for any other."""
-    return _FORMAT_OF.get(content_type, "jpeg")
-
-
 def by_accept(accept: str | None, original: str) -> str:
     """``auto``'s choice: AVIF where ``accept`` lists ``image/avif``, else WebP where it lists ``image/webp``, else
     ``original``. Listed means named with a quality above 0: ``*/*`` and ``image/*`` name neither."""
@@ -146,7 +141,7 @@ def by_accept(accept: str | None, original: str) -> str:
 def resolve(ask: Ask, original_width: int, original_type: str, accept: str | None) -> Variant:
     """The one variant ``ask`` names of an original ``original_width`` pixels wide, of ``original_type``, for a request
     whose ``Accept`` is ``accept``."""
-    original = format_of(original_type)
+    original = _FORMAT_OF.get(original_type, "jpeg")  # JPEG for a content type no variant format has
     width = snapped(ask.width, original_width) if ask.width is not None else original_width
     auto = ask.format == AUTO
     chosen = by_accept(accept, original) if auto else ask.format or original

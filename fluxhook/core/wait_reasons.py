@@ -119,17 +119,13 @@ class LineState:
     storage: str | None = None
     storage_until: float | None = None
 
-    def held_by_storage(self, bulk: bool) -> bool:
-        """Whether storage holds a job back: every send, or a batch item (``bulk``) while batch items wait."""
-        return self.storage == "all" or (self.storage == "bulk" and bulk)
-
 
 def in_line(state: LineState, now: float, bulk: bool = False) -> Waiting:
     """The reason a job in line waits, from the slots as they are (the module's doc gives the order); ``bulk``: a
     batch item's."""
     if state.owner_cap is not None and state.owner_held >= state.owner_cap:
         return Waiting(WaitReason.KEY_MAX_ACTIVE)
-    if state.held_by_storage(bulk):
+    if state.storage == "all" or (state.storage == "bulk" and bulk):
         return Waiting(WaitReason.STORAGE, state.storage_until)
     if state.cooling_until is not None:
         return Waiting(WaitReason.ACCOUNT_COOLING, state.cooling_until)

@@ -54,12 +54,10 @@ LATENCY_SUM = "latency_ms"
 
 
 def to_micro(credits: float) -> int:
-    """Credits as whole micro-credits."""
     return round(credits * MICRO)
 
 
 def from_micro(amount: int) -> float:
-    """Micro-credits as credits."""
     return round(amount / MICRO, 6)
 
 

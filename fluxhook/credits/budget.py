@@ -1,43 +1,34 @@
 """The daily credit budget, ``BFL_DAILY_CREDIT_LIMIT``: its rules, the bound a submission reserves before BFL
 states its price, and the submission's use of them.
 
-BFL tells a task's price only in its answer to the submission, so the check before submitting
-reserves something: an upper bound for that very request, from the model catalog's price rule
-(``bound``; docs/budgets.md). A submission whose bound fits in
-what is left (the limit less the day's spend and the live reservations) reserves it; one with no
-bound yet, or a bound larger than what is left, is sent alone while credits remain (when no other
-reservation is live, reserving all that is left) and otherwise waits for the others to settle. The jobs that
-go alone take turns between owners, weighted as slots are: one key's queue of them holds another key's
-boundable job back for one send alone at most, and a stream of boundable jobs cannot hold the next one alone
-back (its gate, ``store/lua/budget_reserve.lua``; docs/budgets.md). So the day's spend ends at most one job's
-price above the limit, whatever the concurrency. BFL's answer settles it: the reservation goes and
-the real price is spent, in the one atomic step that records the submission; a submission that
-fails releases it. The check and the reservation are one Lua script over a list of limits
-(``store/lua/budget_reserve.lua``), so two processes never both pass the last credit, and another
-limit (an app key's) is one more entry of the list.
+BFL tells a task's price only in its answer to the submission, so the check before submitting reserves something: an upper bound
+for that very request, from the model catalog's price rule (``bound``; docs/budgets.md). A submission whose bound fits in what is
+left (the limit less the day's spend and the live reservations) reserves it; one with no bound yet, or a bound larger than what is
+left, is sent alone while credits remain (when no other reservation is live, reserving all that is left) and otherwise waits for
+the others to settle. The jobs that go alone take turns between owners, weighted as slots are: one key's queue of them holds
+another key's boundable job back for one send alone at most, and a stream of boundable jobs cannot hold the next one alone back.
+So the day's spend ends at most one job's price above the limit, whatever the concurrency. BFL's answer settles it: the
+reservation goes and the real price is spent, in the one atomic step that records the submission; a submission that fails releases
+it. The check and the reservation are one Lua script over a list of limits (``store/lua/budget_reserve.lua``), so two processes
+never both pass the last credit, and another limit (an app key's) is one more entry of the list.
 
-``POST /v1/jobs`` asks the budget before it creates the job, so a refused request creates nothing; it
-reserves nothing then. A job reserves when it is sent, holding a slot (in the request, or in a worker's
-sender), and BFL's answer settles it: only jobs being sent hold reservations, so a job that waits for a
-slot, its key's ``max_active``, its account's day or a cooling account holds none against anyone's limit
-. A queued job refused waits on its own, looked at again every ``RECHECK`` seconds, until the
-next UTC day or its hour is up; one that waits to go alone, every ``ALONE_RECHECK`` seconds, its record
-of waiting keeping its turn; a boundable one held by a send alone, at each sweep (``BOUNDED_RECHECK``).
-Each goes back in line only once the budget would let it go, so
-it never takes a slot ahead of the job it waits for, nor turns from other app keys' jobs while its own
-key's day is spent. A reservation lives ``RESERVATION_LEASE`` seconds, so one left by a process that
-died frees itself.
+``POST /v1/jobs`` asks the budget before it creates the job, so a refused request creates nothing; it reserves nothing then. A job
+reserves when it is sent, holding a slot (in the request, or in a worker's sender), and BFL's answer settles it: only jobs being
+sent hold reservations, so a job that waits for a slot, its key's ``max_active``, its account's day or a cooling account holds
+none against anyone's limit. A queued job refused waits on its own, looked at again every ``RECHECK`` seconds, until the next UTC
+day or its hour is up; one that waits to go alone, every ``ALONE_RECHECK`` seconds, its record of waiting keeping its turn; a
+boundable one held by a send alone, at each sweep (``BOUNDED_RECHECK``). Each goes back in line only once the budget would let it
+go, so it never takes a slot ahead of the job it waits for, nor turns from other app keys' jobs while its own key's day is spent.
+A reservation lives ``RESERVATION_LEASE`` seconds, so one left by a process that died frees itself.
 
-The bound: the budget reserves the most the catalog's price rule can charge
-for the request: its output size as BFL reads ``width`` and ``height`` (whole numbers in any JSON form, as
-BFL's schema coerces them; anything it could not read counts as the model's largest output), at most the
-model's largest output and at least the first megapixel BFL charges whole; every input image BFL reads at the
-most megapixels the catalog says it reads from one; a video's seconds and batch likewise; and where the price
-depends on request fields (FLUX 3 Image's resolution class, FLUX 3 Video's mode, draft and resolution), the rate
-those fields select, the highest when they select none. The bound is never
-learned from earlier answers, so no caller can lower another's bound by what it sends first. BFL's stated
-price settles the reservation; one above the bound is counted, and its model's requests go alone from then on
-(``check_price``). A model the catalog cannot bound (no price) has no bound: its requests go alone.
+The bound: the budget reserves the most the catalog's price rule can charge for the request: its output size as BFL reads
+``width`` and ``height`` (whole numbers in any JSON form, as BFL's schema coerces them; anything it could not read counts as the
+model's largest output), at most the model's largest output and at least the first megapixel BFL charges whole; every input image
+BFL reads at the most megapixels the catalog says it reads from one; a video's seconds and batch likewise; and where the price
+depends on request fields (FLUX 3 Image's resolution class, FLUX 3 Video's mode, draft and resolution), the rate those fields
+select, the highest when they select none. The bound is never learned from earlier answers, so no caller can lower another's bound
+by what it sends first. BFL's stated price settles the reservation; one above the bound is counted, and its model's requests go
+alone from then on (``check_price``). A model the catalog cannot bound (no price) has no bound: its requests go alone.
 """
 
 from __future__ import annotations
@@ -80,7 +71,6 @@ BOUNDED_RECHECK = 0.5
 
 
 def seconds_until_next_day(now: float) -> float:
-    """Seconds from ``now`` to the next midnight UTC."""
     moment = datetime.fromtimestamp(now, timezone.utc)
     midnight = (moment + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
     return max(0.0, midnight.timestamp() - now)
@@ -217,8 +207,7 @@ def standing(svc: "Services", now: float | None = None) -> Reservation | None:
 def admission(svc: "Services", job_id: str, model: str, body: Mapping[str, Any], now: float | None = None,
               key: AppKey | None = None, end_user: EndUserBudget | None = None) -> None:
     """Whether a new job may be created: ``BudgetExceeded`` when the budget refuses it now, so that nothing is.
-    It reserves nothing: its sender reserves when it sends it (``reserve``), so that a job that waits for a
-    slot, its key's ``max_active``, its account's day or a cooling account holds nothing against anyone's limit."""
+    It reserves nothing: its sender reserves when it sends it (``reserve``; the module's doc says why)."""
     now = time.time() if now is None else now
     reservation = would_reserve(svc, job_id, model, body, now, key=key, end_user=end_user)
     if reservation is not None and not reservation.admitted and not reservation.waits:

@@ -13,7 +13,8 @@ import itertools
 import queue
 import threading
 from dataclasses import dataclass
-from typing import IO, Callable, Iterator
+from functools import partial
+from typing import IO, Callable, Iterator, Self
 from urllib.parse import urljoin
 
 import requests
@@ -86,8 +87,23 @@ def past_life(model: str | None, finished_at: float | None, now: float) -> bool:
     return finished_at is not None and now > finished_at + model_url_life(model)
 
 
+class _InUpload:
+    """Bytes in a storage upload file, closed and removed by ``close`` (and on leaving a ``with``) unless stored."""
+
+    file: IO[bytes]
+
+    def close(self) -> None:
+        discard_upload(self.file)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 @dataclass
-class FetchedResult:
+class FetchedResult(_InUpload):
     """A downloaded, verified result in a storage upload file (closed and removed by ``close``, unless stored).
 
     A video (``kind == VIDEO``) also carries what its ``video`` object says (``info``), poster included.
@@ -102,15 +118,6 @@ class FetchedResult:
     height: int
     kind: str = IMAGE
     info: VideoInfo | None = None
-
-    def close(self) -> None:
-        discard_upload(self.file)
-
-    def __enter__(self) -> "FetchedResult":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     def describe(self) -> dict:
         """The ``image`` (or ``video``) fields of the job object, without the URLs."""
@@ -135,24 +142,15 @@ class SizeLimits:
 
 
 @dataclass
-class FetchedFile:
+class FetchedFile(_InUpload):
     """Downloaded opaque bytes (a draft cache) in a storage upload file."""
 
     file: IO[bytes]
     size: int
     sha256: str
 
-    def close(self) -> None:
-        discard_upload(self.file)
 
-    def __enter__(self) -> "FetchedFile":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-
-def fetch_result(http: HTTPClient, url: str, allowlist: tuple[HostPattern, ...], limits: SizeLimits | int,
+def fetch_result(http: HTTPClient, url: str, allowlist: tuple[HostPattern, ...], limits: SizeLimits,
                 new_upload: Callable[[], IO[bytes]]) -> FetchedResult:
     """Download ``url`` into a file from ``new_upload``: a JPEG, PNG or WebP (up to ``limits.image`` bytes) or
     an MP4 (up to ``limits.video``), judged by its bytes, and probed.
@@ -160,8 +158,6 @@ def fetch_result(http: HTTPClient, url: str, allowlist: tuple[HostPattern, ...],
     Raises HostNotAllowed, ResultURLExpired, TransientDownloadError, ImageTooLarge or InvalidResult (or, in a
     stopping worker, StopRequested).
     """
-    if isinstance(limits, int):
-        limits = SizeLimits(limits, limits)
     kinds = {}
 
     def limit_for(head: bytes) -> int:
@@ -226,17 +222,13 @@ def _download_within(http: HTTPClient, url: str, allowlist, limit_for: Callable[
         try:
             # Threads pay off for large bodies (a video); an image of a few MB is done before they would start.
             large = not (declared and declared.isdigit() and int(declared) <= PIPELINE_FROM)
-            deadline.move(_deadline(max_bytes))
+            # Minutes for an image, longer for what may be gigabytes.
+            deadline.move(max(TOTAL_DEADLINE, max_bytes / MIN_RATE))
             digest, size = _stream(head, chunks, out, max_bytes, threaded=large)
         except BaseException:
             discard_upload(out)
             raise
     return out, digest, size
-
-
-def _deadline(max_bytes: int) -> float:
-    """How long a whole body may take: minutes for an image, longer for what may be gigabytes."""
-    return max(TOTAL_DEADLINE, max_bytes / MIN_RATE)
 
 
 def _get_following_allowed_redirects(http: HTTPClient, url: str, allowlist) -> requests.Response:
@@ -314,16 +306,16 @@ class _InlineWriter:
             _write(self.out, b"")  # what the buffer still holds reaches the disk now, or fails as the store's fault
 
 
-class _Writer:
+class _Writer(_InlineWriter):
     """Hashes pieces in one thread and writes them in another (sha256 and the disk each release the GIL, so
     they run beside the receiving thread and each other); a failure (a full disk) is raised in the caller."""
 
     def __init__(self, out: IO[bytes], digest):
-        self.out, self.digest = out, digest
+        super().__init__(out, digest)
         self.error: BaseException | None = None
         self.pipes: list[queue.Queue[bytes | None]] = [queue.Queue(maxsize=_AHEAD), queue.Queue(maxsize=_AHEAD)]
         self.threads = [threading.Thread(target=self._run, args=(pipe, work), name=f"download-{name}", daemon=True)
-                        for pipe, work, name in zip(self.pipes, (self.digest.update, self._write), ("hash", "write"),
+                        for pipe, work, name in zip(self.pipes, (self.digest.update, partial(_write, out)), ("hash", "write"),
                                                     strict=True)]
 
     def __enter__(self) -> "_Writer":
@@ -344,9 +336,7 @@ class _Writer:
             thread.join()
         if exc is None and self.error is not None:
             raise self.error
-
-    def _write(self, chunk: bytes) -> None:
-        _write(self.out, chunk)
+        super().__exit__(kind, exc, tb)
 
     def _run(self, pipe: queue.Queue, work) -> None:
         while (chunk := pipe.get()) is not None:
@@ -355,11 +345,6 @@ class _Writer:
             try:
                 work(chunk)
             except BaseException as exc:  # handed to the receiving thread
-                self.error = exc
-        if work == self._write and self.error is None:
-            try:
-                _write(self.out, b"")  # what the buffer still holds reaches the disk now, or fails as the store's fault
-            except BaseException as exc:
                 self.error = exc
 
 

@@ -1,4 +1,4 @@
-"""HTTP byte ranges (RFC 9110 docs/accounts.md) for serving stored files (pure): what a ``Range`` header asks of a file."""
+"""HTTP byte ranges (RFC 9110) for serving stored files (pure): what a ``Range`` header asks of a file."""
 
 from __future__ import annotations
 

@@ -164,14 +164,16 @@ class FileStorage:
         ``sha256`` is accepted for the interface's sake: the job record keeps the digest.
         """
         path = self._path(key)
-        if self._is_upload(source):
+        name = getattr(source, "name", None)
+        # One of new_upload's files: stored by its rename into place.
+        if isinstance(name, str) and os.path.dirname(name) == str(self.root) and os.path.basename(name).startswith(_PARTIAL):
             try:
                 source.flush()
                 raw = getattr(source, "raw", None)
                 if isinstance(raw, _WriteBehind):
                     raw.settle()
                 os.fdatasync(source.fileno())
-                os.replace(source.name, path)
+                os.replace(name, path)
                 _sync_directory(self.root)
             except OSError as exc:
                 raise StorageError(f"cannot write image {key}: {exc.strerror}") from exc
@@ -192,11 +194,6 @@ class FileStorage:
                 raise
         except OSError as exc:
             raise StorageError(f"cannot write image {key}: {exc.strerror}") from exc
-
-    def _is_upload(self, source: IO[bytes]) -> bool:
-        name = getattr(source, "name", None)
-        return (isinstance(name, str) and os.path.dirname(name) == str(self.root)
-                and os.path.basename(name).startswith(_PARTIAL))
 
     def open(self, key: str) -> IO[bytes] | None:
         """The stored bytes as an open file, or None if there are none."""
@@ -222,7 +219,6 @@ class FileStorage:
             self.delete(key)
 
     def exists(self, key: str) -> bool:
-        """Whether a file is stored under ``key``."""
         return self._path(key).is_file()
 
     def remove_older_than(self, cutoff: float, *, partial_before: float) -> int:
@@ -372,20 +368,19 @@ class S3Storage:
         except OSError as exc:
             raise StorageError(f"cannot read image {key} to store it: {exc.strerror or type(exc).__name__}") from exc
         with body:
-            if body.size >= self.MULTIPART_THRESHOLD:
-                self._put_in_parts(key, name, body)
-                return
-            params = {
-                "Bucket": self.bucket, "Key": name, "Body": body.file, "ContentLength": body.size,
-                "ContentType": _CONTENT_TYPES.get(key.rsplit(".", 1)[-1], "application/octet-stream"),
-                "Metadata": {"sha256": body.sha256},
-            }
+            extra = {"ContentType": _CONTENT_TYPES.get(key.rsplit(".", 1)[-1], "application/octet-stream"),
+                     "Metadata": {"sha256": body.sha256}}
             if self._s3().meta.config.request_checksum_calculation != "when_required":
-                params["ChecksumAlgorithm"] = "SHA256"  # with the value given, botocore computes nothing itself
-                params["ChecksumSHA256"] = base64.b64encode(bytes.fromhex(body.sha256)).decode()
-            self._call(f"write image {key}", "put_object", **params)
+                extra["ChecksumAlgorithm"] = "SHA256"  # in parts, each part's own, checked by S3
+            if body.size >= self.MULTIPART_THRESHOLD:
+                self._put_in_parts(key, name, body, extra)
+                return
+            if "ChecksumAlgorithm" in extra:  # with the value given, botocore computes nothing itself
+                extra["ChecksumSHA256"] = base64.b64encode(bytes.fromhex(body.sha256)).decode()
+            self._call(f"write image {key}", "put_object", Bucket=self.bucket, Key=name, Body=body.file,
+                       ContentLength=body.size, **extra)
 
-    def _put_in_parts(self, key: str, name: str, body: "_Measured") -> None:
+    def _put_in_parts(self, key: str, name: str, body: "_Measured", extra: dict[str, Any]) -> None:
         """A multipart upload: a few parts in memory at a time, whatever the size; whole or absent."""
         from boto3.s3.transfer import TransferConfig
 
@@ -393,10 +388,6 @@ class S3Storage:
                                 max_concurrency=self.PART_CONCURRENCY)
         # s3transfer reads a part of a file object into memory before sending it: bound how many wait.
         config.max_in_memory_upload_chunks = self.PART_CONCURRENCY
-        extra = {"ContentType": _CONTENT_TYPES.get(key.rsplit(".", 1)[-1], "application/octet-stream"),
-                 "Metadata": {"sha256": body.sha256}}
-        if self._s3().meta.config.request_checksum_calculation != "when_required":
-            extra["ChecksumAlgorithm"] = "SHA256"  # each part's own, checked by S3
         self._call(f"write {key}", "upload_fileobj", Fileobj=body.file, Bucket=self.bucket, Key=name,
                    ExtraArgs=extra, Config=config)
 
@@ -489,7 +480,6 @@ class S3Storage:
 
 
 def seekable(source: IO[bytes]) -> bool:
-    """Whether ``source`` can seek."""
     try:
         return source.seekable()
     except (AttributeError, ValueError):

@@ -11,11 +11,10 @@ from typing import IO
 from PIL import Image, ImageOps
 
 from fluxhook.media.storage import seekable, spool
+from fluxhook.media.variants import MAX_SOURCE_PIXELS
 
 MAX_SIDE = 256
 CONTENT_TYPE = "image/webp"
-# Decoding costs memory in proportion to pixels; FLUX images are a few megapixels, never this many.
-MAX_SOURCE_PIXELS = 40_000_000
 
 
 def key_for(job_id: str) -> str:

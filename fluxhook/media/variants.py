@@ -6,11 +6,9 @@ left out. Memory stays near the variant's own size, not the decoded original's: 
 (1/2, 1/4, 1/8) that is still as large as the variant (``Image.draft``), the rest reduced by whole factors before the
 last resampling (``reducing_gap``), and every image made on the way is closed once the bytes are written.
 
-Pillow rather than libvips (pyvips[binary] 3.2, libvips 8.18): on a photo-like 1024x1024 JPEG, at the same encoder
-quality and efforts, Pillow took about half libvips' CPU for a 512-px WebP (15-16 ms against 27-34), two thirds for
-AVIF (52-56 against 66-82) and a fifth for JPEG (3-5 against 18-20), in bytes within 5% of each other; libvips was
-faster at PNG only, which a browser rarely asks for. Pillow is a dependency already; libvips would add an 18 MB
-binary wheel (``make bench-variants PYVIPS_PYTHON=...`` prints both)."""
+Pillow rather than libvips: at the same encoder quality and efforts it takes less CPU for WebP, AVIF and JPEG, in bytes
+within 5% of libvips'; libvips is faster at PNG only, which a browser rarely asks for, and would add an 18 MB binary wheel
+(``make bench-variants PYVIPS_PYTHON=...`` prints both)."""
 
 from __future__ import annotations
 
