@@ -25,13 +25,14 @@ import socket
 import threading
 import time
 import uuid
-from collections import OrderedDict, deque
+from collections import deque
 from dataclasses import dataclass, field
 
 from fluxhook.core import job as st
 from fluxhook.core.batch import Batch
 from fluxhook.core.job import Job
 from fluxhook.core.job_filters import JobFilter
+from fluxhook.core.recent import Recent
 from fluxhook.lifecycle.steps import waits
 from fluxhook.lifecycle.steps.callers import Caller
 from fluxhook.lifecycle.steps.presenting import present
@@ -81,7 +82,7 @@ class Stream:
     sent: dict[str, str] = field(default_factory=dict)
     high_water: int = 0
     # The jobs it marks as watched (running ones), newest last; those last shown queued are looked at again.
-    running: OrderedDict[str, str] = field(default_factory=OrderedDict)
+    running: Recent[str, str] = field(default_factory=lambda: Recent(WATCHED_PER_STREAM))
     last_write: float = field(default_factory=time.monotonic)
     stuck_since: float | None = None
     registered: bool = False  # with the hub's selector: the hub writes to it
@@ -121,9 +122,6 @@ class Stream:
             self.ending = self.ending or self.job_id is not None  # a job's own stream ends with its terminal event
         else:
             self.running[job.id] = job.status
-            self.running.move_to_end(job.id)
-            while len(self.running) > WATCHED_PER_STREAM:
-                self.running.popitem(last=False)
 
     def wire(self) -> None:
         """Frame what is queued for the wire (chunked when the answer is); the last chunk once it ends."""

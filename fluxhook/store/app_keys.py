@@ -15,7 +15,6 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections import OrderedDict
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Callable
 
@@ -26,6 +25,7 @@ from redis.typing import EncodableT, FieldT
 from fluxhook.core import job as st
 from fluxhook.core.config import Config
 from fluxhook.core.end_users import EndUserLimits
+from fluxhook.core.recent import Recent
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.owners import DEFAULT_WEIGHT
 from fluxhook.store.scripts import LuaScript, decode_hash, text
@@ -156,7 +156,7 @@ class AppKeys:
         self._take_items = LuaScript(connection, "app_key_take_items")
         self._give_items = LuaScript(connection, "app_key_give_items")
         # This process's refused read buckets: (key id, bucket) -> (when one unit is back, seconds a unit takes).
-        self._refused: OrderedDict[tuple[str, str], tuple[float, float]] = OrderedDict()
+        self._refused: Recent[tuple[str, str], tuple[float, float]] = Recent(REFUSALS_KEPT)
         self._refused_lock = threading.Lock()
         self._set_if_exists = LuaScript(connection, "job_set_if_exists")
 
@@ -264,9 +264,6 @@ class AppKeys:
         if waited > 0:
             with self._refused_lock:
                 self._refused[(key_id, bucket)] = (now + waited - (cost - 1) * interval, interval)
-                self._refused.move_to_end((key_id, bucket))
-                while len(self._refused) > REFUSALS_KEPT:
-                    self._refused.popitem(last=False)
         return waited
 
     def refused_for(self, key_id: str, cost: int, now: float, bucket: str = READS) -> float:

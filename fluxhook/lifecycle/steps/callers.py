@@ -15,13 +15,13 @@ import hmac
 import re
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from fluxhook.core.errors import Unauthorized
 from fluxhook.core.job import iso
+from fluxhook.core.recent import Recent
 from fluxhook.store.app_keys import AppKey, AppKeys
 
 if TYPE_CHECKING:
@@ -103,7 +103,7 @@ class KeyResolver:
         self.store = store
         self.clock = clock
         self._cache: dict[str, tuple[float, AppKey]] = {}
-        self._missing: OrderedDict[str, float] = OrderedDict()
+        self._missing: Recent[str, float] = Recent(MISSES_KEPT)
         self._touched: dict[str, float] = {}
         self._lock = threading.Lock()
 
@@ -164,9 +164,6 @@ class KeyResolver:
             if key is None:
                 self._cache.pop(key_id, None)
                 self._missing[key_id] = now
-                self._missing.move_to_end(key_id)
-                while len(self._missing) > MISSES_KEPT:
-                    self._missing.popitem(last=False)
             else:
                 self._missing.pop(key_id, None)
                 self._cache[key_id] = (now, key)
