@@ -13,10 +13,8 @@ V = TypeVar("V")
 
 class Recent(MutableMapping[K, V]):
     """At most ``most`` entries and, given ``weigh``, at most ``most_weight`` of their weights in all (the newest is
-    kept whatever it weighs). Setting an entry makes it the newest; past a bound the oldest go first.
-
-    Not locked: a holder that threads share locks around it, as most must anyway around a step that reads then changes
-    it (or another map with it)."""
+    kept whatever it weighs). Setting an entry makes it the newest; past a bound the oldest go first. Not locked: its
+    holders lock around it, as most must anyway around steps that read then change it, or another map with it."""
 
     def __init__(self, most: int, weigh: Callable[[V], int] = lambda _: 0, most_weight: int = 0):
         self.most = most

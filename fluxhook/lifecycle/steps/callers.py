@@ -109,12 +109,8 @@ class KeyResolver:
 
     def caller(self, secret: str) -> Caller | None:
         """The caller this secret makes, or None if it is no key's; Unauthorized for a revoked or expired key."""
-        key_id = key_id_in(secret)
-        if key_id is None:
-            return None
-        now = self.clock()
-        key = self._record(key_id, now)
-        if key is None or not hmac.compare_digest(key.secret_sha256, digest(secret)):
+        key, now = self._key_of(secret)
+        if key is None:
             return None
         why = key_refusal(key, now)
         if why is not None:
@@ -125,14 +121,17 @@ class KeyResolver:
     def refusal(self, secret: str) -> str | None:
         """Why ``secret`` makes no caller: ``""`` when it is no key's secret, else ``key_refusal``'s reason; None when it
         makes one. Its key's record read or found cached; no use recorded."""
+        key, now = self._key_of(secret)
+        return "" if key is None else key_refusal(key, now)
+
+    def _key_of(self, secret: str) -> tuple[AppKey | None, float]:
+        """The key whose secret ``secret`` is (None: no key's), whatever its state, and when it was looked up."""
         key_id = key_id_in(secret)
-        if key_id is None:
-            return ""
         now = self.clock()
-        key = self._record(key_id, now)
+        key = None if key_id is None else self._record(key_id, now)
         if key is None or not hmac.compare_digest(key.secret_sha256, digest(secret)):
-            return ""
-        return key_refusal(key, now)
+            return None, now
+        return key, now
 
     def record(self, key_id: str) -> AppKey | None:
         """The key ``key_id``'s record as this process last read it (at most ``CACHE_SECONDS`` old), whatever its
