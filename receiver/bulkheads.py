@@ -40,12 +40,11 @@ key where the job is known (``media.authorized_job``).
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import re
 import threading
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Mapping
@@ -56,7 +55,9 @@ from werkzeug.wsgi import ClosingIterator
 from fluxhook.core.errors import InvalidRequest
 from fluxhook.core.fair_turns import FairTurns
 from fluxhook.core.job_filters import parse_limit
+from fluxhook.core.recent import Recent
 from fluxhook.lifecycle.steps import key_limits
+from fluxhook.lifecycle.steps.callers import digest
 
 from .auth import API_PREFIX, authenticate, is_admin_token, token_in
 from .context import services
@@ -101,17 +102,14 @@ class Lanes:
 
     def __init__(self, api_tokens: Iterable[str]):
         self.api_tokens = tuple(api_tokens)
-        self._known: OrderedDict[str, tuple[str, int]] = OrderedDict()
-        self._links: OrderedDict[str, str] = OrderedDict()
+        self._known: Recent[str, tuple[str, int]] = Recent(KNOWN_KEYS)
+        self._links: Recent[str, str] = Recent(KNOWN_LINKS)
         self._lock = threading.Lock()
 
     def remember(self, secret: str, key_id: str, weight: int) -> None:
         """``secret`` was checked as ``key_id``'s, which has ``weight``: its requests wait in that key's lane."""
         with self._lock:
-            self._known[_digest(secret)] = (f"key:{key_id}", weight)
-            self._known.move_to_end(_digest(secret))
-            while len(self._known) > KNOWN_KEYS:
-                self._known.popitem(last=False)
+            self._known[digest(secret)] = (f"key:{key_id}", weight)
 
     def remember_link(self, job_id: str, key_id: str | None) -> None:
         """Job ``job_id`` was opened by its signed link and is ``key_id``'s (None: an admin token's): its links wait in
@@ -120,9 +118,6 @@ class Lanes:
             return
         with self._lock:
             self._links[job_id] = f"link:{key_id}"
-            self._links.move_to_end(job_id)
-            while len(self._links) > KNOWN_LINKS:
-                self._links.popitem(last=False)
 
     def of(self, environ: dict) -> tuple[str, int]:
         """(lane, weight) of the request whose WSGI ``environ`` this is."""
@@ -133,7 +128,7 @@ class Lanes:
             if is_admin_token(self.api_tokens, token):
                 return ADMIN, 1
             with self._lock:
-                return self._known.get(_digest(token), (UNKNOWN, 1))
+                return self._known.get(digest(token), (UNKNOWN, 1))
         if "token=" in environ.get("QUERY_STRING", ""):
             job = _JOB_FILE.fullmatch(environ.get("PATH_INFO", ""))
             with self._lock:
@@ -141,10 +136,6 @@ class Lanes:
         if _SESSION_COOKIE in environ.get("HTTP_COOKIE", ""):
             return DASHBOARD, 1
         return OTHER, 1
-
-
-def _digest(secret: str) -> str:
-    return hashlib.sha256(secret.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 # --- The permits, handed between the lanes in turns ---

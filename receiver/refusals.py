@@ -13,8 +13,9 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections import OrderedDict
 from typing import Callable
+
+from fluxhook.core.recent import Recent
 
 # What is kept: (lane, path) -> (until, status line, headers, body); the least recently refused dropped first.
 KEPT = 10_000
@@ -26,15 +27,12 @@ class Refusals:
 
     def __init__(self, clock: Callable[[], float] = time.monotonic):
         self.clock = clock
-        self._kept: OrderedDict[tuple[str, str], tuple[float, str, list, bytes]] = OrderedDict()
+        self._kept: Recent[tuple[str, str], tuple[float, str, list, bytes]] = Recent(KEPT)
         self._lock = threading.Lock()
 
     def keep(self, lane: str, path: str, until: float, status: str, headers: list, body: bytes) -> None:
         with self._lock:
             self._kept[(lane, path)] = (until, status, headers, body)
-            self._kept.move_to_end((lane, path))
-            while len(self._kept) > KEPT:
-                self._kept.popitem(last=False)
 
     def answer(self, lane: str, path: str) -> tuple[str, list, bytes] | None:
         """The refusal still in force for ``lane``'s GET of ``path`` (its ``Retry-After`` counted down), or None."""

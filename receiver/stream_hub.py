@@ -25,13 +25,15 @@ import socket
 import threading
 import time
 import uuid
-from collections import OrderedDict, deque
+from collections import deque
 from dataclasses import dataclass, field
+from typing import Iterable
 
 from fluxhook.core import job as st
 from fluxhook.core.batch import Batch
 from fluxhook.core.job import Job
 from fluxhook.core.job_filters import JobFilter
+from fluxhook.core.recent import Recent
 from fluxhook.lifecycle.steps import waits
 from fluxhook.lifecycle.steps.callers import Caller
 from fluxhook.lifecycle.steps.presenting import present
@@ -81,7 +83,7 @@ class Stream:
     sent: dict[str, str] = field(default_factory=dict)
     high_water: int = 0
     # The jobs it marks as watched (running ones), newest last; those last shown queued are looked at again.
-    running: OrderedDict[str, str] = field(default_factory=OrderedDict)
+    running: Recent[str, str] = field(default_factory=lambda: Recent(WATCHED_PER_STREAM))
     last_write: float = field(default_factory=time.monotonic)
     stuck_since: float | None = None
     registered: bool = False  # with the hub's selector: the hub writes to it
@@ -121,9 +123,6 @@ class Stream:
             self.ending = self.ending or self.job_id is not None  # a job's own stream ends with its terminal event
         else:
             self.running[job.id] = job.status
-            self.running.move_to_end(job.id)
-            while len(self.running) > WATCHED_PER_STREAM:
-                self.running.popitem(last=False)
 
     def wire(self) -> None:
         """Frame what is queued for the wire (chunked when the answer is); the last chunk once it ends."""
@@ -295,9 +294,10 @@ class Hub:
         except (BlockingIOError, InterruptedError):
             pass
 
-    def _live(self) -> list[Stream]:
+    def _live(self, *groups: Iterable[Stream]) -> list[Stream]:
+        """Those of the streams in ``groups`` (none given: every one) that the hub writes to and are still open."""
         with self._lock:
-            return [s for s in self._streams if s.registered and not s.closed]
+            return [s for group in groups or (self._streams,) for s in group if s.registered and not s.closed]
 
     def _followed(self) -> list[str]:
         """The jobs the open streams show now: their own job, or the running ones they showed."""
@@ -309,9 +309,7 @@ class Hub:
     def _show(self, job_ids: list[str]) -> None:
         """Read each job once and write its event to every stream that shows it and has not seen that state."""
         for job_id in job_ids:
-            with self._lock:
-                streams = [s for s in (*self._by_job.get(job_id, ()), *self._everything)
-                           if s.registered and not s.closed]
+            streams = self._live(self._by_job.get(job_id, ()), self._everything)
             if not streams:
                 continue
             job = self.svc.jobs.get(job_id)
@@ -329,10 +327,8 @@ class Hub:
     def _show_batches(self) -> None:
         """Read the followed batches (one round trip) and write each to its streams that have not seen it as it is: at
         most one event a second however fast its items move (its counts are one read, whatever its size)."""
-        with self._lock:
-            streams = [s for s in self._batches if s.registered and not s.closed]
         by_batch: dict[str, list[Stream]] = {}
-        for stream in streams:
+        for stream in self._live(self._batches):
             by_batch.setdefault(stream.batch_id or "", []).append(stream)
         for followers, batch in zip(by_batch.values(), self.svc.store.batches.get_many(list(by_batch)), strict=True):
             for stream in followers:

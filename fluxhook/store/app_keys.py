@@ -15,17 +15,17 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections import OrderedDict
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 from redis import Redis
-from redis.exceptions import WatchError
+from redis.client import Pipeline
 from redis.typing import EncodableT, FieldT
 
 from fluxhook.core import job as st
 from fluxhook.core.config import Config
 from fluxhook.core.end_users import EndUserLimits
+from fluxhook.core.recent import Recent
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.owners import DEFAULT_WEIGHT
 from fluxhook.store.scripts import LuaScript, decode_hash, text
@@ -156,7 +156,7 @@ class AppKeys:
         self._take_items = LuaScript(connection, "app_key_take_items")
         self._give_items = LuaScript(connection, "app_key_give_items")
         # This process's refused read buckets: (key id, bucket) -> (when one unit is back, seconds a unit takes).
-        self._refused: OrderedDict[tuple[str, str], tuple[float, float]] = OrderedDict()
+        self._refused: Recent[tuple[str, str], tuple[float, float]] = Recent(REFUSALS_KEPT)
         self._refused_lock = threading.Lock()
         self._set_if_exists = LuaScript(connection, "job_set_if_exists")
 
@@ -189,31 +189,28 @@ class AppKeys:
         """Set ``values`` and remove the ``unset`` fields of a key that is not revoked, and its share of the slots
         with them, in one step (optimistic: retried if the key changed meanwhile): CHANGED, MISSING or REVOKED."""
         record = self.keys.app_key(key_id)
-        with self.connection.pipeline(transaction=True) as pipe:
-            while True:
-                try:
-                    pipe.watch(record)
-                    data = pipe.hgetall(record)
-                    if not data:
-                        return MISSING
-                    key = AppKey.from_hash(decode_hash(data))
-                    if key.revoked_at is not None:
-                        return REVOKED
-                    removed: dict[str, Any] = dict.fromkeys(unset)
-                    changed = replace(key, **values, **removed)
-                    pipe.multi()
-                    if values:
-                        pipe.hset(record, mapping={name: encode(name, value) for name, value in values.items()})
-                    if unset:
-                        pipe.hdel(record, *unset)
-                    if changed.revoked_at is not None:
-                        self.slots.drop_share(key_id, pipeline=pipe)  # its queued jobs end: nothing left to weigh
-                    else:
-                        self.slots.set_share(key_id, changed.weight, changed.max_active, pipeline=pipe)
-                    pipe.execute()
-                    return CHANGED
-                except WatchError:
-                    continue
+
+        def attempt(pipe: Pipeline) -> int:
+            data = pipe.hgetall(record)
+            if not data:
+                return MISSING
+            key = AppKey.from_hash(decode_hash(data))
+            if key.revoked_at is not None:
+                return REVOKED
+            removed: dict[str, Any] = dict.fromkeys(unset)
+            changed = replace(key, **values, **removed)
+            pipe.multi()
+            if values:
+                pipe.hset(record, mapping={name: encode(name, value) for name, value in values.items()})
+            if unset:
+                pipe.hdel(record, *unset)
+            if changed.revoked_at is not None:
+                self.slots.drop_share(key_id, pipeline=pipe)  # its queued jobs end: nothing left to weigh
+            else:
+                self.slots.set_share(key_id, changed.weight, changed.max_active, pipeline=pipe)
+            return CHANGED
+
+        return cast(int, self.connection.transaction(attempt, record, value_from_callable=True))  # type: ignore[arg-type]
 
     def revoke(self, key_id: str, now: float) -> int:
         """Mark the key revoked at ``now``: CHANGED, MISSING, or REVOKED (it already was; its time is kept)."""
@@ -264,9 +261,6 @@ class AppKeys:
         if waited > 0:
             with self._refused_lock:
                 self._refused[(key_id, bucket)] = (now + waited - (cost - 1) * interval, interval)
-                self._refused.move_to_end((key_id, bucket))
-                while len(self._refused) > REFUSALS_KEPT:
-                    self._refused.popitem(last=False)
         return waited
 
     def refused_for(self, key_id: str, cost: int, now: float, bucket: str = READS) -> float:

@@ -12,10 +12,10 @@ import json
 import time
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any
+from typing import Any, cast
 
 from redis import Redis
-from redis.exceptions import WatchError
+from redis.client import Pipeline
 
 from fluxhook.core import job as st
 from fluxhook.core.end_users import EndUserLimits
@@ -220,20 +220,17 @@ class EndUsers:
         """Apply ``change`` (record -> record) to the end user's record in one step (optimistic: retried if it
         changed meanwhile); the record as kept. An empty record is removed."""
         where = self.keys.end_users(key_id)
-        with self.connection.pipeline(transaction=True) as pipe:
-            while True:
-                try:
-                    pipe.watch(where)
-                    changed = change(EndUserRecord.decode(pipe.hget(where, end_user)))
-                    pipe.multi()
-                    if changed == EndUserRecord():
-                        pipe.hdel(where, end_user)
-                    else:
-                        pipe.hset(where, end_user, changed.encode())
-                    pipe.execute()
-                    return changed
-                except WatchError:
-                    continue
+
+        def attempt(pipe: Pipeline) -> EndUserRecord:
+            changed = change(EndUserRecord.decode(pipe.hget(where, end_user)))
+            pipe.multi()
+            if changed == EndUserRecord():
+                pipe.hdel(where, end_user)
+            else:
+                pipe.hset(where, end_user, changed.encode())
+            return changed
+
+        return cast(EndUserRecord, self.connection.transaction(attempt, where, value_from_callable=True))  # type: ignore[arg-type]
 
     def counters(self, owner: str, days: list[str]) -> dict[str, dict[str, dict[str, int]]]:
         """Day -> end user -> counter -> count, for ``owner``'s end users on each of ``days``, in one round trip."""

@@ -8,8 +8,9 @@ prompts and the ids. Bounded by characters kept, the oldest seen dropped first.
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from collections.abc import Iterable
+
+from fluxhook.core.recent import Recent
 
 # About 4 MB of text a process: the 10,000-job window of every caller that searches, at a few hundred characters
 # a prompt.
@@ -20,9 +21,8 @@ class PromptCache:
     """Job id -> its prompt, case-folded ('' for none), for the ids a search asked about."""
 
     def __init__(self, max_chars: int = MAX_CHARS):
-        self.max_chars = max_chars
-        self._kept: OrderedDict[str, str] = OrderedDict()
-        self._chars = 0
+        # Each prompt weighs its characters and a separator: no more entries than that could be kept.
+        self._kept: Recent[str, str] = Recent(max_chars, weigh=lambda text: len(text) + 1, most_weight=max_chars)
         self._lock = threading.Lock()
 
     def known(self, job_ids: Iterable[str]) -> dict[str, str]:
@@ -37,8 +37,4 @@ class PromptCache:
             for job_id, text in folded.items():
                 if job_id not in self._kept:
                     self._kept[job_id] = text
-                    self._chars += len(text) + 1
-            while self._chars > self.max_chars and self._kept:
-                _, dropped = self._kept.popitem(last=False)
-                self._chars -= len(dropped) + 1
         return folded

@@ -17,8 +17,9 @@ searched dropped first.
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from dataclasses import dataclass
+
+from fluxhook.core.recent import Recent
 
 # Ids made this long before the last scan are looked at again (the clocks of the processes that make jobs may differ
 # by about this much, and a job is indexed a moment after its id is made).
@@ -45,26 +46,17 @@ class SearchMatches:
     """(scope, folded text) -> its ``Matches``, for the searches this process has made."""
 
     def __init__(self, max_ids: int = MAX_IDS, max_searches: int = MAX_SEARCHES):
-        self.max_ids = max_ids
-        self.max_searches = max_searches
-        self._kept: OrderedDict[tuple[str, str], Matches] = OrderedDict()
-        self._ids = 0
+        self._kept: Recent[tuple[str, str], Matches] = Recent(max_searches, weigh=lambda m: len(m.ids), most_weight=max_ids)
         self._lock = threading.Lock()
 
     def get(self, scope: str, text: str) -> Matches | None:
         with self._lock:
             found = self._kept.get((scope, text))
             if found is not None:
-                self._kept.move_to_end((scope, text))
+                self._kept[(scope, text)] = found
             return found
 
     def keep(self, scope: str, text: str, matches: Matches) -> None:
         """Keep a search's matches in place of what it had (two requests working one out at once: either will do)."""
         with self._lock:
-            before = self._kept.pop((scope, text), None)
-            self._ids -= len(before.ids) if before is not None else 0
             self._kept[(scope, text)] = matches
-            self._ids += len(matches.ids)
-            while (self._ids > self.max_ids or len(self._kept) > self.max_searches) and len(self._kept) > 1:
-                _, dropped = self._kept.popitem(last=False)
-                self._ids -= len(dropped.ids)

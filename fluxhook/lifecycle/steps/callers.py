@@ -15,13 +15,13 @@ import hmac
 import re
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from fluxhook.core.errors import Unauthorized
 from fluxhook.core.job import iso
+from fluxhook.core.recent import Recent
 from fluxhook.store.app_keys import AppKey, AppKeys
 
 if TYPE_CHECKING:
@@ -103,18 +103,14 @@ class KeyResolver:
         self.store = store
         self.clock = clock
         self._cache: dict[str, tuple[float, AppKey]] = {}
-        self._missing: OrderedDict[str, float] = OrderedDict()
+        self._missing: Recent[str, float] = Recent(MISSES_KEPT)
         self._touched: dict[str, float] = {}
         self._lock = threading.Lock()
 
     def caller(self, secret: str) -> Caller | None:
         """The caller this secret makes, or None if it is no key's; Unauthorized for a revoked or expired key."""
-        key_id = key_id_in(secret)
-        if key_id is None:
-            return None
-        now = self.clock()
-        key = self._record(key_id, now)
-        if key is None or not hmac.compare_digest(key.secret_sha256, digest(secret)):
+        key, now = self._key_of(secret)
+        if key is None:
             return None
         why = key_refusal(key, now)
         if why is not None:
@@ -125,14 +121,17 @@ class KeyResolver:
     def refusal(self, secret: str) -> str | None:
         """Why ``secret`` makes no caller: ``""`` when it is no key's secret, else ``key_refusal``'s reason; None when it
         makes one. Its key's record read or found cached; no use recorded."""
+        key, now = self._key_of(secret)
+        return "" if key is None else key_refusal(key, now)
+
+    def _key_of(self, secret: str) -> tuple[AppKey | None, float]:
+        """The key whose secret ``secret`` is (None: no key's), whatever its state, and when it was looked up."""
         key_id = key_id_in(secret)
-        if key_id is None:
-            return ""
         now = self.clock()
-        key = self._record(key_id, now)
+        key = None if key_id is None else self._record(key_id, now)
         if key is None or not hmac.compare_digest(key.secret_sha256, digest(secret)):
-            return ""
-        return key_refusal(key, now)
+            return None, now
+        return key, now
 
     def record(self, key_id: str) -> AppKey | None:
         """The key ``key_id``'s record as this process last read it (at most ``CACHE_SECONDS`` old), whatever its
@@ -164,9 +163,6 @@ class KeyResolver:
             if key is None:
                 self._cache.pop(key_id, None)
                 self._missing[key_id] = now
-                self._missing.move_to_end(key_id)
-                while len(self._missing) > MISSES_KEPT:
-                    self._missing.popitem(last=False)
             else:
                 self._missing.pop(key_id, None)
                 self._cache[key_id] = (now, key)

@@ -5,11 +5,12 @@ recording it, so concurrent requests cannot pass the limit; two keys' end users 
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import pytest
 
 from fluxhook.core.end_users import EndUserLimits
-from fluxhook.store.end_users import UNMADE_GRACE, Verdict
+from fluxhook.store.end_users import UNMADE_GRACE, EndUserRecord, Verdict
 from fluxhook.store.keys import KEYS
 
 DB = 12
@@ -38,3 +39,18 @@ def test_a_full_queue_keeps_jobs_on_their_way_and_drops_those_never_made(store):
     assert store.prune(KEY, "x", full.queued) == 1
     assert store.connection.zrange(KEYS.end_user_queued(KEY, "x"), 0, -1) == [b"job_b"]
     assert _take(store, OTHER, "job_d", now).verdict is Verdict.TAKEN  # another key's x has a queue of its own
+
+
+def test_a_change_that_meets_another_writer_is_worked_out_again_from_what_that_writer_left(store):
+    seen = []
+
+    def block(record: EndUserRecord) -> EndUserRecord:
+        seen.append(record)
+        if len(seen) == 1:  # another admin's change lands between this one's read and its write
+            store.connection.hset(KEYS.end_users(KEY), "x", EndUserRecord(lifted=("2026-11-27", 3)).encode())
+        return replace(record, blocked="2026-11-28")
+
+    kept = store.change(KEY, "x", block)
+
+    assert seen == [EndUserRecord(), EndUserRecord(lifted=("2026-11-27", 3))]
+    assert kept == store.record(KEY, "x") == EndUserRecord(blocked="2026-11-28", lifted=("2026-11-27", 3))
