@@ -16,6 +16,7 @@ from fluxhook.lifecycle.steps import submission
 from fluxhook.lifecycle.steps.applying import POLLED, apply_report
 from fluxhook.lifecycle.steps.polling import poll_job
 from fluxhook.lifecycle.storing import download_and_store
+from fluxhook.store.effects import ReleaseBudget
 from fluxhook.store.keys import KEYS
 from helpers import stack_on_db, wait_sim_ready
 
@@ -118,7 +119,7 @@ def settle(svc, job_id: str, credits: float, now: float, key_id: str | None = No
     svc.redis.hincrby(KEYS.usage(day), accounting.SPENT, int(credits * accounting.MICRO))
     if key_id:
         svc.redis.hincrby(KEYS.usage(day), accounting.spent_field(key_id), int(credits * accounting.MICRO))
-    svc.store.usage.release(job_id, key_id)
+    svc.store.effects.apply([ReleaseBudget(job_id, key_id)])
 
 
 # The budget's unit tests' requests: one the catalog bounds, one it cannot, and flux-2-max at its largest.

@@ -124,20 +124,6 @@ class UsageStore:
         return Reservation(state == 1, spent, reserved, amount, waits=state == 2, limit_index=max(0, index - 1),
                            decided_by=decided, alone=alone == 1)
 
-    def release(self, job_id: str, key_id: str | None = None, account: str | None = None,
-                end_user: str | None = None) -> None:
-        """Drop the job's reservation (its submission failed or will not happen), its app key's, its BFL
-        account's and its end user's (one whose key limits its credits) too."""
-        pipe = self.connection.pipeline(transaction=True)
-        pipe.hdel(self.keys.budget_held, job_id)
-        if key_id:
-            pipe.hdel(self.keys.key_budget_held(key_id), job_id)
-        if key_id and end_user:
-            pipe.hdel(self.keys.end_user_budget_held(key_id, end_user), job_id)
-        if account:
-            pipe.hdel(self.keys.bfl_account_budget_held(account), job_id)
-        pipe.execute()
-
     def held(self, job_id: str) -> int:
         """Micro-credits the job's own reservation holds in the service's limit (0 if none)."""
         read = _reservation(self.connection.hget(self.keys.budget_held, job_id))

@@ -292,7 +292,7 @@ def _submit(svc: Services, job: Job, task_input: dict | None, primary: str | Non
         # Not sent: back in line or failed, the job holds nothing against anyone's limit.
         end_user_limits.give_back_active(svc, job)
         if reservation is not None:
-            svc.store.usage.release(job.id, job.key_id, account.name, ReleaseBudget.of(job).end_user)
+            svc.store.effects.apply([ReleaseBudget.of(job, account.name)])
         if not isinstance(exc, FluxhookError):
             raise
         return _not_sent(svc, job, account, exc, attempt.lock)

@@ -27,6 +27,7 @@ from fluxhook.credits import accounting, budget
 from fluxhook.lifecycle import checking, submitting
 from fluxhook.services import build_services
 from fluxhook.store import usage as usage_store
+from fluxhook.store.effects import ReleaseBudget
 from fluxhook.store.keys import KEYS
 from simulator import pricing
 
@@ -135,7 +136,7 @@ def test_a_model_the_catalog_cannot_bound_goes_alone_holding_all_that_is_left(sv
     assert budget.reserve(svc, "job_b", video, ONE_MP, now).waits
     assert budget.reserve(svc, "job_c", PRO, ONE_MP, now).waits
     assert svc.store.usage.reserved(now) == (LIMIT - 2) * MICRO
-    svc.store.usage.release("job_a")
+    svc.store.effects.apply([ReleaseBudget("job_a")])
     assert budget.reserve(svc, "job_b", video, ONE_MP, now).amount == (LIMIT - 2) * MICRO
 
 
@@ -145,7 +146,7 @@ def test_a_bound_larger_than_what_is_left_goes_alone_or_waits(svc):
     assert budget.reserve(svc, "job_a", PRO, ONE_MP, now).amount == 3 * MICRO
     assert budget.reserve(svc, "job_b", "flux-2-max", large, now).waits  # job_a's is live
     assert budget.admission(svc, "job_b", "flux-2-max", large, now) is None  # POST /v1/jobs creates it, sent later
-    svc.store.usage.release("job_a")
+    svc.store.effects.apply([ReleaseBudget("job_a")])
     assert budget.reserve(svc, "job_b", "flux-2-max", large, now).amount == LIMIT * MICRO
     assert svc.store.usage.reserved(now) == LIMIT * MICRO
 
@@ -184,7 +185,7 @@ def test_a_job_keeps_its_reservation_and_a_dead_ones_lapses(svc):
     assert budget.reserve(svc, "job_a", PRO, ONE_MP, now).admitted  # its own, taken when its request came in
     later = now + RESERVATION_LEASE + 1
     assert budget.reserve(svc, "job_b", PRO, ONE_MP, later).admitted  # job_a's lapsed: its process died
-    svc.store.usage.release("job_b")
+    svc.store.effects.apply([ReleaseBudget("job_b")])
     assert svc.store.usage.reserved(later) == 0
 
 

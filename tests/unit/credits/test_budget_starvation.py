@@ -130,7 +130,7 @@ def test_a_job_waiting_to_go_alone_is_not_refused_while_credits_remain(svc):
     refused = budget.reserve(svc, clock.job_id(), VIDEO, ONE_MP, clock.now)
     assert not refused.admitted and not refused.waits
     assert budget.reserve(svc, alone, VIDEO, ONE_MP, clock.now).waits
-    svc.store.usage.release("job_0")
+    svc.store.effects.apply([ReleaseBudget("job_0")])
     settle(svc, cheap, 3, clock.now)
     assert budget.reserve(svc, alone, VIDEO, ONE_MP, clock.now).amount == (LIMIT - 3) * MICRO
 

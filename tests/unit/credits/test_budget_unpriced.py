@@ -17,6 +17,7 @@ from fluxhook.credits import accounting, budget
 from fluxhook.lifecycle import creating
 from fluxhook.lifecycle.creating import JobRequest
 from fluxhook.lifecycle.steps.callers import ADMIN
+from fluxhook.store.effects import ReleaseBudget
 from fluxhook.store.prices import PriceCheck
 
 DB = 9
@@ -43,7 +44,7 @@ def test_a_models_first_request_goes_alone_and_the_rest_follow_bounded_once_bfl_
     assert first.admitted and first.amount == LIMIT * accounting.MICRO  # alone: all that is left
     assert budget.reserve(svc, "job_b", MODEL, ONE_MP, now).waits
     # BFL's answer settles it, within the entry: from then on each request holds its bound, side by side.
-    svc.store.usage.release("job_a")
+    svc.store.effects.apply([ReleaseBudget("job_a")])
     budget.check_price(svc, MODEL, ONE_MP, parse_cost({"cost": 1.0, "input_mp": 0, "output_mp": 1.05}))
     assert svc.store.prices.check(MODEL, repr(entry.price)) == PriceCheck.WITHIN
     bound = budget.most(svc, MODEL, ONE_MP)

@@ -21,6 +21,7 @@ from fluxhook.credits.reports import spent_today
 from fluxhook.lifecycle import checking
 from fluxhook.lifecycle.steps import reconciling, submission, timeline
 from fluxhook.store.app_keys import AppKey
+from fluxhook.store.effects import ReleaseBudget
 from fluxhook.store.keys import KEYS
 from helpers import gateway_timing_out
 from slot_helpers import _queued, in_flight
@@ -54,7 +55,7 @@ def test_a_job_waiting_for_the_one_sent_alone_stays_out_of_line_until_it_settles
     assert _come_due(svc, waiting) == CheckOutcome.RESCHEDULED
     assert svc.slots.waiting(waiting.pool) == 0 and svc.jobs.due_at(waiting.id) > time.time()
     assert svc.slots.acquire(alone)
-    svc.store.usage.release(alone.id)  # settled: BFL stated its price
+    svc.store.effects.apply([ReleaseBudget(alone.id)])  # settled: BFL stated its price
     assert _come_due(svc, waiting) == CheckOutcome.REQUEUED
     assert svc.slots.waiting(waiting.pool) == 1
 
