@@ -400,25 +400,19 @@ class S3Storage:
         return self._get(key, {"Range": f"bytes={start}-{end}"})
 
     def _get(self, key: str, params: dict) -> IO[bytes] | None:
-        from botocore.exceptions import ClientError
-
         try:
             return self._call(f"read {key}", "get_object", Bucket=self.bucket, Key=self._name(key), **params)["Body"]
         except StorageError as exc:
-            cause = exc.__cause__
-            if isinstance(cause, ClientError) and cause.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            if _missing(exc):
                 return None
             raise
 
     def exists(self, key: str) -> bool:
         """Whether an object is stored under ``key`` (one HEAD)."""
-        from botocore.exceptions import ClientError
-
         try:
             self._call(f"look for {key}", "head_object", Bucket=self.bucket, Key=self._name(key))
         except StorageError as exc:
-            cause = exc.__cause__
-            if isinstance(cause, ClientError) and cause.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            if _missing(exc):
                 return False
             raise
         return True
@@ -497,6 +491,14 @@ def spool(source: IO[bytes]) -> IO[bytes]:
         copy.close()
         raise
     return copy
+
+
+def _missing(exc: StorageError) -> bool:
+    """Whether S3 failed the call for want of the object."""
+    from botocore.exceptions import ClientError
+
+    cause = exc.__cause__
+    return isinstance(cause, ClientError) and cause.response.get("Error", {}).get("Code") in ("NoSuchKey", "404")
 
 
 # S3's error codes by the setting that is wrong when S3 answers them.
