@@ -190,7 +190,8 @@ _ERROR_BY_STATUS: dict[int, type[APIError]] = {
 # --- results -----------------------------------------------------------------------------------------
 
 class _Record(dict):
-    """A plain dict whose fields also read as attributes; one of ``FIELDS`` the server did not send reads as ``None``."""
+    """A plain dict, so it goes to ``json.dumps`` as it came, whose fields also read as attributes; one of ``FIELDS``
+    the server did not send reads as ``None``."""
 
     FIELDS: tuple[str, ...] = ()
 
@@ -204,11 +205,8 @@ class _Record(dict):
 
 
 class Job(_Record):
-    """A job as the API returns it: a plain dict whose fields also read as attributes.
-
-    ``job.status``, ``job.image["sha256"]``; a job field the server did not send reads as ``None``.
-    Being a dict, it goes to ``json.dumps`` as it came.
-    """
+    """A job as the API returns it, a dict whose fields also read as attributes: ``job.status``,
+    ``job.image["sha256"]``; one the server did not send reads as ``None``."""
 
     FIELDS = ("id", "bfl_id", "model", "status", "bfl_status", "source", "created_at", "updated_at",
               "completed_at", "image", "error", "metadata", "attempts", "prompt", "seed", "progress", "cost",
@@ -230,12 +228,9 @@ class Page:
 
 
 class Batch(_Record):
-    """A batch as the API returns it (``/v1/batches``): a plain dict whose fields also read as attributes.
-
-    ``batch.status`` (``running``, ``ended``, ``canceled``), ``batch.counts["stored"]`` (each job status's count of its
-    items, and ``total``), ``batch.progress`` (0-1: ended items over all); a batch field the server did not send reads
-    as ``None``. Being a dict, it goes to ``json.dumps`` as it came.
-    """
+    """A batch as the API returns it (``/v1/batches``), a dict whose fields also read as attributes: ``batch.status``
+    (``running``, ``ended``, ``canceled``), ``batch.counts["stored"]`` (each job status's count of its items, and
+    ``total``), ``batch.progress`` (0-1: ended items over all); one the server did not send reads as ``None``."""
 
     FIELDS = ("id", "model", "status", "counts", "cost", "progress", "created_at", "ended_at", "canceled_at",
               "metadata", "key_id", "notify_url", "notify_events", "error", "warnings")
@@ -375,10 +370,10 @@ class Client:
     def list(self, *, page_size: int = 100, **filters: Unpack[ListFilters]) -> Iterator[Job]:
         """Every job, newest first, fetched a page at a time; each filter given narrows it (``GET /v1/jobs``):
         ``status``, ``model``, ``key_id`` (an admin's: an app key lists only its own), ``account`` (the BFL account
-        that ran it), ``end_user`` (the app's own user it was made for), ``q`` (text its prompt holds, in any
-        case), ``since`` (created at or after) and ``until``
-        (created before). ``since`` and ``until`` take a timezone-aware ``datetime``, a ``date`` (its whole UTC
-        day: ``since=d, until=d`` is that day) or the API's own string (``"2026-11-21T10:00:00Z"``)."""
+        that ran it), ``end_user`` (the app's own user it was made for), ``q`` (text its prompt holds, in any case),
+        ``since`` (created at or after) and ``until`` (created before). ``since`` and ``until`` take a timezone-aware
+        ``datetime``, a ``date`` (its whole UTC day: ``since=d, until=d`` is that day) or the API's own string
+        (``"2026-11-21T10:00:00Z"``)."""
         pages = self.pages(page_size=page_size, **filters)
         return (job for page in pages for job in page.jobs)
 
