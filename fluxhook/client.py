@@ -597,22 +597,15 @@ class Client:
 
     def _events(self, path: str, record: type[_R], current: Callable[[], _R]) -> Iterator[_R]:
         """``_follow``'s records; its error once the stream could not be read ``retries`` times in a row."""
-        failures = 0
-        for seen, error in self._follow(path, record, current, None):
-            if error is not None:
-                failures += 1
-                if failures > self.retries:
-                    raise error
-            elif seen is not None:
-                failures = 0
-                yield seen
+        return (seen for seen, _ in self._follow(path, record, current, None, give_up=True) if seen is not None)
 
-    def _follow(self, path: str, record: type[_R], current: Callable[[], _R],
-                deadline: float | None) -> Iterator[tuple[_R | None, APIError | None]]:
+    def _follow(self, path: str, record: type[_R], current: Callable[[], _R], deadline: float | None, *,
+                give_up: bool = False) -> Iterator[tuple[_R | None, APIError | None]]:
         """The stream of a job's or a batch's events at ``path``, opened again (with ``Last-Event-ID``) whenever it
         breaks: ``(record, None)`` at each event, ``(None, None)`` at each keepalive, ``(None, error)`` each time it
-        could not be read (then it is opened again, after a backoff that grows with the failures in a row). Ends with
-        the record that has ended, or as the deadline passes."""
+        could not be read (then it is opened again, after a backoff that grows with the failures in a row; ``give_up``:
+        the error is raised once it could not be read ``retries`` times in a row). Ends with the record that has
+        ended, or as the deadline passes."""
         name = record.__name__.lower()
         last_id: str | None = None
         failures = 0
@@ -640,11 +633,11 @@ class Client:
             except (ServiceUnavailable, requests.RequestException) as exc:
                 error = exc if isinstance(exc, APIError) else ServiceUnavailable(
                     f"the stream from {self.url} broke: {_reason(exc)}", code="unreachable")
-                if not _retryable(error):
+                failures += 1
+                if not _retryable(error) or (give_up and failures > self.retries):
                     raise error from None
                 if deadline is not None and time.monotonic() >= deadline:
                     return
-                failures += 1
                 yield None, error
                 pause = self._delay(failures, error)
                 if deadline is not None:
