@@ -171,8 +171,8 @@ def fetch_result(http: HTTPClient, url: str, allowlist: tuple[HostPattern, ...],
     try:
         if kinds["kind"] == VIDEO:
             info = inspect_video(out, size)
-            fetched = FetchedResult(out, VIDEO_CONTENT_TYPE, VIDEO_EXTENSION, size, digest, 0, 0, VIDEO, info)
-            fetched.width, fetched.height = info.width, info.height
+            fetched = FetchedResult(out, VIDEO_CONTENT_TYPE, VIDEO_EXTENSION, size, digest, info.width, info.height,
+                                    VIDEO, info)
         else:
             content_type, extension, width, height = identify(out)
             fetched = FetchedResult(out, content_type, extension, size, digest, width, height)
