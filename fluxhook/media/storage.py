@@ -421,18 +421,16 @@ class S3Storage:
     def remove_older_than(self, cutoff: float, *, partial_before: float) -> int:
         """Remove images under the prefix last written before ``cutoff`` (``partial_before`` has nothing to act on: a
         single PUT never leaves a partial object)."""
-        removed, batch = 0, []
+        removed = 0
         token: str | None = None
         while True:
             page = self._call("list images", "list_objects_v2", Bucket=self.bucket, Prefix=self._root,
                               Delimiter="/", **({"ContinuationToken": token} if token else {}))
-            for item in page.get("Contents", ()):
-                if _KEY.fullmatch(item["Key"][len(self._root):]) and item["LastModified"].timestamp() < cutoff:
-                    batch.append(item["Key"])
-            # DeleteObjects takes at most 1000 keys.
-            while len(batch) >= 1000 or (batch and not page.get("IsTruncated")):
-                removed += self._delete_many(batch[:1000])
-                batch = batch[1000:]
+            # A page lists at most 1000 keys, as many as one DeleteObjects takes.
+            old = [item["Key"] for item in page.get("Contents", ())
+                   if _KEY.fullmatch(item["Key"][len(self._root):]) and item["LastModified"].timestamp() < cutoff]
+            if old:
+                removed += self._delete_many(old)
             if not page.get("IsTruncated"):
                 return removed
             token = page["NextContinuationToken"]
