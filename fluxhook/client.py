@@ -32,7 +32,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import IO, Any, Callable, Iterable, Iterator, Mapping, TypedDict, Unpack
+from typing import IO, Any, Callable, Iterable, Iterator, Mapping, TypedDict, TypeVar, Unpack
 from urllib.parse import quote, urlsplit
 
 import requests
@@ -190,7 +190,8 @@ _ERROR_BY_STATUS: dict[int, type[APIError]] = {
 # --- results -----------------------------------------------------------------------------------------
 
 class _Record(dict):
-    """A plain dict whose fields also read as attributes; one of ``FIELDS`` the server did not send reads as ``None``."""
+    """A plain dict, so it goes to ``json.dumps`` as it came, whose fields also read as attributes; one of ``FIELDS``
+    the server did not send reads as ``None``."""
 
     FIELDS: tuple[str, ...] = ()
 
@@ -204,11 +205,8 @@ class _Record(dict):
 
 
 class Job(_Record):
-    """A job as the API returns it: a plain dict whose fields also read as attributes.
-
-    ``job.status``, ``job.image["sha256"]``; a job field the server did not send reads as ``None``.
-    Being a dict, it goes to ``json.dumps`` as it came.
-    """
+    """A job as the API returns it, a dict whose fields also read as attributes: ``job.status``,
+    ``job.image["sha256"]``; one the server did not send reads as ``None``."""
 
     FIELDS = ("id", "bfl_id", "model", "status", "bfl_status", "source", "created_at", "updated_at",
               "completed_at", "image", "error", "metadata", "attempts", "prompt", "seed", "progress", "cost",
@@ -230,12 +228,9 @@ class Page:
 
 
 class Batch(_Record):
-    """A batch as the API returns it (``/v1/batches``): a plain dict whose fields also read as attributes.
-
-    ``batch.status`` (``running``, ``ended``, ``canceled``), ``batch.counts["stored"]`` (each job status's count of its
-    items, and ``total``), ``batch.progress`` (0-1: ended items over all); a batch field the server did not send reads
-    as ``None``. Being a dict, it goes to ``json.dumps`` as it came.
-    """
+    """A batch as the API returns it (``/v1/batches``), a dict whose fields also read as attributes: ``batch.status``
+    (``running``, ``ended``, ``canceled``), ``batch.counts["stored"]`` (each job status's count of its items, and
+    ``total``), ``batch.progress`` (0-1: ended items over all); one the server did not send reads as ``None``."""
 
     FIELDS = ("id", "model", "status", "counts", "cost", "progress", "created_at", "ended_at", "canceled_at",
               "metadata", "key_id", "notify_url", "notify_events", "error", "warnings")
@@ -245,6 +240,9 @@ class Batch(_Record):
         """Whether every item has ended (``ended_at`` is set): its counts never change again. A canceled batch ends
         once the items BFL had when it was canceled have."""
         return self.get("ended_at") is not None
+
+
+_R = TypeVar("_R", Job, Batch)
 
 
 class _Bearer(AuthBase):
@@ -372,10 +370,10 @@ class Client:
     def list(self, *, page_size: int = 100, **filters: Unpack[ListFilters]) -> Iterator[Job]:
         """Every job, newest first, fetched a page at a time; each filter given narrows it (``GET /v1/jobs``):
         ``status``, ``model``, ``key_id`` (an admin's: an app key lists only its own), ``account`` (the BFL account
-        that ran it), ``end_user`` (the app's own user it was made for), ``q`` (text its prompt holds, in any
-        case), ``since`` (created at or after) and ``until``
-        (created before). ``since`` and ``until`` take a timezone-aware ``datetime``, a ``date`` (its whole UTC
-        day: ``since=d, until=d`` is that day) or the API's own string (``"2026-11-21T10:00:00Z"``)."""
+        that ran it), ``end_user`` (the app's own user it was made for), ``q`` (text its prompt holds, in any case),
+        ``since`` (created at or after) and ``until`` (created before). ``since`` and ``until`` take a timezone-aware
+        ``datetime``, a ``date`` (its whole UTC day: ``since=d, until=d`` is that day) or the API's own string
+        (``"2026-11-21T10:00:00Z"``)."""
         pages = self.pages(page_size=page_size, **filters)
         return (job for page in pages for job in page.jobs)
 
@@ -415,29 +413,7 @@ class Client:
         """The job at once, then again at each change (``GET /v1/jobs/{id}/events``), until it has ended: the last
         one yielded is terminal. A dropped connection is opened again (with ``Last-Event-ID``, so only a change
         missed meanwhile is yielded), after the usual backoff, ``retries`` times in a row at most."""
-        path, last_id, failures = f"/v1/jobs/{_part(job_id)}/events", None, 0
-        while True:
-            headers = {"Accept": "text/event-stream", **({"Last-Event-ID": last_id} if last_id else {})}
-            try:
-                response = self._send("GET", path, headers=headers, stream=True, wait=STREAM_READ_SECONDS)
-                with response:
-                    if response.status_code == 204:
-                        return  # it had ended, and the last event seen said so
-                    for event, event_id, data in _stream_events(response):
-                        if event != "job" or not data:
-                            continue
-                        job = Job(json.loads(data))
-                        last_id, failures = event_id or last_id, 0
-                        yield job
-                        if job.terminal:
-                            return
-            except (ServiceUnavailable, requests.RequestException) as exc:
-                error = exc if isinstance(exc, APIError) else ServiceUnavailable(
-                    f"the stream from {self.url} broke: {_reason(exc)}", code="unreachable")
-                failures += 1
-                if failures > self.retries or not _retryable(error):
-                    raise error from None
-                time.sleep(self._delay(failures, error))
+        return self._events(f"/v1/jobs/{_part(job_id)}/events", Job, lambda: self.get(job_id))
 
     def download(self, job: str | Job, path: str | os.PathLike) -> Path:
         """Save the job's stored image (or video) at ``path`` once its sha256 matches; ``job`` is a
@@ -619,6 +595,55 @@ class Client:
 
         return self._retrying(True, attempt)
 
+    def _events(self, path: str, record: type[_R], current: Callable[[], _R]) -> Iterator[_R]:
+        """``_follow``'s records; its error once the stream could not be read ``retries`` times in a row."""
+        return (seen for seen, _ in self._follow(path, record, current, None, give_up=True) if seen is not None)
+
+    def _follow(self, path: str, record: type[_R], current: Callable[[], _R], deadline: float | None, *,
+                give_up: bool = False) -> Iterator[tuple[_R | None, APIError | None]]:
+        """The stream of a job's or a batch's events at ``path``, opened again (with ``Last-Event-ID``) whenever it
+        breaks: ``(record, None)`` at each event, ``(None, None)`` at each keepalive, ``(None, error)`` each time it
+        could not be read (then it is opened again, after a backoff that grows with the failures in a row; ``give_up``:
+        the error is raised once it could not be read ``retries`` times in a row). Ends with the record that has
+        ended, or as the deadline passes."""
+        name = record.__name__.lower()
+        last_id: str | None = None
+        failures = 0
+        while deadline is None or time.monotonic() < deadline:
+            headers = {"Accept": "text/event-stream", **({"Last-Event-ID": last_id} if last_id else {})}
+            read = self.timeout[1] + STREAM_READ_SECONDS
+            if deadline is not None:
+                read = max(min(read, deadline - time.monotonic()), 0.01)
+            try:
+                with self._send("GET", path, headers=headers, stream=True, read_timeout=read) as response:
+                    if response.status_code == 204:
+                        # It had ended when the stream was opened again: as it is now.
+                        yield current(), None
+                        return
+                    for event, event_id, data in _stream_events(response):
+                        if event is None:
+                            yield None, None
+                        elif event == name and data:
+                            last_id, failures = event_id or last_id, 0
+                            seen = record(_json_object(data, self.url, "sent an event"))
+                            yield seen, None
+                            if _ended(seen):
+                                return
+                raise ServiceUnavailable(f"the stream from {self.url} ended before the {name} did", code="unreachable")
+            except (ServiceUnavailable, requests.RequestException) as exc:
+                error = exc if isinstance(exc, APIError) else ServiceUnavailable(
+                    f"the stream from {self.url} broke: {_reason(exc)}", code="unreachable")
+                failures += 1
+                if not _retryable(error) or (give_up and failures > self.retries):
+                    raise error from None
+                if deadline is not None and time.monotonic() >= deadline:
+                    return
+                yield None, error
+                pause = self._delay(failures, error)
+                if deadline is not None:
+                    pause = min(pause, max(deadline - time.monotonic(), 0.0))
+                time.sleep(pause)
+
     def _retrying(self, idempotent: bool, attempt: Callable[[int], Any]) -> Any:
         number = 1
         while True:
@@ -793,15 +818,7 @@ class Batches:
         """The batch within a second, then again each time its counts change (``GET /v1/batches/{id}/events``, at
         most once a second), until every item has ended: the last one yielded has ended. A dropped connection is
         opened again (with ``Last-Event-ID``), after the usual backoff, ``retries`` times in a row at most."""
-        failures = 0
-        for batch, error in self._follow(batch_id, None):
-            if error is not None:
-                failures += 1
-                if failures > self._client.retries:
-                    raise error
-            elif batch is not None:
-                failures = 0
-                yield batch
+        return self._client._events(f"/v1/batches/{_part(batch_id)}/events", Batch, lambda: self.get(batch_id))
 
     def wait(self, batch_id: str, timeout: float | None, *,
              on_update: Callable[[Batch | None, APIError | None], None] | None = None) -> Batch:
@@ -818,7 +835,9 @@ class Batches:
         deadline = None if timeout is None else time.monotonic() + timeout
         batch: Batch | None = None
         error: APIError | None = None
-        for seen, error in self._follow(batch_id, deadline):
+        followed = self._client._follow(f"/v1/batches/{_part(batch_id)}/events", Batch, lambda: self.get(batch_id),
+                                        deadline)
+        for seen, error in followed:
             batch = seen or batch
             if on_update:
                 on_update(batch, error)
@@ -829,51 +848,6 @@ class Batches:
                                        batch=Batch(id=batch_id))
         raise WaitTimeout(f"batch {batch_id} is still {batch.status} after {timeout:g} s "
                           f"({_ended_items(batch)} of {(batch.counts or {}).get('total')} items ended)", batch=batch)
-
-    def _follow(self, batch_id: str, deadline: float | None) -> Iterator[tuple[Batch | None, APIError | None]]:
-        """The batch's stream, opened again whenever it breaks: ``(batch, None)`` at each event, ``(None, None)`` at
-        each keepalive, ``(None, error)`` each time it could not be read (then it is opened again, after a backoff
-        that grows with the failures in a row). Ends with the batch that has ended, or as the deadline passes."""
-        client, path = self._client, f"/v1/batches/{_part(batch_id)}/events"
-        last_id: str | None = None
-        seen: Batch | None = None
-        failures = 0
-        while deadline is None or time.monotonic() < deadline:
-            headers = {"Accept": "text/event-stream", **({"Last-Event-ID": last_id} if last_id else {})}
-            # A stream sends a keepalive at least every 15 s: each read waits that long, or until the deadline.
-            read = client.timeout[1] + STREAM_READ_SECONDS
-            if deadline is not None:
-                read = max(min(read, deadline - time.monotonic()), 0.01)
-            try:
-                with client._send("GET", path, headers=headers, stream=True, read_timeout=read) as response:
-                    if response.status_code == 204:
-                        # It had ended when the stream was opened again: as it is now, unless its end was seen.
-                        if seen is None or not seen.ended:
-                            yield self.get(batch_id), None
-                        return
-                    for event, event_id, data in _stream_events(response):
-                        if event is None:
-                            yield None, None
-                        elif event == "batch" and data:
-                            last_id, failures = event_id or last_id, 0
-                            seen = Batch(_json_object(data, client.url, "sent an event"))
-                            yield seen, None
-                            if seen.ended:
-                                return
-                raise ServiceUnavailable(f"the stream from {client.url} ended before the batch did", code="unreachable")
-            except (ServiceUnavailable, requests.RequestException) as exc:
-                error = exc if isinstance(exc, APIError) else ServiceUnavailable(
-                    f"the stream from {client.url} broke: {_reason(exc)}", code="unreachable")
-                if not _retryable(error):
-                    raise error from None
-                if deadline is not None and time.monotonic() >= deadline:
-                    return
-                failures += 1
-                yield None, error
-                pause = client._delay(failures, error)
-                if deadline is not None:
-                    pause = min(pause, max(deadline - time.monotonic(), 0.0))
-                time.sleep(pause)
 
 
 def _stream_events(response: requests.Response) -> Iterator[tuple[str | None, str | None, str | None]]:
@@ -913,6 +887,10 @@ def _json_object(raw: str | bytes, url: str, what: str) -> dict:
         raise ServiceUnavailable(f"{url} {what} that is not a JSON object; is the URL fluxhook's?",
                                  code="not_fluxhook", status=200)
     return value
+
+
+def _ended(record: Job | Batch) -> bool:
+    return record.terminal if isinstance(record, Job) else record.ended
 
 
 def _ended_items(batch: Mapping[str, Any]) -> int:

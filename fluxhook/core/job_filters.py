@@ -79,7 +79,7 @@ class JobFilter:
 
     @property
     def reads_records(self) -> bool:
-        """Whether a job's record must be read to know if it is in (no index answers ``account`` or ``text``)."""
+        """Whether a job's record must be read to know if it is in (no index answers ``account``, ``end_user`` or ``text``)."""
         return self.account is not None or self.end_user is not None or self.text is not None
 
 

@@ -9,18 +9,11 @@ could mean something else to the app that sent it, or to a proxy that checked it
 Written: a value holding a 100 MB string is encoded, hashed, stored or sent without a second whole copy
 of it in memory.
 
-Read a piece at a time: a large body is parsed as it is read, never held whole. A batch's body may be 64 MiB
-(``MAX_BATCH_BYTES``): read whole, then decoded to text, then parsed, it would be held two and three times over beside what it
-parses into. Here only the parsed values are kept:
-
-- ``ndjson_lines``: one line at a time (NDJSON), each decoded by ``loads``;
-- ``load_object``: one JSON object, each of its values decoded as soon as it is whole, and the elements of a value
-  that is an array one at a time, so the text held is one element's, not the array's; those of one field's array
-  (``Stream``: a batch's ``items``) handed on one at a time as each is whole and not kept, so neither is the array.
-
-Both read as ``loads`` does, with Python's own decoder (``DECODER``): the same numbers (integers
-of any size), the same refusals (NaN, a key given twice, a lone surrogate, nesting past ``MAX_DEPTH``) and the same
-messages, whether a body comes whole or in pieces.
+Read a piece at a time: a large body (a batch's, up to ``MAX_BATCH_BYTES``) is parsed as it is read, never held whole
+nor decoded to a second copy of its text: ``ndjson_lines`` gives one line at a time; ``load_object`` one object, each value
+decoded once it is whole and an array's elements one at a time, so the text held is one element's (``Stream``: one field's
+array handed on an element at a time, not kept). Both decode with ``loads``'s decoder (``DECODER``): the same numbers, the
+same refusals and the same messages, whether a body comes whole or in pieces.
 
 Names and numbers: a field or query parameter the API does not define is refused by name, never silently ignored; and the whole
 numbers a request carries (a query value, a header, a form field) are read one way everywhere. Python's ``int()`` is lenient where

@@ -83,10 +83,14 @@ def recheck_in(now: float) -> float:
 
 def refusal(spent: int, reserved: int, limit: float, now: float) -> str:
     """The message of a ``budget_exceeded`` answer."""
-    hours, rest = divmod(int(seconds_until_next_day(now)), 3600)
     held = f", {accounting.from_micro(reserved):g} more reserved by submissions under way" if reserved else ""
     return (f"today's credits are spent: {accounting.from_micro(spent):g} of BFL_DAILY_CREDIT_LIMIT {limit:g}{held}; "
-            f"new submissions are refused until 00:00 UTC (in {hours} h {rest // 60} min)")
+            f"new submissions are refused {_until_tomorrow(now)}")
+
+
+def _until_tomorrow(now: float) -> str:
+    hours, rest = divmod(int(seconds_until_next_day(now)), 3600)
+    return f"until 00:00 UTC (in {hours} h {rest // 60} min)"
 
 
 def summary(spent: int, reserved: int, limit: float | None, refused: bool = False) -> tuple[bool, str]:
@@ -265,23 +269,21 @@ def refusal_of(svc: "Services", reservation: Reservation, now: float, key: AppKe
     """The message of a refusal by whichever limit decided it: the account's, the app key's, or its end user's. An
     app key is told the figures of its own limits only: the service's spend and others' reservations are the
     operator's."""
-    hours, rest = divmod(int(seconds_until_next_day(now)), 3600)
     if end_user is not None and reservation.decided_by == END_USER_LIMIT:
         return (f"{named(end_user.end_user)} has spent its credits for today with this app key: "
                 f"{accounting.from_micro(reservation.spent):g} of its daily_credits {end_user.daily_credits:g} (its "
-                f"end user limits); its new submissions are refused until 00:00 UTC (in {hours} h {rest // 60} min)")
+                f"end user limits); its new submissions are refused {_until_tomorrow(now)}")
     if key is None:
         limit = svc.config.bfl_daily_credit_limit
         assert limit is not None  # without a key's limit, only the service's refuses
         return refusal(reservation.spent, reservation.reserved, limit, now)
     if not _by_key(reservation, key):
         return (f"the service's credits for today are spent (its operator's BFL_DAILY_CREDIT_LIMIT); new "
-                f"submissions are refused until 00:00 UTC (in {hours} h {rest // 60} min)")
+                f"submissions are refused {_until_tomorrow(now)}")
     held = (f", {accounting.from_micro(reservation.reserved):g} more reserved by its submissions under way"
             if reservation.reserved else "")
     return (f"this app key's credits for today are spent: {accounting.from_micro(reservation.spent):g} of its "
-            f"daily_credits {key.daily_credits:g}{held}; its new submissions are refused until 00:00 UTC "
-            f"(in {hours} h {rest // 60} min)")
+            f"daily_credits {key.daily_credits:g}{held}; its new submissions are refused {_until_tomorrow(now)}")
 
 
 def check_price(svc: "Services", model: str, body: Mapping[str, Any], cost: Cost | None) -> None:

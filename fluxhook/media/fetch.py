@@ -69,13 +69,10 @@ def expects_video(model: str | None, catalog: Catalog | None = None) -> bool:
 
 
 def model_url_life(model: str | None, catalog: Catalog | None = None) -> int:
-    """Seconds a result URL of this model lives after BFL finished the task, from the catalog (``catalog``, else
-    the one in force: the shipped one with BFL_MODELS_FILE merged over it).
-
-    A job without a model (a task tracked without one), or with a name the catalog does not know, gets the
-    longer life unless its name says image: retrying an image's URL for too long costs a few requests, giving
-    up on a video's too early loses it.
-    """
+    """Seconds a result URL of this model lives after BFL finished the task, from the catalog (``catalog``, else the
+    one in force). A model the catalog does not know gets an image's life unless its name says video, and none (a task
+    tracked without one) a video's: retrying an image's URL too long costs a few requests, giving up on a video's too
+    early loses it."""
     entry = (catalog or in_force()).get(model)
     if entry is not None:
         return entry.result_url_life
@@ -152,12 +149,9 @@ class FetchedFile(_InUpload):
 
 def fetch_result(http: HTTPClient, url: str, allowlist: tuple[HostPattern, ...], limits: SizeLimits,
                 new_upload: Callable[[], IO[bytes]]) -> FetchedResult:
-    """Download ``url`` into a file from ``new_upload``: a JPEG, PNG or WebP (up to ``limits.image`` bytes) or
-    an MP4 (up to ``limits.video``), judged by its bytes, and probed.
-
-    Raises HostNotAllowed, ResultURLExpired, TransientDownloadError, ImageTooLarge or InvalidResult (or, in a
-    stopping worker, StopRequested).
-    """
+    """Download ``url`` into a file from ``new_upload``: a JPEG, PNG or WebP (up to ``limits.image`` bytes) or an MP4
+    (up to ``limits.video``), judged by its bytes, and probed. Raises HostNotAllowed, ResultURLExpired,
+    TransientDownloadError, ImageTooLarge or InvalidResult (or, in a stopping worker, StopRequested)."""
     kinds = {}
 
     def limit_for(head: bytes) -> int:
@@ -171,8 +165,8 @@ def fetch_result(http: HTTPClient, url: str, allowlist: tuple[HostPattern, ...],
     try:
         if kinds["kind"] == VIDEO:
             info = inspect_video(out, size)
-            fetched = FetchedResult(out, VIDEO_CONTENT_TYPE, VIDEO_EXTENSION, size, digest, 0, 0, VIDEO, info)
-            fetched.width, fetched.height = info.width, info.height
+            fetched = FetchedResult(out, VIDEO_CONTENT_TYPE, VIDEO_EXTENSION, size, digest, info.width, info.height,
+                                    VIDEO, info)
         else:
             content_type, extension, width, height = identify(out)
             fetched = FetchedResult(out, content_type, extension, size, digest, width, height)

@@ -145,11 +145,8 @@ class FileStorage:
         return self.root / _check_key(key)
 
     def new_upload(self) -> IO[bytes]:
-        """An empty temporary file beside the images, for a download to be written into.
-
-        ``put`` stores it by renaming it into place: the image is written once, not spooled
-        elsewhere and copied. ``discard_upload`` removes it if it is never stored.
-        """
+        """An empty temporary file beside the images, for a download to be written into: ``put`` stores it by renaming
+        it into place, so the image is written once, not spooled and copied; ``discard_upload`` removes it if unstored."""
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=self.root, prefix=_PARTIAL)
@@ -159,10 +156,8 @@ class FileStorage:
             raise StorageError(f"cannot write images: {exc.strerror}") from exc
 
     def put(self, key: str, source: IO[bytes], *, sha256: str | None = None) -> None:
-        """Store ``source`` under ``key``: written to a temp file, fsynced, renamed into place, the directory synced.
-
-        ``sha256`` is accepted for the interface's sake: the job record keeps the digest.
-        """
+        """Store ``source`` under ``key``: written to a temp file, fsynced, renamed into place, the directory synced
+        (``sha256`` is for the interface's sake: the job record keeps the digest)."""
         path = self._path(key)
         name = getattr(source, "name", None)
         # One of new_upload's files: stored by its rename into place.
@@ -222,10 +217,8 @@ class FileStorage:
         return self._path(key).is_file()
 
     def remove_older_than(self, cutoff: float, *, partial_before: float) -> int:
-        """Remove images last written before ``cutoff`` and partial files older than ``partial_before``.
-
-        Catches files whose record is gone (a crash between storing and recording, an expired record).
-        """
+        """Remove images last written before ``cutoff`` and partial files older than ``partial_before``: files whose
+        record is gone (a crash between storing and recording, an expired record) go too."""
         removed = 0
         try:
             entries = list(os.scandir(self.root))
@@ -353,13 +346,10 @@ class S3Storage:
         return tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)
 
     def put(self, key: str, source: IO[bytes], *, sha256: str | None = None) -> None:
-        """Store ``source`` (from its current position) under ``key`` in one PUT, or, from
-        ``MULTIPART_THRESHOLD`` bytes on (a video), in parts through boto3's transfer manager.
-
-        The object carries its sha256 (``sha256`` if the caller has it, else computed here) as
-        metadata and, unless AWS_REQUEST_CHECKSUM_CALCULATION=when_required, as the PUT's
-        x-amz-checksum-sha256, so that S3 refuses bytes that changed on the way.
-        """
+        """Store ``source`` (from its current position) under ``key`` in one PUT, or from ``MULTIPART_THRESHOLD`` bytes on
+        (a video) in parts through boto3's transfer manager. The object carries its sha256 (``sha256``, else computed
+        here) as metadata and, unless AWS_REQUEST_CHECKSUM_CALCULATION=when_required, as x-amz-checksum-sha256, so that
+        S3 refuses bytes that changed on the way."""
         name = self._name(key)
         if sha256 is not None and not _SHA256.fullmatch(sha256):
             raise StorageError(f"invalid sha256 {sha256[:80]!r} for image {key}")
@@ -400,25 +390,19 @@ class S3Storage:
         return self._get(key, {"Range": f"bytes={start}-{end}"})
 
     def _get(self, key: str, params: dict) -> IO[bytes] | None:
-        from botocore.exceptions import ClientError
-
         try:
             return self._call(f"read {key}", "get_object", Bucket=self.bucket, Key=self._name(key), **params)["Body"]
         except StorageError as exc:
-            cause = exc.__cause__
-            if isinstance(cause, ClientError) and cause.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            if _missing(exc):
                 return None
             raise
 
     def exists(self, key: str) -> bool:
         """Whether an object is stored under ``key`` (one HEAD)."""
-        from botocore.exceptions import ClientError
-
         try:
             self._call(f"look for {key}", "head_object", Bucket=self.bucket, Key=self._name(key))
         except StorageError as exc:
-            cause = exc.__cause__
-            if isinstance(cause, ClientError) and cause.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            if _missing(exc):
                 return False
             raise
         return True
@@ -435,22 +419,18 @@ class S3Storage:
             self._delete_many(names[start:start + 1000])
 
     def remove_older_than(self, cutoff: float, *, partial_before: float) -> int:
-        """Remove images under the prefix last written before ``cutoff``.
-
-        ``partial_before`` has nothing to act on: a single PUT never leaves a partial object.
-        """
-        removed, batch = 0, []
+        """Remove images under the prefix last written before ``cutoff`` (``partial_before`` has nothing to act on: a
+        single PUT never leaves a partial object)."""
+        removed = 0
         token: str | None = None
         while True:
             page = self._call("list images", "list_objects_v2", Bucket=self.bucket, Prefix=self._root,
                               Delimiter="/", **({"ContinuationToken": token} if token else {}))
-            for item in page.get("Contents", ()):
-                if _KEY.fullmatch(item["Key"][len(self._root):]) and item["LastModified"].timestamp() < cutoff:
-                    batch.append(item["Key"])
-            # DeleteObjects takes at most 1000 keys.
-            while len(batch) >= 1000 or (batch and not page.get("IsTruncated")):
-                removed += self._delete_many(batch[:1000])
-                batch = batch[1000:]
+            # A page lists at most 1000 keys, as many as one DeleteObjects takes.
+            old = [item["Key"] for item in page.get("Contents", ())
+                   if _KEY.fullmatch(item["Key"][len(self._root):]) and item["LastModified"].timestamp() < cutoff]
+            if old:
+                removed += self._delete_many(old)
             if not page.get("IsTruncated"):
                 return removed
             token = page["NextContinuationToken"]
@@ -497,6 +477,14 @@ def spool(source: IO[bytes]) -> IO[bytes]:
         copy.close()
         raise
     return copy
+
+
+def _missing(exc: StorageError) -> bool:
+    """Whether S3 failed the call for want of the object."""
+    from botocore.exceptions import ClientError
+
+    cause = exc.__cause__
+    return isinstance(cause, ClientError) and cause.response.get("Error", {}).get("Code") in ("NoSuchKey", "404")
 
 
 # S3's error codes by the setting that is wrong when S3 answers them.

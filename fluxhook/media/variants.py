@@ -6,9 +6,8 @@ left out. Memory stays near the variant's own size, not the decoded original's: 
 (1/2, 1/4, 1/8) that is still as large as the variant (``Image.draft``), the rest reduced by whole factors before the
 last resampling (``reducing_gap``), and every image made on the way is closed once the bytes are written.
 
-Pillow rather than libvips: at the same encoder quality and efforts it takes less CPU for WebP, AVIF and JPEG, in bytes
-within 5% of libvips'; libvips is faster at PNG only, which a browser rarely asks for, and would add an 18 MB binary wheel
-(``make bench-variants PYVIPS_PYTHON=...`` prints both)."""
+Pillow rather than libvips: it takes less CPU for WebP, AVIF and JPEG in about the same bytes (libvips is faster at PNG
+only, which a browser rarely asks for) and needs no binary wheel (``make bench-variants PYVIPS_PYTHON=...`` compares)."""
 
 from __future__ import annotations
 
@@ -20,9 +19,8 @@ from fluxhook.core.variants import Variant
 
 # Decoding costs memory in proportion to pixels; FLUX images are a few megapixels, never this many.
 MAX_SOURCE_PIXELS = 40_000_000
-# Each format's encoder settings beside its quality: chosen on `make bench-variants`' figures. WebP's method 2 and
-# AVIF's speed 8 keep a 512-px variant within a few tens of ms of CPU while the bytes stay far below the original's
-# (method 4 and speed 6, the libraries' defaults, took 2-3x and 5-9x the CPU for 5-10% fewer bytes).
+# Each format's encoder settings beside its quality, chosen on `make bench-variants`' figures: WebP's method 2 and AVIF's
+# speed 8 take a fraction of the CPU of the libraries' defaults (4 and 6) for a few percent more bytes.
 _OPTIONS: dict[str, dict[str, object]] = {
     "jpeg": {"optimize": False, "progressive": False},
     "png": {"compress_level": 6},
@@ -31,9 +29,8 @@ _OPTIONS: dict[str, dict[str, object]] = {
     "avif": {"speed": 8, "max_threads": 1},
 }
 _PILLOW_FORMATS = {"jpeg": "JPEG", "png": "PNG", "webp": "WEBP", "avif": "AVIF"}
-# ``q`` is the quality asked for on JPEG's scale. AVIF's encoder reaches it at a lower setting, as Next.js's image
-# optimizer has it (quality - 20): at 1024 px, AVIF at 55 measured 1.9 dB PSNR above WebP at 75 in about the same
-# bytes, where AVIF at 75 took 1.7x the bytes for a fidelity none of the others had (`make bench-variants`' image).
+# ``q`` is the quality asked for on JPEG's scale: AVIF's encoder reaches that fidelity at a lower setting (quality - 20,
+# as Next.js's image optimizer has it), in about WebP's bytes at ``q`` (`make bench-variants` compares them).
 _QUALITY_BELOW = {"avif": 20}
 
 

@@ -180,6 +180,24 @@ def test_answers_that_are_not_fluxhooks(scripted):
     assert (html.value.code, html.value.status) == ("not_fluxhook", 200) and len(scripted.seen) == 1
 
 
+def test_a_job_event_that_is_not_json_raises_the_clients_own_error(scripted):
+    events = b"retry: 3000\n\nevent: job\nid: 1-a\ndata: <html>a login page</html>\n\n"
+    scripted.answer = lambda seen, n: (200, {"Content-Type": "text/event-stream"}, events)
+    with pytest.raises(fc.ServiceUnavailable) as raised:
+        next(scripted.client().events("job_1"))
+    assert (raised.value.code, raised.value.status) == ("not_fluxhook", 200) and len(scripted.seen) == 1
+
+
+def test_job_events_reopen_a_stream_that_ended_early_with_the_last_event_id(scripted):
+    def answer(seen, n):
+        data = json.dumps(job_body(status="submitted" if n == 1 else "stored"))
+        return 200, {"Content-Type": "text/event-stream"}, f"event: job\nid: {n}-a\ndata: {data}\n\n".encode()
+
+    scripted.answer = answer
+    assert [job.status for job in scripted.client().events("job_1")] == ["submitted", "stored"]
+    assert [seen.headers.get("Last-Event-ID") for seen in scripted.seen] == [None, "1-a"]
+
+
 def test_every_request_has_a_timeout(scripted):
     release = threading.Event()
     scripted.answer = lambda seen, n: (release.wait(10), json_answer(200, job_body()))[1]
