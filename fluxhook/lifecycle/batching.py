@@ -134,7 +134,7 @@ def create_batch(svc: Services, caller: Caller, request: BatchRequest, *,
     key_limits.hold_batch_room(svc, caller, batch_id, request.items.count)
     try:
         with _making_turn(svc, caller, request.items.count, waiting_room, batch_id) as making:
-            return _aside(_check_and_create, svc, caller, request, model, making)
+            return _aside(_create, svc, caller, request, model, making)
     except BaseException:
         # Refused before it was recorded (its items, no turn in time...): its room comes back now, not at its lapse.
         if svc.store.batches.get(batch_id) is None:
@@ -171,11 +171,6 @@ class _Pace:
         if time.perf_counter() >= self._next:
             time.sleep(0)
             self._next = time.perf_counter() + LET_REQUESTS_RUN_EVERY
-
-
-def _check_and_create(svc: Services, caller: Caller, request: BatchRequest, model, making: _Making) -> Batch:
-    warnings = _check_items(model, request.items, strict=strict_input(caller, request.strict_input))
-    return replace(_create(svc, caller, request, model, making), warnings=warnings)
 
 
 @dataclass
@@ -237,7 +232,8 @@ def _busy() -> BatchesBusy:
 
 
 def _create(svc: Services, caller: Caller, request: BatchRequest, model, making: _Making) -> Batch:
-    """Record the checked batch and its items, the key's rate limit and budget admitting it as one job."""
+    """Check every item, then record the batch and its items, the key's rate limit and budget admitting it as one job."""
+    warnings = _check_items(model, request.items, strict=strict_input(caller, request.strict_input))
     route = key_limits.route_of(svc, caller, model.name, None)
     now = time.time()
     taken = key_limits.take_request(svc, caller, now, items=request.items.count)
@@ -276,7 +272,7 @@ def _create(svc: Services, caller: Caller, request: BatchRequest, model, making:
         raise BatchInterrupted(f"{interrupted(made, asked)['message']}, with the same Idempotency-Key if you gave one",
                                retry_after=5)
     log.info("batch created", extra={"batch_id": batch.id, "items": batch.total, "model": batch.model})
-    return svc.store.batches.get(batch.id) or batch
+    return replace(svc.store.batches.get(batch.id) or batch, warnings=warnings)
 
 
 def _check_items(model, items: ItemSpool, *, strict: bool = False) -> list[dict]:
