@@ -6,14 +6,12 @@ Each refusal is the key's own answer for that limit, naming the end user: nothin
 key's other end users go on.
 
 A block also stops its end user's jobs not yet sent to BFL (docs/end-users.md, "Blocking"): each still ``queued``
-ends ``canceled`` with the error ``end_user_blocked`` (never sent, nothing charged, its place in line and any
-reservation freed, its batch's counts and its notification as for any cancel), while a job BFL already has goes on
-(it is paid for whatever happens) and the key's other end users' jobs are untouched. Two ways, so that none is
-missed: the block ends the end user's jobs waiting in line or aside at once (an admin's block in its request, a
-moderation block in the step that counted the moderation that reached the limit), up to ``ENDS_AT_ONCE``; and every
-sender looks at the job's end user under the job's submit lock before it sends (``ending_if_blocked``, from
-``submission``), which ends any other (one that held a slot meanwhile, one made since, those past ``ENDS_AT_ONCE``)
-as its turn comes.
+ends ``canceled`` with the error ``end_user_blocked`` as any cancel does (never sent, nothing charged), while a job BFL
+already has goes on (it is paid for whatever happens) and the key's other end users' jobs are untouched. Two ways, so
+that none is missed: the block ends up to ``ENDS_AT_ONCE`` of the end user's jobs waiting in line or aside at once (an
+admin's in its request, a moderation block in the step that counted the moderation reaching the limit); and every
+sender looks at the job's end user under its submit lock before it sends (``ending_if_blocked``), which ends any
+other (one that held a slot meanwhile, one made since, those past ``ENDS_AT_ONCE``) as its turn comes.
 """
 
 from __future__ import annotations
