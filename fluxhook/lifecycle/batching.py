@@ -4,9 +4,8 @@ Creating one checks every item as ``POST /v1/jobs`` checks a job (the catalog, B
 anything exists, then records the batch and its items, in line, in a few round trips: no item is sent here, a worker's
 sender sends each as a slot frees. Its items come spooled (``core/batch_items.py``) and are read from the spool a trip
 at a time for each pass, the check's then the making's, so a batch of any size holds about a trip of them in memory.
-An item waits behind its key's single jobs (interactive first: its member in line is the bulk form,
-``store/owners.py``), and between keys every item takes its turn as a job does. Each item reserves its
-budget as it is sent, so a batch larger than a day's credits stops there, its rest waiting.
+An item waits behind its key's single jobs (its member in line is the bulk form, ``store/owners.py``), and between keys
+takes its turn as a job does. Each reserves its budget as it is sent: a batch past a day's credits stops there, its rest waiting.
 """
 
 from __future__ import annotations
@@ -79,10 +78,8 @@ CANCELING_PER_SWEEP = 4
 # one batch of the largest size, and small ones beside it, of other keys (a key makes one batch at a time, its own in
 # the order they came). The requests waiting for a turn take them in turns between keys, weights included, a turn
 # costing its batch's items (``store/batch_turns.py``): one key's flood of batches delays another key's small batch by
-# nothing, a large one by the flood's batch being made. A waiter blocks on its wake-up for up to MAKING_WAIT s all
-# told, looking at the line itself every MAKING_LOOK_EVERY s (a safety net for a wake-up lost with its process, and its
-# lease renewed). A turn goes on while its request lives (a thread of its own says so every BATCH_MAKING_LEASE / 3 s); one
-# not heard of for BATCH_MAKING_LEASE s (its process died) lapses, and its batch is cut short.
+# nothing, a large one by the flood's batch being made. A waiter gives up after MAKING_WAIT s, looking at the line itself
+# every MAKING_LOOK_EVERY s (a safety net for a wake-up lost with its process, and its lease renewed).
 MAKING_ITEMS_AT_ONCE = MAX_ITEMS + 2_000
 MAKING_WAIT = 30.0
 MAKING_LOOK_EVERY = 2.0
