@@ -1,11 +1,10 @@
-"""Draft caches: the opaque bundle BFL returns with a FLUX 3 video draft (``result.draft_cache``),
-kept beside the sample so it can be sent back in a ``draft_enhance`` request after BFL's URL has expired.
+"""Draft caches: the opaque bundle BFL returns with a FLUX 3 video draft (``result.draft_cache``), kept beside the
+sample so it can be sent back in a ``draft_enhance`` request once BFL's URL has expired.
 
-Fetched by a task of its own, queued with the job's move to ``stored``: the job never waits for it, and
-it is retried like a download for as long as its URL lives, with the same rules (allowlisted
-hosts, checked redirects, ``MAX_VIDEO_BYTES``). One that cannot be had (a host off the allowlist, a URL
-that stays expired, too large, a host that fails past the URL's life) is noted on the job's timeline,
-and fails nothing. ``draft_cache_source`` (BFL's URL) stays in the record until the task ends.
+Fetched by a task of its own, queued with the job's move to ``stored``: the job never waits for it, and it is retried
+like a download while its URL lives, under the same rules (allowlisted hosts, checked redirects, ``MAX_VIDEO_BYTES``).
+One that cannot be had (a host off the allowlist, a URL that stays expired, too large, a host failing past its URL's
+life) is noted on the job's timeline and fails nothing; ``draft_cache_source`` (BFL's URL) stays until the task ends.
 """
 
 from __future__ import annotations
