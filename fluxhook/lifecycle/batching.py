@@ -23,6 +23,7 @@ from contextlib import AbstractContextManager as ContextManager
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from functools import partial
+from itertools import chain
 from typing import TypeVar
 
 from redis.exceptions import RedisError
@@ -284,27 +285,25 @@ def _check_items(model, items: ItemSpool, *, strict: bool = False) -> list[dict]
         shaped.setdefault(problem["index"], []).append(problem)
     named: dict[int, list[dict]] = {}
     warned: dict[int, list[dict]] = {}
-    bad, index, pace = 0, 0, _Pace()
-    for trip in items.trips(ITEMS_PER_TRIP):
-        for item in trip:
-            pace()
-            # A shape refused is named in ``shaped`` when it is among the first NAMED_ITEMS bad items, as named is.
-            if item is None:
-                problems = shaped.get(index, [])
-            else:
-                problems = _schema_problems(model, index, item.input)
-                found = unknown_input(model, item.input)
-                if strict:
-                    problems += [{"index": index, "field": where, "message": strict_refusal(said)}
-                                 for where, said in found]
-                elif found and len(warned) < NAMED_ITEMS:
-                    warned[index] = [{"index": index, "field": where, "message": said}
-                                     for where, said in found[:NAMED_FIELDS]]
-            if item is None or problems:
-                bad += 1
-                if len(named) < NAMED_ITEMS:
-                    named[index] = problems
-            index += 1
+    bad, pace = 0, _Pace()
+    for index, item in enumerate(chain.from_iterable(items.trips(ITEMS_PER_TRIP))):
+        pace()
+        # A shape refused is named in ``shaped`` when it is among the first NAMED_ITEMS bad items, as named is.
+        if item is None:
+            problems = shaped.get(index, [])
+        else:
+            problems = _schema_problems(model, index, item.input)
+            found = unknown_input(model, item.input)
+            if strict:
+                problems += [{"index": index, "field": where, "message": strict_refusal(said)}
+                             for where, said in found]
+            elif found and len(warned) < NAMED_ITEMS:
+                warned[index] = [{"index": index, "field": where, "message": said}
+                                 for where, said in found[:NAMED_FIELDS]]
+        if item is None or problems:
+            bad += 1
+            if len(named) < NAMED_ITEMS:
+                named[index] = problems
     if bad:
         indexes = list(named)
         listed = ", ".join(str(i) for i in indexes) + (", ..." if bad > NAMED_ITEMS else "")
