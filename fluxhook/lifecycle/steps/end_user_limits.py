@@ -46,8 +46,7 @@ log = logging.getLogger("fluxhook.end_users")
 QUEUE_RETRY = 5.0
 # How often a job waiting for its end user's max_active looks again: a task BFL runs takes seconds.
 ACTIVE_RECHECK = 2.0
-# Most jobs a block ends in the step that blocks (a request, or the step that counted a moderation): a few Redis round
-# trips each. Those past it end as their turn to be sent comes.
+# Most jobs a block ends in the step that blocks, a few Redis round trips each; the rest end as their turn comes.
 ENDS_AT_ONCE = 500
 
 
@@ -91,10 +90,9 @@ def take(svc: "Services", caller: Caller, end_user: str | None, job_id: str, now
 
 
 def for_batch(svc: "Services", caller: Caller, end_users: set[str], now: float) -> dict[str, EndUserLimits]:
-    """The limits of each of a batch's ``end_users`` (its items' sends stay within their daily credits and
-    max_active, as a job's do), or ``EndUserBlocked`` (403) when one is blocked today, naming it: the batch is refused
-    whole. Its items' counts against their end users' requests_per_minute and max_queued are ``take_batch``'s.
-    Nothing for an admin token's batch."""
+    """The limits of each of a batch's ``end_users`` (its items' sends stay within their daily credits and max_active,
+    as a job's do; their requests_per_minute and max_queued are ``take_batch``'s), or ``EndUserBlocked`` (403) when one
+    is blocked today, naming it: the batch is refused whole. Nothing for an admin token's batch."""
     key = caller.key
     if key is None or not end_users:
         return {}
@@ -112,9 +110,8 @@ def for_batch(svc: "Services", caller: Caller, end_users: set[str], now: float) 
 
 @dataclass(frozen=True)
 class TakenBatch:
-    """A batch's items counted against their end users' requests_per_minute and max_queued (``asks``: those limited
-    by either, each with the job ids its items are to have under a max_queued), given back if the batch is refused
-    after all."""
+    """A batch's items counted by ``take_batch`` (``asks``: each end user limited, with the job ids its items are to have
+    under a max_queued), given back if the batch is refused after all."""
 
     key_id: str
     prefix: str
@@ -127,12 +124,11 @@ class TakenBatch:
 
 def take_batch(svc: "Services", caller: Caller, items: Mapping[str, int], limits: Mapping[str, EndUserLimits],
                now: float) -> TakenBatch | None:
-    """Count a batch's items (``items``: how many for each end user; ``limits``: each one's, from ``for_batch``)
-    against their end users' ``requests_per_minute`` (each item one request, as a job of its own would be) and
-    ``max_queued`` (each item one queued job), all or none in one step (``lua/end_user_take_batch.lua``), or raise
-    the refusal a job of the first end user past one meets, naming it (429 ``rate_limited`` or ``queue_full``):
-    the batch is refused whole, nothing counted, as its key's own queue refuses it. None when none of its end users
-    is limited by either (no Redis step), or for an admin token's batch."""
+    """Count a batch's items (``items``: how many for each end user; ``limits``: each one's, from ``for_batch``) against
+    their end users' ``requests_per_minute`` and ``max_queued``, each item one request and one queued job as a job of
+    its own would be, all or none in one step (``lua/end_user_take_batch.lua``); or raise the refusal a job of the first
+    end user past one meets, naming it (429 ``rate_limited`` or ``queue_full``): the batch is refused whole, nothing
+    counted. None when none of its end users is limited by either (no Redis step), or for an admin token's batch."""
     if caller.key is None:
         return None
     asks = []
