@@ -543,13 +543,9 @@ def result_of(svc: Services, job: Job) -> dict:
     """One item's line of its batch's results: its metadata as given (what maps it back to the caller's
     own item), its file with a fresh signed URL, its cost, its error."""
     shown = present(svc.config, job)
-    line = {"index": job.batch_index, "job_id": job.id, "status": job.status, "metadata": job.metadata,
-            "end_user": job.end_user}
-    if shown["video"]:
-        line["video"] = shown["video"]
-    else:
-        line["image"] = shown["image"]
-    return {**line, "cost": shown["cost"], "error": job.error}
+    kept = "video" if shown["video"] else "image"
+    return {"index": job.batch_index, "job_id": job.id, "status": job.status, "metadata": job.metadata,
+            "end_user": job.end_user, kept: shown[kept], "cost": shown["cost"], "error": job.error}
 
 
 def unsent_line(index: int, by_cancel: bool) -> dict:
