@@ -263,9 +263,8 @@ def still_waits_for_active(svc: "Services", job: Job) -> bool:
 
 
 def wait_for_active(svc: "Services", job: Job, lock: Lock | None = None) -> str:
-    """The job waits aside, its slot (and its send's ``lock``) given back, while its end user has ``max_active``
-    jobs at BFL: looked at again every ``ACTIVE_RECHECK`` seconds, its key's other end users going on meanwhile.
-    ``queued``."""
+    """The job waits aside, its slot (and its send's ``lock``) given back, while its end user has ``max_active`` jobs at
+    BFL: looked at again every ``ACTIVE_RECHECK`` s, its key's other end users going on meanwhile; ``queued``."""
     waits.begin(svc, job, Waiting(WaitReason.END_USER_MAX_ACTIVE))
     svc.slots.requeue(job, wait=ACTIVE_RECHECK, unlock=lock)
     return st.QUEUED
