@@ -5,7 +5,7 @@ anything exists, then records the batch and its items, in line, in a few round t
 sender sends each as a slot frees. Its items come spooled (``core/batch_items.py``) and are read from the spool a trip
 at a time for each pass, the check's then the making's, so a batch of any size holds about a trip of them in memory.
 An item waits behind its key's single jobs (its member in line is the bulk form, ``store/owners.py``), and between keys
-takes its turn as a job does. Each reserves its budget as it is sent: a batch past a day's credits stops there, its rest waiting.
+takes its turn as a job does. Each reserves its budget as it is sent: past a day's credits, the rest of its batch waits.
 """
 
 from __future__ import annotations
@@ -94,8 +94,7 @@ LET_REQUESTS_RUN_EVERY = 0.001
 
 @dataclass(frozen=True)
 class BatchRequest:
-    """What a caller asks for: ``items`` of ``model`` (those refused for their shape named in it), and what the batch
-    keeps."""
+    """A caller's ask: ``items`` of ``model`` (those refused for their shape named in it), and what the batch keeps."""
 
     model: str
     items: ItemSpool
@@ -477,8 +476,7 @@ def list_batches(svc: Services, caller: Caller, *, limit: int, cursor: str | Non
 
 
 def items(svc: Services, batch: Batch) -> Iterator[Job]:
-    """The batch's items in their index order, as they are now, read ``ITEMS_PER_READ`` at a time (a deleted one is
-    left out)."""
+    """The batch's items in their index order, as they are now, ``ITEMS_PER_READ`` at a time (a deleted one left out)."""
     for ids in svc.store.batches.item_ids(batch.id):
         yield from (job for job in svc.jobs.get_many(ids) if job is not None)
 
@@ -558,8 +556,7 @@ def unsent_line(index: int, by_cancel: bool) -> dict:
 
 
 def _lines(svc: Services, batch: Batch) -> Iterator[dict]:
-    """Every item's line in the items' order: those with a record, and between them those that ended unsent
-    without one."""
+    """Every item's line in the items' order: those with a record, and between them those ended unsent without one."""
     unsent = sorted(svc.store.batches.unsent(batch.id).items()) if batch.counts.get(st.ABORTED) else []
     at = 0
     for job in items(svc, batch):

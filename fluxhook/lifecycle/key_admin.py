@@ -131,8 +131,7 @@ def show_end_user(svc: "Services", key_id: str, end_user: str, now: float) -> di
 
 
 def set_end_user_limits(svc: "Services", key_id: str, end_user: str, body: Any, now: float) -> dict:
-    """Set the end user's own limits (``PUT``: the body is the whole of them, ``{}`` or null fields leaving the
-    key's defaults)."""
+    """Set the end user's own limits (``PUT``: the whole of them, ``{}`` or null fields leaving the key's defaults)."""
     key, end_user = _end_user(svc, key_id, end_user)
     if isinstance(body, dict) and set(body) == {"limits"}:
         body = body["limits"]
