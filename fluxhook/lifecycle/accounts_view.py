@@ -1,10 +1,9 @@
 """The BFL accounts as an operator sees them: ``GET /v1/accounts``, the dashboard's accounts panel and
 ``fluxhook accounts`` all show this one answer, so they never disagree.
 
-Per account: where it is (name, region, host; never its key), what it does now (tasks in flight per model, and of
-those the tasks of canceled jobs that BFL still runs, jobs in line it could take), whether it takes tasks (its
-cooldown, if any), and its credits (the balance a worker last read from that account and when, today's spend through
-it).
+Per account: where it is (name, region, host; never its key), what it does now (tasks in flight per model, of them those
+of canceled jobs BFL still runs, jobs in line it could take), whether it takes tasks (its cooldown, if any), and its
+credits (the balance a worker last read from it and when, today's spend through it).
 """
 
 from __future__ import annotations

@@ -4,9 +4,8 @@ Creating one checks every item as ``POST /v1/jobs`` checks a job (the catalog, B
 anything exists, then records the batch and its items, in line, in a few round trips: no item is sent here, a worker's
 sender sends each as a slot frees. Its items come spooled (``core/batch_items.py``) and are read from the spool a trip
 at a time for each pass, the check's then the making's, so a batch of any size holds about a trip of them in memory.
-An item waits behind its key's single jobs (interactive first: its member in line is the bulk form,
-``store/owners.py``), and between keys every item takes its turn as a job does. Each item reserves its
-budget as it is sent, so a batch larger than a day's credits stops there, its rest waiting.
+An item waits behind its key's single jobs (its member in line is the bulk form, ``store/owners.py``), and between keys
+takes its turn as a job does. Each reserves its budget as it is sent: past a day's credits, the rest of its batch waits.
 """
 
 from __future__ import annotations
@@ -24,6 +23,7 @@ from contextlib import AbstractContextManager as ContextManager
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from functools import partial
+from itertools import chain
 from typing import TypeVar
 
 from redis.exceptions import RedisError
@@ -79,10 +79,8 @@ CANCELING_PER_SWEEP = 4
 # one batch of the largest size, and small ones beside it, of other keys (a key makes one batch at a time, its own in
 # the order they came). The requests waiting for a turn take them in turns between keys, weights included, a turn
 # costing its batch's items (``store/batch_turns.py``): one key's flood of batches delays another key's small batch by
-# nothing, a large one by the flood's batch being made. A waiter blocks on its wake-up for up to MAKING_WAIT s all
-# told, looking at the line itself every MAKING_LOOK_EVERY s (a safety net for a wake-up lost with its process, and its
-# lease renewed). A turn goes on while its request lives (a thread of its own says so every BATCH_MAKING_LEASE / 3 s); one
-# not heard of for BATCH_MAKING_LEASE s (its process died) lapses, and its batch is cut short.
+# nothing, a large one by the flood's batch being made. A waiter gives up after MAKING_WAIT s, looking at the line itself
+# every MAKING_LOOK_EVERY s (a safety net for a wake-up lost with its process, and its lease renewed).
 MAKING_ITEMS_AT_ONCE = MAX_ITEMS + 2_000
 MAKING_WAIT = 30.0
 MAKING_LOOK_EVERY = 2.0
@@ -96,8 +94,7 @@ LET_REQUESTS_RUN_EVERY = 0.001
 
 @dataclass(frozen=True)
 class BatchRequest:
-    """What a caller asks for: ``items`` of ``model`` (those refused for their shape named in it), and what the batch
-    keeps."""
+    """A caller's ask: ``items`` of ``model`` (those refused for their shape named in it), and what the batch keeps."""
 
     model: str
     items: ItemSpool
@@ -134,7 +131,7 @@ def create_batch(svc: Services, caller: Caller, request: BatchRequest, *,
     key_limits.hold_batch_room(svc, caller, batch_id, request.items.count)
     try:
         with _making_turn(svc, caller, request.items.count, waiting_room, batch_id) as making:
-            return _aside(_check_and_create, svc, caller, request, model, making)
+            return _aside(_create, svc, caller, request, model, making)
     except BaseException:
         # Refused before it was recorded (its items, no turn in time...): its room comes back now, not at its lapse.
         if svc.store.batches.get(batch_id) is None:
@@ -171,11 +168,6 @@ class _Pace:
         if time.perf_counter() >= self._next:
             time.sleep(0)
             self._next = time.perf_counter() + LET_REQUESTS_RUN_EVERY
-
-
-def _check_and_create(svc: Services, caller: Caller, request: BatchRequest, model, making: _Making) -> Batch:
-    warnings = _check_items(model, request.items, strict=strict_input(caller, request.strict_input))
-    return replace(_create(svc, caller, request, model, making), warnings=warnings)
 
 
 @dataclass
@@ -237,7 +229,8 @@ def _busy() -> BatchesBusy:
 
 
 def _create(svc: Services, caller: Caller, request: BatchRequest, model, making: _Making) -> Batch:
-    """Record the checked batch and its items, the key's rate limit and budget admitting it as one job."""
+    """Check every item, then record the batch and its items, the key's rate limit and budget admitting it as one job."""
+    warnings = _check_items(model, request.items, strict=strict_input(caller, request.strict_input))
     route = key_limits.route_of(svc, caller, model.name, None)
     now = time.time()
     taken = key_limits.take_request(svc, caller, now, items=request.items.count)
@@ -276,7 +269,7 @@ def _create(svc: Services, caller: Caller, request: BatchRequest, model, making:
         raise BatchInterrupted(f"{interrupted(made, asked)['message']}, with the same Idempotency-Key if you gave one",
                                retry_after=5)
     log.info("batch created", extra={"batch_id": batch.id, "items": batch.total, "model": batch.model})
-    return svc.store.batches.get(batch.id) or batch
+    return replace(svc.store.batches.get(batch.id) or batch, warnings=warnings)
 
 
 def _check_items(model, items: ItemSpool, *, strict: bool = False) -> list[dict]:
@@ -291,27 +284,25 @@ def _check_items(model, items: ItemSpool, *, strict: bool = False) -> list[dict]
         shaped.setdefault(problem["index"], []).append(problem)
     named: dict[int, list[dict]] = {}
     warned: dict[int, list[dict]] = {}
-    bad, index, pace = 0, 0, _Pace()
-    for trip in items.trips(ITEMS_PER_TRIP):
-        for item in trip:
-            pace()
-            # A shape refused is named in ``shaped`` when it is among the first NAMED_ITEMS bad items, as named is.
-            if item is None:
-                problems = shaped.get(index, [])
-            else:
-                problems = _schema_problems(model, index, item.input)
-                found = unknown_input(model, item.input)
-                if strict:
-                    problems += [{"index": index, "field": where, "message": strict_refusal(said)}
-                                 for where, said in found]
-                elif found and len(warned) < NAMED_ITEMS:
-                    warned[index] = [{"index": index, "field": where, "message": said}
-                                     for where, said in found[:NAMED_FIELDS]]
-            if item is None or problems:
-                bad += 1
-                if len(named) < NAMED_ITEMS:
-                    named[index] = problems
-            index += 1
+    bad, pace = 0, _Pace()
+    for index, item in enumerate(chain.from_iterable(items.trips(ITEMS_PER_TRIP))):
+        pace()
+        # A shape refused is named in ``shaped`` when it is among the first NAMED_ITEMS bad items, as named is.
+        if item is None:
+            problems = shaped.get(index, [])
+        else:
+            problems = _schema_problems(model, index, item.input)
+            found = unknown_input(model, item.input)
+            if strict:
+                problems += [{"index": index, "field": where, "message": strict_refusal(said)}
+                             for where, said in found]
+            elif found and len(warned) < NAMED_ITEMS:
+                warned[index] = [{"index": index, "field": where, "message": said}
+                                 for where, said in found[:NAMED_FIELDS]]
+        if item is None or problems:
+            bad += 1
+            if len(named) < NAMED_ITEMS:
+                named[index] = problems
     if bad:
         indexes = list(named)
         listed = ", ".join(str(i) for i in indexes) + (", ..." if bad > NAMED_ITEMS else "")
@@ -485,8 +476,7 @@ def list_batches(svc: Services, caller: Caller, *, limit: int, cursor: str | Non
 
 
 def items(svc: Services, batch: Batch) -> Iterator[Job]:
-    """The batch's items in their index order, as they are now, read ``ITEMS_PER_READ`` at a time (a deleted one is
-    left out)."""
+    """The batch's items in their index order, as they are now, ``ITEMS_PER_READ`` at a time (a deleted one left out)."""
     for ids in svc.store.batches.item_ids(batch.id):
         yield from (job for job in svc.jobs.get_many(ids) if job is not None)
 
@@ -551,13 +541,9 @@ def result_of(svc: Services, job: Job) -> dict:
     """One item's line of its batch's results: its metadata as given (what maps it back to the caller's
     own item), its file with a fresh signed URL, its cost, its error."""
     shown = present(svc.config, job)
-    line = {"index": job.batch_index, "job_id": job.id, "status": job.status, "metadata": job.metadata,
-            "end_user": job.end_user}
-    if shown["video"]:
-        line["video"] = shown["video"]
-    else:
-        line["image"] = shown["image"]
-    return {**line, "cost": shown["cost"], "error": job.error}
+    kept = "video" if shown["video"] else "image"
+    return {"index": job.batch_index, "job_id": job.id, "status": job.status, "metadata": job.metadata,
+            "end_user": job.end_user, kept: shown[kept], "cost": shown["cost"], "error": job.error}
 
 
 def unsent_line(index: int, by_cancel: bool) -> dict:
@@ -570,8 +556,7 @@ def unsent_line(index: int, by_cancel: bool) -> dict:
 
 
 def _lines(svc: Services, batch: Batch) -> Iterator[dict]:
-    """Every item's line in the items' order: those with a record, and between them those that ended unsent
-    without one."""
+    """Every item's line in the items' order: those with a record, and between them those ended unsent without one."""
     unsent = sorted(svc.store.batches.unsent(batch.id).items()) if batch.counts.get(st.ABORTED) else []
     at = 0
     for job in items(svc, batch):

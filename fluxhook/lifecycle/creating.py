@@ -1,12 +1,11 @@
 """Creating a job: the one way a new job is made, for ``POST /v1/jobs`` and the BFL-compatible ``POST /v1/{model}``
 alike, within the caller's app key's limits.
 
-In order: the key's models, the input as BFL's schema reads it (its 422, before anything counts), the accounts
-the job may use (``key_limits.route_of``), and the key's requests per minute; the budget's reservation (402 and nothing
-created when the day is spent); the record (a large input waits in storage, never in Redis) with its place in
-line, in one step, which makes nothing when the key's queue is full (429 ``queue_full``); then a BFL slot and the
-submission in this very request when the caller may wait on BFL (``submit_here``), else it waits in line, from which
-a worker's sender takes it (``worker/sending.py``).
+In order: the key's models, the input as BFL's schema reads it (its 422, before anything counts), the accounts the job
+may use (``key_limits.route_of``), and the key's requests per minute; the budget's word (402 and nothing created when
+the day is spent); the record (a large input in storage, never in Redis) with its place in line, in one step, which
+makes nothing when the key's queue is full (429 ``queue_full``); then a BFL slot and the submission in this request
+when the caller may wait on BFL (``submit_here``), else a worker's sender takes it from the line (``worker/sending.py``).
 """
 
 from __future__ import annotations
@@ -80,14 +79,13 @@ def create_job(svc: Services, caller: Caller, request: JobRequest, *, submit_her
     this call may wait on BFL for the submission (a web process keeps only so many threads waiting on BFL);
     if not, a worker submits the job once it has a slot.
 
-    Raises ``UnknownModel`` (400) for a model the catalog does not know (nothing is sent), ``InputRefused`` (400;
-    BFL's 422 on its own route) for an input BFL's schema refuses, ``UnknownField`` (400) for a field of it the
-    schema does not know under strict input (else ``Created.warnings`` names it), ``ModelNotAllowed`` (403), ``RateLimited``
-    (429) or ``QueueFull`` (429, its ``max_queued``) past the key's limits or its end user's, ``EndUserBlocked``
-    (403), ``BudgetExceeded`` (402) past today's
-    credits, and BFL's errors that prove the submission in hand never reached BFL (then nothing is left). A
-    submission BFL did not answer in time may have reached it: its job is ``submitted`` and awaits BFL's word on its
-    task (``steps.reconciling``), so a retry of the request finds that job, never a second task.
+    Raises ``UnknownModel`` (400) for a model the catalog does not know (nothing is sent), ``InputRefused`` (400; BFL's
+    422 on its own route) for an input BFL's schema refuses, ``UnknownField`` (400) for a field of it the schema does not
+    know under strict input (else ``Created.warnings`` names it), ``ModelNotAllowed`` (403), ``RateLimited`` (429) or
+    ``QueueFull`` (429, its ``max_queued``) past the key's limits or its end user's, ``EndUserBlocked`` (403),
+    ``BudgetExceeded`` (402) past today's credits, and BFL's errors that prove the submission in hand never reached BFL
+    (then nothing is left). A submission BFL did not answer in time may have reached it: its job is ``submitted`` and
+    awaits BFL's word on its task (``steps.reconciling``), so a retry of the request finds that job, never a second task.
     """
     model = usable_model(svc, caller, request.model)
     check_input(model, request.input)

@@ -66,16 +66,8 @@ def deliver(svc: Services, attempt: Attempt) -> str:
         store.record(attempt, message, (at, None, "not_signed", 0), FAILED, None)
         return _note(svc, message, DeliveryOutcome.NOT_SIGNED, logging.ERROR,
                      "notification not sent: no secret to sign it with (NOTIFY_SECRET, or its app key's)")
-    body, headers = made
-    try:
-        target = check_url(subject.url or "", svc.config.notify_host_allowlist)
-        session = svc.http.session_for(target)
-    except HostNotAllowed as exc:
-        store.record(attempt, message, (at, None, "host_not_allowed", 0), FAILED, None)
-        return _note(svc, message, DeliveryOutcome.HOST_NOT_ALLOWED, logging.WARNING, "notification not sent",
-                     reason=exc.message)
     with tracing.job_span("fluxhook.notify", subject.id, subject.traceparent):  # its log lines carry its trace
-        return _send(svc, attempt, message, at, target, session, body, headers)
+        return _send(svc, attempt, message, at, subject.url or "", *made)
 
 
 @dataclass(frozen=True)
@@ -103,12 +95,14 @@ def _subject(svc: Services, message: Message) -> _Subject | None:
     return _Subject(job.id, target_url(job, message.kind), job.traceparent, lambda at: _request(svc, message, job, at))
 
 
-def _send(svc: Services, attempt: Attempt, message: Message, at: float, target, session, body: str,
+def _send(svc: Services, attempt: Attempt, message: Message, at: float, url: str, body: str,
           headers: dict[str, str]) -> str:
-    """POST the attempt and do what its answer means."""
+    """POST the attempt to ``url`` and do what its answer means."""
     store = svc.store.deliveries
     started = time.monotonic()
     try:
+        target = check_url(url, svc.config.notify_host_allowlist)
+        session = svc.http.session_for(target)
         # Connection: close, so each attempt is a connection of its own that its deadline can end, and no receiver
         # keeps one open between attempts. The answer's body is read and dropped: its status and headers say it all,
         # but a receiver that trickles it is held to the deadline like one that trickles its head.

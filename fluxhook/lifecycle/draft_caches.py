@@ -1,11 +1,10 @@
-"""Draft caches: the opaque bundle BFL returns with a FLUX 3 video draft (``result.draft_cache``),
-kept beside the sample so it can be sent back in a ``draft_enhance`` request after BFL's URL has expired.
+"""Draft caches: the opaque bundle BFL returns with a FLUX 3 video draft (``result.draft_cache``), kept beside the
+sample so it can be sent back in a ``draft_enhance`` request once BFL's URL has expired.
 
-Fetched by a task of its own, queued with the job's move to ``stored``: the job never waits for it, and
-it is retried like a download for as long as its URL lives, with the same rules (allowlisted
-hosts, checked redirects, ``MAX_VIDEO_BYTES``). One that cannot be had (a host off the allowlist, a URL
-that stays expired, too large, a host that fails past the URL's life) is noted on the job's timeline,
-and fails nothing. ``draft_cache_source`` (BFL's URL) stays in the record until the task ends.
+Fetched by a task of its own, queued with the job's move to ``stored``: the job never waits for it, and it is retried
+like a download while its URL lives, under the same rules (allowlisted hosts, checked redirects, ``MAX_VIDEO_BYTES``).
+One that cannot be had (a host off the allowlist, a URL that stays expired, too large, a host failing past its URL's
+life) is noted on the job's timeline and fails nothing; ``draft_cache_source`` (BFL's URL) stays until the task ends.
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ import time
 from typing import TYPE_CHECKING
 
 from fluxhook.core import job as st
-from fluxhook.core.errors import DownloadError, FluxhookError, HostNotAllowed, ResultURLExpired, RetryableError
+from fluxhook.core.errors import DownloadError, FluxhookError, ResultURLExpired, RetryableError
 from fluxhook.core.hosts import check_url
 from fluxhook.core.job import Job
 from fluxhook.core.outcomes import DraftOutcome
@@ -58,20 +57,21 @@ def store_draft_cache(svc: "Services", job_id: str, *, last_attempt: bool) -> st
         # The store changed since the job's files were stored: its draft cache goes with them or nowhere.
         return _give_up(svc, job, FluxhookError(
             f"the job's files are in {where(job.stored_in)}, not in this service's store", code="stored_elsewhere"))
-    url = job.draft_cache_source
+    return _fetch(svc, job, job.draft_cache_source, last_attempt, renew=True)
+
+
+def _fetch(svc: "Services", job: Job, url: str, last_attempt: bool, *, renew: bool) -> str:
+    """Fetch and store the draft cache at ``url``; with ``renew``, one expired is worth a poll for a fresh URL."""
     try:
-        check_url(url, svc.config.result_host_allowlist)
-    except HostNotAllowed as exc:
-        return _give_up(svc, job, exc)  # not one request is sent there
-    if past_life(job, time.time()):
-        # Not worth a request: BFL mints a fresh URL on a poll.
-        return _renew_with_bfl(svc, job, ResultURLExpired("the draft cache URL outlived its life"), last_attempt)
-    try:
+        check_url(url, svc.config.result_host_allowlist)  # else not one request is sent there
+        if renew and past_life(job, time.time()):
+            # Not worth a request: BFL mints a fresh URL on a poll.
+            raise ResultURLExpired("the draft cache URL outlived its life")
         return _fetch_and_store(svc, job, url)
     except RetryableError as exc:
         return _retry_or_give_up(svc, job, exc, last_attempt)
     except ResultURLExpired as exc:
-        return _renew_with_bfl(svc, job, exc, last_attempt)
+        return _renew_with_bfl(svc, job, exc, last_attempt) if renew else _give_up(svc, job, exc)
     except FluxhookError as exc:
         return _give_up(svc, job, exc)
     except Exception as exc:
@@ -94,14 +94,7 @@ def _renew_with_bfl(svc: "Services", job: Job, failure: FluxhookError, last_atte
     # Kept for the retries: the next attempt starts from the fresh URL.
     if not svc.jobs.update(job.id, only_in=(st.STORED,), draft_cache_source=fresh, draft_cache_since=time.time()):
         return DraftOutcome.SKIPPED
-    job = svc.jobs.get(job.id) or job
-    try:
-        check_url(fresh, svc.config.result_host_allowlist)
-        return _fetch_and_store(svc, job, fresh)
-    except RetryableError as exc:
-        return _retry_or_give_up(svc, job, exc, last_attempt)
-    except FluxhookError as exc:
-        return _give_up(svc, job, exc)
+    return _fetch(svc, svc.jobs.get(job.id) or job, fresh, last_attempt, renew=False)
 
 
 def _fetch_and_store(svc: "Services", job: Job, url: str) -> str:

@@ -77,11 +77,7 @@ def rotate_notify_secret(svc: "Services", key_id: str, now: float) -> tuple[AppK
     """A new notification secret for the key, shown this once; the old one signs beside it for a day.
     ``KeyNotFound``, or ``KeyRevoked``."""
     values, secret = notify_secrets.rotation(svc, find_key(svc, key_id), now)
-    outcome = svc.store.app_keys.change(key_id, values)
-    if outcome == MISSING:
-        raise KeyNotFound(f"no app key {key_id[:40]!r}")
-    if outcome == REVOKED:
-        raise KeyRevoked("this app key is revoked; create a new one")
+    _change(svc, key_id, values)
     log.info("app key's notification secret rotated", extra={"key_id": key_id})
     return find_key(svc, key_id), secret
 
@@ -101,13 +97,17 @@ def change_key(svc: "Services", key_id: str, body: Any, now: float) -> AppKey:
     values, unset = parse(body, creating=False, now=now)
     check_routing(svc.config.accounts, values)
     check_notify_host(svc, values)
+    _change(svc, key_id, values, unset)
+    log.info("app key changed", extra={"key_id": key_id, "fields": sorted([*values, *unset])})
+    return find_key(svc, key_id)
+
+
+def _change(svc: "Services", key_id: str, values: dict[str, Any], unset: tuple[str, ...] = ()) -> None:
     outcome = svc.store.app_keys.change(key_id, values, unset)
     if outcome == MISSING:
         raise KeyNotFound(f"no app key {key_id[:40]!r}")
     if outcome == REVOKED:
         raise KeyRevoked("this app key is revoked; create a new one")
-    log.info("app key changed", extra={"key_id": key_id, "fields": sorted([*values, *unset])})
-    return find_key(svc, key_id)
 
 
 # How many end users a key's top list shows.
@@ -131,8 +131,7 @@ def show_end_user(svc: "Services", key_id: str, end_user: str, now: float) -> di
 
 
 def set_end_user_limits(svc: "Services", key_id: str, end_user: str, body: Any, now: float) -> dict:
-    """Set the end user's own limits (``PUT``: the body is the whole of them, ``{}`` or null fields leaving the
-    key's defaults)."""
+    """Set the end user's own limits (``PUT``: the whole of them, ``{}`` or null fields leaving the key's defaults)."""
     key, end_user = _end_user(svc, key_id, end_user)
     if isinstance(body, dict) and set(body) == {"limits"}:
         body = body["limits"]

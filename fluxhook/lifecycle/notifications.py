@@ -2,16 +2,15 @@
 its events, and the operator's console over them (listing, replay, enabling a disabled target). One attempt of
 one message is ``delivering``.
 
-A job's events enter the outbox in the script that changes the job (``lua/job_transition.lua``): its end always,
-when it has a target; ``job.submitted`` and ``job.progress`` when its record's ``notify_events`` asks. A worker's
-notifier (``worker/notifying.py``) takes them from there in two hand-offs: ``due_attempts`` makes each event into
-messages (``enter``: one per distinct target, each a hash of its own in ``store.deliveries`` with a ``webhook-id``
-that every attempt and every replay carries), due at once, and takes the messages whose attempt is due by the rule of
-every line (turns between keys by weight, then between a key's end users, single jobs before batch items, then the
-earliest deadline: its job's when that comes first, else its due time) as far as their receiver has room;
-``delivering.deliver`` makes the attempt. A retry is due again in the same set, taken by the same rule. At least
-once: a member leaves the outbox only in the MULTI that keeps its messages, and a message leaves the due set only when
-an attempt of it has ended.
+A job's events enter the outbox in the script that changes the job (``lua/job_transition.lua``): its end always, when it
+has a target; ``job.submitted`` and ``job.progress`` when its record's ``notify_events`` asks. A worker's notifier
+(``worker/notifying.py``) takes them in two hand-offs: ``due_attempts`` makes each event into messages (``enter``: one
+per distinct target, each a hash of its own in ``store.deliveries`` with the ``webhook-id`` every attempt and replay
+carries), due at once, and takes those whose attempt is due by every line's rule (turns between keys by weight, then
+between a key's end users, single jobs before batch items, then the earliest deadline: its job's when that comes first,
+else its due time) as far as their receiver has room; ``delivering.deliver`` makes the attempt. A retry is due again in
+the same set, taken by the same rule. At least once: a member leaves the outbox only in the MULTI that keeps its
+messages, and a message leaves the due set only when an attempt of it has ended.
 """
 
 from __future__ import annotations
@@ -167,11 +166,9 @@ def enter(svc: Services, members: list[str], now: float, taking: int = 0) -> int
     send due at once, taking the members out of the outbox in the same MULTI; how many were made. ``taking``: how many
     the caller, a notifier, takes itself at once; a notifier is woken in the same step for more than that.
 
-    A message that already exists (a repeat after a crash) is not made again. A ``job.progress`` within
-    ``PROGRESS_GAP`` of the job's last one stays in the outbox until the gap ends, and then carries the job as it
-    is: at most one every 5 s per job, the latest progress never lost; past ``MAX_MESSAGES_PER_JOB`` there are no
-    more of them.
-    """
+    A message that already exists (a repeat after a crash) is not made again. A ``job.progress`` within ``PROGRESS_GAP``
+    of the job's last one stays in the outbox until the gap ends, then carries the job as it is: at most one every 5 s
+    per job, the latest never lost, and none past ``MAX_MESSAGES_PER_JOB``."""
     store = svc.store.deliveries
     made: list[tuple[Message, int | None]] = []
     later: dict[str, float] = {}

@@ -1,11 +1,10 @@
 """Receiving BFL's callbacks: a verified report becomes the job's next step, or a refusal with its reason.
 
-Two ways in, one per callback URL: ``receive_job_callback`` for the URL minted for one job (its token names
-the job, and the job's own secret proves the body), ``receive_static_callback`` for ``/webhooks/bfl`` (tasks
-submitted elsewhere with an account's static secret, and tracked). Each returns a ``Receipt`` (what to answer,
-and how the callback is counted) or raises ``CallbackRefused`` (with its reason) or another ``FluxhookError``
-for BFL to try again later. A callback that overtakes BFL's answer to the submission, or arrives for a task not
-tracked yet, is kept for when the job knows its task.
+Two ways in, one per callback URL: ``receive_job_callback`` for the URL minted for one job (its token names the job,
+whose own secret proves the body), ``receive_static_callback`` for ``/webhooks/bfl`` (tasks submitted elsewhere with an
+account's static secret, and tracked). Each returns a ``Receipt`` (what to answer, how the callback counts) or raises
+``CallbackRefused`` (with its reason) or another ``FluxhookError`` for BFL to try again later. A callback that overtakes
+BFL's answer to the submission, or comes for a task not tracked yet, is kept until the job knows its task.
 """
 
 from __future__ import annotations

@@ -95,30 +95,32 @@ def _download_and_store(svc: Services, job_id: str, last_attempt: bool) -> Downl
 
 def _download(svc: Services, job: Job, last_attempt: bool) -> DownloadOutcome:
     started = time.perf_counter()
-    url = job.result_url or ""
     if past_life(job.model, job.finished_at, time.time()):
         # BFL's URL has outlived its life (10 minutes for an image, 2 hours for a video): not worth a
         # request; BFL mints a fresh one on a poll.
         return _recheck_with_bfl(svc, job, ResultURLExpired("the result URL outlived its life"), started,
                                  last_attempt)
+    return _fetch_and_store(svc, job, job.result_url or "", started, last_attempt, recheck=True)
+
+
+def _fetch_and_store(svc: Services, job: Job, url: str, started: float, last_attempt: bool, *,
+                     recheck: bool) -> DownloadOutcome:
+    """Fetch ``url`` and store it as the job's result. A failure for good ends the job at once, unless (with
+    ``recheck``) the URL expired, worth one poll for a fresh one, or the Ready report never proved its secret: then
+    BFL has the last word."""
     try:
-        image = _fetch(svc, job, url)
+        with tracing.job_span("fluxhook.download", job.id, job.traceparent):
+            image = fetch_result(svc.http, url, svc.config.result_host_allowlist,
+                                 SizeLimits(svc.config.max_image_bytes, svc.config.max_video_bytes),
+                                 svc.storage.new_upload)
     except RetryableError as exc:
         return _retry_or_fail(svc, job, exc, last_attempt)
     except (DownloadError, HostNotAllowed) as exc:
-        # An expired URL is worth one poll for a fresh one. Any other failure ends the job
-        # at once, unless the Ready report never proved its secret: then BFL has the last word.
-        if isinstance(exc, ResultURLExpired) or not job.ready_proven:
+        if recheck and (isinstance(exc, ResultURLExpired) or not job.ready_proven):
             return _recheck_with_bfl(svc, job, exc, started, last_attempt)
         return _finish_on(svc, job, exc)
     with image, tracing.job_span("fluxhook.store", job.id, job.traceparent):
         return _store(svc, job, url, image, started)
-
-
-def _fetch(svc: Services, job: Job, url: str) -> FetchedResult:
-    with tracing.job_span("fluxhook.download", job.id, job.traceparent):
-        return fetch_result(svc.http, url, svc.config.result_host_allowlist,
-                            SizeLimits(svc.config.max_image_bytes, svc.config.max_video_bytes), svc.storage.new_upload)
 
 
 def _retry_or_fail(svc: Services, job: Job, exc: RetryableError, last_attempt: bool) -> DownloadOutcome:
@@ -143,14 +145,8 @@ def _recheck_with_bfl(svc: Services, job: Job, failure: FluxhookError, started: 
                                draft_cache_source=report.draft_cache_url):
             return DownloadOutcome.SKIPPED
         svc.jobs.count(job.id, "downloads")  # a second attempt, of BFL's fresh URL
-        try:
-            image = _fetch(svc, job, report.sample_url)
-        except RetryableError as exc:
-            return _retry_or_fail(svc, job, exc, last_attempt)
-        except (DownloadError, HostNotAllowed) as exc:
-            return _finish_on(svc, job, exc)
-        with image, tracing.job_span("fluxhook.store", job.id, job.traceparent):
-            return _store(svc, svc.jobs.get(job.id) or job, report.sample_url, image, started)
+        fresh = svc.jobs.get(job.id) or job
+        return _fetch_and_store(svc, fresh, report.sample_url, started, last_attempt, recheck=False)
     if st.is_running(report.status) and not job.ready_proven:
         # BFL has not finished: the unproven Ready this download came from was not BFL's.
         # Only if no proven report replaced that URL meanwhile.

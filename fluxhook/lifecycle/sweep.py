@@ -1,9 +1,8 @@
 """The fallback sweep: hand due jobs to the check line (``store.check_line``), end the jobs whose deadline passed and
-the items of canceled batches; O(jobs due), not O(jobs). And the judgement of sends paced by storage
-(``core.pacing``): the rule as the settings and the model catalog give it, judged by each worker's sweep from the
-backlog the sweep's one look read, and read as it stands for /metrics and the dashboard.
-Free BFL slots are not its work (each worker's senders take them, ``worker/sending.py``), nor notifications (each
-worker's notifier takes them, ``worker/notifying.py``)."""
+the items of canceled batches; O(jobs due), not O(jobs). And the judgement of sends paced by storage (``core.pacing``):
+the rule the settings and the catalog give, judged by each worker's sweep from the backlog its one look read, and read
+as it stands for /metrics and the dashboard. Free BFL slots are not its work (each worker's senders take them,
+``worker/sending.py``), nor notifications (each worker's notifier takes them, ``worker/notifying.py``)."""
 
 from __future__ import annotations
 

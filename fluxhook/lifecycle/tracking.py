@@ -46,11 +46,10 @@ def track_task(svc: Services, caller: Caller, request: TrackRequest) -> tuple[Jo
 
     ``TaskNotTrackable`` (409) for an app key's track of a task fluxhook submitted for another owner: its words name
     nothing of that owner or its job. An admin's track of it is a job of the admin's own, as for any task: an admin
-    sees every job, that one and its image included, so the admin's job tells it nothing it could not read.
+    sees every job, so that one tells it nothing new.
 
-    ``RateLimited`` past the key's ``requests_per_minute``, which a track counts against like a submission (each
-    costs a BFL poll or more); a refused one counts nothing. ``QueueFull`` while the key's queue is full
-    (``key_limits.check_queue_room``).
+    ``RateLimited`` past the key's ``requests_per_minute``, which a track counts against like a submission (each costs
+    a BFL poll or more; a refused one counts nothing); ``QueueFull`` while the key's queue is full.
     """
     now = time.time()
     account = key_limits.tracking_account(svc, caller, request.account)

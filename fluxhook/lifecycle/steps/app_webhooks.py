@@ -1,16 +1,15 @@
 """The app's own webhook on the BFL-compatible API: the ``webhook_url`` and ``webhook_secret`` an app written for
 BFL puts in its request body.
 
-They are never passed to BFL (fluxhook keeps BFL's callback for itself). Once the job is terminal the app
-gets, as BFL would send it, BFL's callback (``bfl_presenting.callback``: the ``get_result`` JSON with
-fluxhook's durable link, a ``timestamp``, and ``error`` and ``message`` for a failure) with the secret both ways
-BFL's documents describe, so an app written to either accepts it: back verbatim in ``X-Webhook-Secret`` (BFL's
-SDK) and as ``X-BFL-Signature``, the HMAC of the raw body (BFL's integration guide). It goes out with the job's
-notification, through the same outbox, task and retries (``notifications``).
+They are never passed to BFL (fluxhook keeps BFL's callback for itself). Once the job is terminal the app gets BFL's
+callback as BFL would send it (``bfl_presenting.callback``: the ``get_result`` JSON with fluxhook's durable link, a
+``timestamp``, and ``error`` and ``message`` for a failure), with the secret both ways BFL's documents describe, so an
+app written to either accepts it: verbatim in ``X-Webhook-Secret`` (BFL's SDK) and as ``X-BFL-Signature``, the HMAC of
+the raw body (BFL's integration guide). It goes out with the job's notification, same outbox, task and retries.
 
-The secret is the app's and must be sent back verbatim, so it cannot be kept as a hash: it is kept
-sealed (Fernet: AES-CBC with an HMAC) under a key derived from SECRET_KEY, so a copy of Redis, a backup
-or a log of the record does not hold it, and only a process holding SECRET_KEY (the delivery) can open it.
+The secret must be sent back verbatim, so it cannot be kept as a hash: it is kept sealed (Fernet: AES-CBC with an HMAC)
+under a key derived from SECRET_KEY, so no copy of Redis, backup or log of the record holds it, and only a process
+holding SECRET_KEY (the delivery) can open it.
 """
 
 from __future__ import annotations

@@ -1,10 +1,9 @@
 """Worker steps that must outlive a Redis failover because they stand for something done elsewhere.
 
-A task BFL accepted is paid for. With ``REDIS_MIN_REPLICAS``, a worker sends a job to BFL only once the
-replicas have the job as it read it (else a job lost with a dying primary would be paid for, and then
-created and paid for again by the client's retry), and the worker that holds BFL's answer makes sure
-its record reached the replicas, writing it again on the new primary when it did not (else the job
-would read ``queued`` there and be sent again).
+A task BFL accepted is paid for. With ``REDIS_MIN_REPLICAS``, a worker sends a job to BFL only once the replicas have
+the job as it read it (else a job lost with a dying primary would be paid for, then created and paid for again by the
+client's retry), and the worker holding BFL's answer makes sure its record reached the replicas, writing it again on a
+new primary when it did not (else the job would read ``queued`` there and be sent again).
 """
 
 from __future__ import annotations

@@ -6,14 +6,12 @@ Each refusal is the key's own answer for that limit, naming the end user: nothin
 key's other end users go on.
 
 A block also stops its end user's jobs not yet sent to BFL (docs/end-users.md, "Blocking"): each still ``queued``
-ends ``canceled`` with the error ``end_user_blocked`` (never sent, nothing charged, its place in line and any
-reservation freed, its batch's counts and its notification as for any cancel), while a job BFL already has goes on
-(it is paid for whatever happens) and the key's other end users' jobs are untouched. Two ways, so that none is
-missed: the block ends the end user's jobs waiting in line or aside at once (an admin's block in its request, a
-moderation block in the step that counted the moderation that reached the limit), up to ``ENDS_AT_ONCE``; and every
-sender looks at the job's end user under the job's submit lock before it sends (``ending_if_blocked``, from
-``submission``), which ends any other (one that held a slot meanwhile, one made since, those past ``ENDS_AT_ONCE``)
-as its turn comes.
+ends ``canceled`` with the error ``end_user_blocked`` as any cancel does (never sent, nothing charged), while a job BFL
+already has goes on (it is paid for whatever happens) and the key's other end users' jobs are untouched. Two ways, so
+that none is missed: the block ends up to ``ENDS_AT_ONCE`` of the end user's jobs waiting in line or aside at once (an
+admin's in its request, a moderation block in the step that counted the moderation reaching the limit); and every
+sender looks at the job's end user under its submit lock before it sends (``ending_if_blocked``), which ends any
+other (one that held a slot meanwhile, one made since, those past ``ENDS_AT_ONCE``) as its turn comes.
 """
 
 from __future__ import annotations
@@ -48,8 +46,7 @@ log = logging.getLogger("fluxhook.end_users")
 QUEUE_RETRY = 5.0
 # How often a job waiting for its end user's max_active looks again: a task BFL runs takes seconds.
 ACTIVE_RECHECK = 2.0
-# Most jobs a block ends in the step that blocks (a request, or the step that counted a moderation): a few Redis round
-# trips each. Those past it end as their turn to be sent comes.
+# Most jobs a block ends in the step that blocks, a few Redis round trips each; the rest end as their turn comes.
 ENDS_AT_ONCE = 500
 
 
@@ -88,16 +85,14 @@ def take(svc: "Services", caller: Caller, end_user: str | None, job_id: str, now
     if taken.verdict is Verdict.QUEUE_FULL and svc.store.end_users.prune(key.id, end_user, taken.queued):
         taken = _take(svc, key, end_user, job_id, member, now)
     if taken.verdict is not Verdict.TAKEN:
-        metrics.count(svc, "fluxhook_end_user_refusals", key=key.name, reason=_REASONS[taken.verdict])
-        raise _refusal(key, end_user, taken, now)
+        raise _refusal(svc, key, end_user, taken, now)
     return TakenEndUser(key.id, end_user, job_id, member, limits_of(key, taken.record))
 
 
 def for_batch(svc: "Services", caller: Caller, end_users: set[str], now: float) -> dict[str, EndUserLimits]:
-    """The limits of each of a batch's ``end_users`` (its items' sends stay within their daily credits and
-    max_active, as a job's do), or ``EndUserBlocked`` (403) when one is blocked today, naming it: the batch is refused
-    whole. Its items' counts against their end users' requests_per_minute and max_queued are ``take_batch``'s.
-    Nothing for an admin token's batch."""
+    """The limits of each of a batch's ``end_users`` (its items' sends stay within their daily credits and max_active,
+    as a job's do; their requests_per_minute and max_queued are ``take_batch``'s), or ``EndUserBlocked`` (403) when one
+    is blocked today, naming it: the batch is refused whole. Nothing for an admin token's batch."""
     key = caller.key
     if key is None or not end_users:
         return {}
@@ -106,18 +101,17 @@ def for_batch(svc: "Services", caller: Caller, end_users: set[str], now: float) 
     day, names = accounting.utc_day(now), sorted(end_users)
     credits: dict[str, EndUserLimits] = {}
     for end_user, (record, moderated) in zip(names, svc.store.end_users.standing(key.id, names, day), strict=True):
-        refused = _blocked(svc, key, end_user, record, moderated, now)
-        if refused is not None:
-            raise refused
+        why = blocked_why(key, record, moderated, day)
+        if why is not None:
+            raise _blocked(svc, key, end_user, why, moderated, now)
         credits[end_user] = limits_of(key, record)
     return credits
 
 
 @dataclass(frozen=True)
 class TakenBatch:
-    """A batch's items counted against their end users' requests_per_minute and max_queued (``asks``: those limited
-    by either, each with the job ids its items are to have under a max_queued), given back if the batch is refused
-    after all."""
+    """A batch's items counted by ``take_batch`` (``asks``: each end user limited, with the job ids its items are to have
+    under a max_queued), given back if the batch is refused after all."""
 
     key_id: str
     prefix: str
@@ -130,12 +124,11 @@ class TakenBatch:
 
 def take_batch(svc: "Services", caller: Caller, items: Mapping[str, int], limits: Mapping[str, EndUserLimits],
                now: float) -> TakenBatch | None:
-    """Count a batch's items (``items``: how many for each end user; ``limits``: each one's, from ``for_batch``)
-    against their end users' ``requests_per_minute`` (each item one request, as a job of its own would be) and
-    ``max_queued`` (each item one queued job), all or none in one step (``lua/end_user_take_batch.lua``), or raise
-    the refusal a job of the first end user past one meets, naming it (429 ``rate_limited`` or ``queue_full``):
-    the batch is refused whole, nothing counted, as its key's own queue refuses it. None when none of its end users
-    is limited by either (no Redis step), or for an admin token's batch."""
+    """Count a batch's items (``items``: how many for each end user; ``limits``: each one's, from ``for_batch``) against
+    their end users' ``requests_per_minute`` and ``max_queued``, each item one request and one queued job as a job of
+    its own would be, all or none in one step (``lua/end_user_take_batch.lua``); or raise the refusal a job of the first
+    end user past one meets, naming it (429 ``rate_limited`` or ``queue_full``): the batch is refused whole, nothing
+    counted. None when none of its end users is limited by either (no Redis step), or for an admin token's batch."""
     if caller.key is None:
         return None
     asks = []
@@ -183,27 +176,21 @@ def _batch_refusal(taken: BatchTaken) -> FluxhookError:
                      f"(Retry-After), or split it", queued=queued, limit=ask.max_queued, retry_after=QUEUE_RETRY)
 
 
-def blocked_refusal(svc: "Services", key: AppKey, end_user: str, now: float) -> EndUserBlocked | None:
-    """The refusal (403 ``end_user_blocked``, naming why) of a request of ``end_user`` blocked today, read from Redis
-    (one round trip); None when it is not, or when its key blocks none (nothing set by hand, no moderation limit:
-    no Redis step)."""
+def _blocked_today(svc: "Services", key: AppKey, end_user: str, now: float) -> tuple[BlockReason, int] | None:
+    """Why ``end_user`` of ``key`` is blocked today, with its jobs BFL moderated today, read from Redis (one round trip);
+    None when it is not, or when its key blocks none (nothing set by hand, no moderation limit: no Redis step)."""
     if not (key.end_user_records or key.end_user_moderation_limit):
         return None
-    [(record, moderated)] = svc.store.end_users.standing(key.id, [end_user], accounting.utc_day(now))
-    return _blocked(svc, key, end_user, record, moderated, now)
+    day = accounting.utc_day(now)
+    [(record, moderated)] = svc.store.end_users.standing(key.id, [end_user], day)
+    why = blocked_why(key, record, moderated, day)
+    return None if why is None else (why, moderated)
 
 
-def _blocked(svc: "Services", key: AppKey, end_user: str, record: EndUserRecord, moderated: int,
-             now: float) -> EndUserBlocked | None:
-    """The refusal of ``end_user`` (its ``record`` and its moderated jobs today), counted, when it is blocked."""
-    why = blocked_why(key, record, moderated, accounting.utc_day(now))
-    if why is None:
-        return None
-    verdict = Verdict.BLOCKED if why is BlockReason.MANUAL else Verdict.MODERATED
-    metrics.count(svc, "fluxhook_end_user_refusals", key=key.name, reason=_REASONS[verdict])
-    refusal = _refusal(key, end_user, Taken(verdict, moderated, record), now)
-    assert isinstance(refusal, EndUserBlocked)
-    return refusal
+def blocked_refusal(svc: "Services", key: AppKey, end_user: str, now: float) -> EndUserBlocked | None:
+    """The refusal (403 ``end_user_blocked``, naming why) of a request of ``end_user`` blocked today; None when not."""
+    blocked = _blocked_today(svc, key, end_user, now)
+    return None if blocked is None else _blocked(svc, key, end_user, *blocked, now)
 
 
 def blocked_why(key: AppKey, record: EndUserRecord, moderated: int, day: str) -> BlockReason | None:
@@ -219,13 +206,9 @@ def blocked_why(key: AppKey, record: EndUserRecord, moderated: int, day: str) ->
 
 def ending_if_blocked(svc: "Services", key: AppKey | None, job: Job, now: float) -> Ending | None:
     """How ``job`` (``queued``, of ``key``) ends instead of being sent when its end user is blocked today; None when
-    it is not, or when its key blocks none (nothing set by hand, no moderation limit: no Redis step)."""
-    if key is None or job.end_user is None or not (key.end_user_records or key.end_user_moderation_limit):
-        return None
-    day = accounting.utc_day(now)
-    [(record, moderated)] = svc.store.end_users.standing(key.id, [job.end_user], day)
-    why = blocked_why(key, record, moderated, day)
-    return None if why is None else BLOCKED_ENDINGS[why]
+    it is not."""
+    blocked = None if key is None or job.end_user is None else _blocked_today(svc, key, job.end_user, now)
+    return None if blocked is None else BLOCKED_ENDINGS[blocked[0]]
 
 
 def end_waiting(svc: "Services", key_id: str, end_user: str, why: BlockReason) -> int:
@@ -253,9 +236,8 @@ def after_moderated(svc: "Services", job: Job) -> None:
     key = svc.store.app_keys.get(job.key_id)
     if key is None or not key.end_user_moderation_limit:
         return
-    day = accounting.utc_day(time.time())
-    [(record, moderated)] = svc.store.end_users.standing(key.id, [job.end_user], day)
-    if blocked_why(key, record, moderated, day) is BlockReason.MODERATED:
+    blocked = _blocked_today(svc, key, job.end_user, time.time())
+    if blocked is not None and blocked[0] is BlockReason.MODERATED:
         end_waiting(svc, key.id, job.end_user, BlockReason.MODERATED)
 
 
@@ -281,9 +263,8 @@ def still_waits_for_active(svc: "Services", job: Job) -> bool:
 
 
 def wait_for_active(svc: "Services", job: Job, lock: Lock | None = None) -> str:
-    """The job waits aside, its slot (and its send's ``lock``) given back, while its end user has ``max_active``
-    jobs at BFL: looked at again every ``ACTIVE_RECHECK`` seconds, its key's other end users going on meanwhile.
-    ``queued``."""
+    """The job waits aside, its slot (and its send's ``lock``) given back, while its end user has ``max_active`` jobs at
+    BFL: looked at again every ``ACTIVE_RECHECK`` s, its key's other end users going on meanwhile; ``queued``."""
     waits.begin(svc, job, Waiting(WaitReason.END_USER_MAX_ACTIVE))
     svc.slots.requeue(job, wait=ACTIVE_RECHECK, unlock=lock)
     return st.QUEUED
@@ -301,20 +282,29 @@ def _take(svc: "Services", key: AppKey, end_user: str, job_id: str, member: str,
                                     defaults=key.end_user_limits or EndUserLimits())
 
 
-_REASONS = {Verdict.BLOCKED: BlockReason.MANUAL.value, Verdict.MODERATED: BlockReason.MODERATED.value,
-            Verdict.RATE_LIMITED: "rate_limited", Verdict.QUEUE_FULL: "queue_full"}
+_REASONS = {Verdict.RATE_LIMITED: "rate_limited", Verdict.QUEUE_FULL: "queue_full"}
+_BLOCKED_BY = {Verdict.BLOCKED: BlockReason.MANUAL, Verdict.MODERATED: BlockReason.MODERATED}
 
 
-def _refusal(key: AppKey, end_user: str, taken: Taken, now: float) -> FluxhookError:
+def _blocked(svc: "Services", key: AppKey, end_user: str, why: BlockReason, moderated: int,
+             now: float) -> EndUserBlocked:
+    """The refusal, counted, of a request of ``end_user``, blocked today (``moderated``: its jobs BFL moderated)."""
+    metrics.count(svc, "fluxhook_end_user_refusals", key=key.name, reason=why.value)
     who = named(end_user)
     hours, rest = divmod(int(seconds_until_next_day(now)), 3600)
-    if taken.verdict is Verdict.BLOCKED:
-        return EndUserBlocked(f"{who} is blocked for today by an admin of this app key: its new jobs are refused until "
-                              f"it is unblocked or the UTC day ends (in {hours} h {rest // 60} min)")
-    if taken.verdict is Verdict.MODERATED:
-        return EndUserBlocked(f"{who} is blocked for today: BFL moderated {taken.figure} of its jobs today, this app "
-                              f"key's end_user_moderation_limit of {key.end_user_moderation_limit}; its new jobs are "
-                              f"refused until it is unblocked or the UTC day ends (in {hours} h {rest // 60} min)")
+    until = f"its new jobs are refused until it is unblocked or the UTC day ends (in {hours} h {rest // 60} min)"
+    if why is BlockReason.MANUAL:
+        return EndUserBlocked(f"{who} is blocked for today by an admin of this app key: {until}")
+    return EndUserBlocked(f"{who} is blocked for today: BFL moderated {moderated} of its jobs today, this app key's "
+                          f"end_user_moderation_limit of {key.end_user_moderation_limit}; {until}")
+
+
+def _refusal(svc: "Services", key: AppKey, end_user: str, taken: Taken, now: float) -> FluxhookError:
+    """The refusal, counted, of a request of ``end_user`` that ``taken`` did not count."""
+    if taken.verdict in _BLOCKED_BY:
+        return _blocked(svc, key, end_user, _BLOCKED_BY[taken.verdict], taken.figure, now)
+    metrics.count(svc, "fluxhook_end_user_refusals", key=key.name, reason=_REASONS[taken.verdict])
+    who = named(end_user)
     limits = limits_of(key, taken.record)
     if taken.verdict is Verdict.RATE_LIMITED:
         wait = taken.figure / 1000

@@ -1,9 +1,8 @@
 """Enqueueing worker tasks by dotted path, so the web process never imports worker code.
 
-Downloads and draft caches go through their work lines first
-(``fluxhook.store.work_lines``): a job's change of status adds it to its line (``AddWork``), and ``feed``
-moves the jobs whose turn it is from the lines into RQ while few tasks wait there, each RQ task naming
-its own job; work whose turn is now (no line holds any: taken *at once*) is queued by the change's own caller
+Downloads and draft caches go through their work lines first (``fluxhook.store.work_lines``): a job's change of status
+adds it to its line (``AddWork``), and ``feed`` moves the jobs whose turn it is into RQ while few tasks wait there, each
+RQ task naming its own job; work whose turn is now (no line holds any) is queued by the change's own caller
 (``queue_handed``). The cron thread's tasks go straight to RQ, in no line.
 """
 
@@ -12,7 +11,6 @@ from __future__ import annotations
 import re
 import secrets
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
 from rq import Queue, Retry
@@ -52,13 +50,11 @@ DRAFT_CACHE_TASK = "worker.draft_cache.store_draft_cache"
 DOWNLOAD_RETRIES = 32
 DOWNLOAD_RETRY_CAP = 600
 # A job's own tasks (its download, its draft cache) keep nothing of a run that succeeded: nobody reads a task's return
-# value (the job's record and timeline say what became of it), and RQ's result of each and the task's record would be
-# most of what a stored job holds in Redis its first hour. Not RQ's 0: RQ deletes such a task as it ends by reading its
-# executions back, in several round trips. With this TTL the worker deletes both in the end's own MULTI
-# (``worker.inprocess``): left to expire, they would stay in memory until Redis's expiry came across them, which among
-# the millions of keys a retention keeps with a TTL takes hours. A failed run is kept a week, to look at, each under its
-# own id (``task_id``): a job's tasks fail in RQ only when they did not get to end (a worker killed, Redis failing) or
-# gave up, so they stay few.
+# value (the job's record and timeline say what became of it), and RQ's result and task records would be most of what a
+# stored job holds in Redis its first hour. Not RQ's 0, which deletes the task by reading its executions back in several
+# round trips: with this TTL the worker deletes both in the end's own MULTI (``worker.inprocess``), where left to expire
+# they would stay in memory for hours among the millions of keys a retention keeps. A failed run is kept a week, to look
+# at: a job's tasks fail in RQ only when they did not get to end (a worker killed, Redis failing) or gave up, so few.
 KEEPS_NOTHING = 1  # the result_ttl that marks a task keeping nothing of its success
 _KEEP = {"result_ttl": KEEPS_NOTHING, "failure_ttl": 7 * 86400}
 
@@ -200,14 +196,6 @@ def release_download(svc: "Services", job_id: str) -> None:
     svc.store.locks.release(svc.store.keys.download_lock(job_id))
 
 
-@dataclass(frozen=True)
-class _Task:
-    """How a work line's job becomes an RQ task (in ``svc.queue``)."""
-
-    func: str
-    name: Callable[[str], str]
-
-
 # A draft cache is a download of its own, retried as long as one (its URL's life, 2 hours, the real bound), up to
 # MAX_VIDEO_BYTES, so as long a timeout. Retried at jittered, growing intervals: RQ's own have no jitter.
 def _download_options() -> dict:
@@ -217,18 +205,18 @@ def _download_options() -> dict:
     return dict(retry=retry, timeout=DOWNLOAD_TIMEOUT, **_KEEP)
 
 
-_TASKS = {
-    **{line: _Task(DOWNLOAD_TASK, download_task_name) for line in DOWNLOADS},
-    DRAFT_CACHE: _Task(DRAFT_CACHE_TASK, draft_cache_task_name),
+# How a work line's job becomes an RQ task: the task's function, and its name (``task_id``).
+_TASKS: dict[str, tuple[str, Callable[[str], str]]] = {
+    **{line: (DOWNLOAD_TASK, download_task_name) for line in DOWNLOADS},
+    DRAFT_CACHE: (DRAFT_CACHE_TASK, draft_cache_task_name),
 }
 
 
 def feed(svc: "Services") -> Taken:
-    """Move the jobs whose turn it is from the work lines into RQ, kind by kind in ``KINDS``' order (a result
-    whose URL expires first), while fewer than ``AHEAD`` tasks wait in the RQ queue. Called by the workers only (a
-    lane that takes a task, the dispatcher's feed woken by new work or at its bound): a callback's answer waits for
-    none of it; what it took (``Taken.moved``, ``Taken.idle``). With no work waiting it costs Redis two commands (one script, one
-    lookup)."""
+    """Move the jobs whose turn it is from the work lines into RQ, kind by kind in ``KINDS``' order (a result whose URL
+    expires first), while fewer than ``AHEAD`` tasks wait in the RQ queue; what it took (``Taken.moved``, ``Taken.idle``).
+    Called by the workers only (a lane that takes a task, the dispatcher's feed woken by new work or at its bound): a
+    callback's answer waits for none of it. With no work waiting it costs Redis two commands (one script, one lookup)."""
     taken = svc.store.work.take(dict.fromkeys(KINDS, svc.queue.key), AHEAD, time.time())
     queue_handed(svc, taken.items)
     return taken
@@ -237,20 +225,19 @@ def feed(svc: "Services") -> Taken:
 def queue_handed(svc: "Services", handed: Handed, own: str | None = None) -> None:
     """Queue the RQ tasks of work taken from the lines (``feed``) or at once by the step that added it (``AddWork``,
     when no line held any), in one MULTI (``WorkLines.queued``). Should this process die first, each job comes due as
-    its move's lease lapses, and its check puts the work back in line (``ensure_download``,
-    ``ensure_draft_cache``). Each task has an id of its own (``task_id``), which a
-    download's lock names (its own part: 8 bytes, where the whole id would take a string's allocation of its own for
-    the lock's hours), for ``download_pending``: ``own``, the part the lock was taken with by the step that handed a
-    download at once, which so needs no relabel."""
+    its move's lease lapses, and its check puts the work back in line (``ensure_download``, ``ensure_draft_cache``).
+    Each task has an id of its own (``task_id``), which a download's lock names for ``download_pending`` (its own part:
+    8 bytes, where the whole id would be a string of its own for the lock's hours); ``own``: the part the step that
+    handed a download at once took the lock with, which so needs no relabel."""
     if not handed:
         return
     pipe = svc.redis.pipeline(transaction=True)
     for kind, members in handed.items():
-        task = _TASKS[kind]
+        func, name = _TASKS[kind]
         for member in members:
             job_id = member_job(member)
-            queued = task_id(task.name(job_id), own if kind in DOWNLOADS else None)
-            svc.queue.enqueue_call(task.func, (job_id,), job_id=queued, description=f"{kind} {job_id}",
+            queued = task_id(name(job_id), own if kind in DOWNLOADS else None)
+            svc.queue.enqueue_call(func, (job_id,), job_id=queued, description=f"{kind} {job_id}",
                                    pipeline=pipe, **_download_options())
             if kind in DOWNLOADS and own is None:
                 svc.store.locks.relabel(svc.store.keys.download_lock(job_id), own_part(queued), pipe)

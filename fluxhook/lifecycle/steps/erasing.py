@@ -17,8 +17,7 @@ log = logging.getLogger("fluxhook.erasing")
 
 
 def erase(svc: Services, job_id: str) -> bool:
-    """Erase the job and all that belongs to it (its variants too); False if there was no record (its leftovers go
-    anyway)."""
+    """Erase the job and all that belongs to it, its variants too; False if it had no record (its leftovers go anyway)."""
     progress, _ = svc.store.deliveries.progress_of(job_id)  # read while its record is there: its messages' ids
     # The storage key as deleted, not as read before: a download may have stored the image in between.
     storage_key = svc.jobs.delete(job_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -73,11 +74,14 @@ def _name(value: Any, now: float) -> str:
     return value.strip()
 
 
-def _models(value: Any, now: float) -> tuple[str, ...]:
-    if (not isinstance(value, list) or not value or len(value) > MAX_MODELS
-            or not all(isinstance(m, str) and MODEL.fullmatch(m) for m in value)):
-        raise InvalidRequest("'models' must be a non-empty list of BFL model names such as 'flux-2-pro', or null")
-    return tuple(dict.fromkeys(value))
+def _names(name: str, most: int, form: re.Pattern[str], said: str) -> Callable[[Any, float], tuple[str, ...]]:
+    """A non-empty list of at most ``most`` names of ``form``, each kept once (``said``: what they are, or null)."""
+    def parse_names(value: Any, now: float) -> tuple[str, ...]:
+        if (not isinstance(value, list) or not value or len(value) > most
+                or not all(isinstance(v, str) and form.fullmatch(v) for v in value)):
+            raise InvalidRequest(f"'{name}' must be a non-empty list of {said}")
+        return tuple(dict.fromkeys(value))
+    return parse_names
 
 
 def _whole(name: str, low: int, high: int) -> Callable[[Any, float], int]:
@@ -108,14 +112,6 @@ def _expires(value: Any, now: float) -> float:
     if stamp <= now:
         raise InvalidRequest("'expires_at' must be in the future")
     return stamp
-
-
-def _accounts(value: Any, now: float) -> tuple[str, ...]:
-    if (not isinstance(value, list) or not value or len(value) > MAX_ACCOUNTS
-            or not all(isinstance(a, str) and ACCOUNT_NAME.fullmatch(a) for a in value)):
-        raise InvalidRequest("'accounts' must be a non-empty list of BFL account names (GET /v1/accounts lists "
-                             "them), or null for any")
-    return tuple(dict.fromkeys(value))
 
 
 def _region(value: Any, now: float) -> str:
@@ -155,8 +151,10 @@ _PARSERS: dict[str, Callable[[Any, float], Any]] = {
     # notify_url's form here; its host against NOTIFY_HOST_ALLOWLIST where the configuration is (``key_admin``).
     "notify_url": lambda value, now: check_form(value, field_wording("notify_url")),
     "notify_events": lambda value, now: parse_events(value), "strict_input": _strict_input,
-    "accounts": _accounts, "region": _region,
-    "name": _name, "models": _models, "daily_credits": _credits, "expires_at": _expires,
+    "accounts": _names("accounts", MAX_ACCOUNTS, ACCOUNT_NAME, "BFL account names (GET /v1/accounts lists them), "
+                       "or null for any"),
+    "region": _region, "name": _name, "daily_credits": _credits, "expires_at": _expires,
+    "models": _names("models", MAX_MODELS, MODEL, "BFL model names such as 'flux-2-pro', or null"),
     "max_active": _whole("max_active", 1, 10_000), "max_queued": _whole("max_queued", 1, MAX_QUEUED),
     "requests_per_minute": _whole("requests_per_minute", 1, 100_000),
     # Its own read and item limits, within the bounds of the settings they stand in for.

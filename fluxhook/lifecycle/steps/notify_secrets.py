@@ -33,13 +33,13 @@ def sealer(svc: "Services") -> Sealer:
     return svc.jobs.sealer or Sealer(svc.config.secret_keys)
 
 
-def signing_secrets(svc: "Services", key_id: str | None, now: float, key: AppKey | None = None) -> list[str]:
+def signing_secrets(svc: "Services", key_id: str | None, now: float) -> list[str]:
     """The secrets that sign a notification of a job of app key ``key_id`` at ``now``, newest first: the key's
     own, and for ``OVERLAP`` after a rotation the one it replaced; ``NOTIFY_SECRET`` for an admin token's job.
     Empty when there is none (no NOTIFY_SECRET, or the key is gone)."""
     if not key_id:
         return [svc.config.notify_secret] if svc.config.notify_secret else []
-    key = key or svc.store.app_keys.get(key_id)
+    key = svc.store.app_keys.get(key_id)
     if key is None:
         return []
     seal = sealer(svc)

@@ -35,21 +35,11 @@ def poll_interval(polls_made: int, grace: float, rng: random.Random | None = Non
     return interval * (rng or random).uniform(1 - JITTER, 1 + JITTER)
 
 
-def first_poll_at(submitted_at: float, grace: float) -> float:
-    """When a job that BFL accepted at ``submitted_at`` is first polled if no callback came (and no one watches it)."""
-    return submitted_at + min(grace, UNWATCHED_POLL_INTERVAL)
-
-
 def next_poll_at(submitted_at: float, polls_made: int, now: float, grace: float,
                  rng: random.Random | None = None, *, watched: bool = False) -> float:
-    """When to poll next after ``polls_made`` polls, the last begun at ``now`` (``watched``: someone watches the job),
-    never later than the deadline (so the timeout is on time)."""
-    if watched:
-        at = now + WATCHED_POLL_DUE
-    elif polls_made <= 0:
-        at = first_poll_at(submitted_at, grace)
-    else:
-        at = now + poll_interval(polls_made, grace, rng)
+    """When to poll next after ``polls_made`` polls (the first is due as ``catalog.first_poll_at`` says), the last
+    begun at ``now`` (``watched``: someone watches the job), never later than the deadline (so the timeout is on time)."""
+    at = now + (WATCHED_POLL_DUE if watched else poll_interval(polls_made, grace, rng))
     return min(at, submitted_at + POLL_DEADLINE)
 
 

@@ -69,21 +69,6 @@ class _Attempt:
     recorded: Job | None = None
 
 
-@dataclass(frozen=True)
-class _Sent:
-    """A task BFL took: what its record is made of."""
-
-    job: Job
-    account: Account
-    key: AppKey | None
-    reservation: Reservation | None
-    # The request as sent (its input, read from storage if it waited there).
-    request: dict
-    # BFL's answer: its task's id, polling_url and price.
-    task: dict
-    attempt: _Attempt
-
-
 class SendLock(NamedTuple):
     """What holds a job's submit lock: a submission under way in some process (``left``: seconds until its lease
     ends), one that began and never ended (``lost``), or nothing (neither)."""
@@ -98,18 +83,12 @@ def send_lock(svc: Services, job_id: str, now: float | None = None) -> SendLock:
     value = svc.store.locks.holder(key)
     if value is None:
         return SendLock()
-    taken = _taken_at(value)
-    if taken is None:
+    _, at, millis = value.partition("@")  # when a submission took it (``new_lock_token``)
+    if not (at and millis.isascii() and millis.isdigit()):
         # A cancel's or a revocation's hold, or a submission of an older release: it lapses by itself.
         return SendLock(left=svc.store.locks.seconds_left(key))
-    left = taken + SUBMIT_LEASE - (time.time() if now is None else now)
+    left = int(millis) / 1000 + SUBMIT_LEASE - (time.time() if now is None else now)
     return SendLock(left=left) if left > 0 else SendLock(lost=True)
-
-
-def _taken_at(token: str) -> float | None:
-    """When a submission's lock was taken, as its token says (``new_lock_token``); None for another kind of hold."""
-    _, at, millis = token.partition("@")
-    return int(millis) / 1000 if at and millis.isascii() and millis.isdigit() else None
 
 
 def check_budget(svc: Services, job: Job, key: AppKey | None = None) -> None:
@@ -296,7 +275,7 @@ def _submit(svc: Services, job: Job, task_input: dict | None, primary: str | Non
         if not isinstance(exc, FluxhookError):
             raise
         return _not_sent(svc, job, account, exc, attempt.lock)
-    return _record(svc, _Sent(job, account, key, reservation, request, task, attempt))
+    return _record(svc, job, account, key, reservation, request, task, attempt)
 
 
 def _stand_in(svc: Services, job: Job, measured: dict | Size | None, reserved: int) -> int:
@@ -340,16 +319,17 @@ def _send(svc: Services, job: Job, measured: dict | Size, account: Account, prim
     return request, svc.bfl(account.name).submit(job.model or "", body)
 
 
-def _record(svc: Services, sent: _Sent) -> str:
-    """BFL has the task and charges for it: its record comes first, before anything else that may fail."""
-    job, account, task, reservation = sent.job, sent.account, sent.task, sent.reservation
+def _record(svc: Services, job: Job, account: Account, key: AppKey | None, reservation: Reservation | None,
+            request: dict, task: dict, attempt: _Attempt) -> str:
+    """BFL has the task (``task``: its id, polling_url and price) and charges for it: its record comes first, before
+    anything else that may fail. ``request``: as sent (its input, read from storage if it waited there)."""
     now = time.time()
     # With the move: the day's usage, the budget's spend in place of the reservation, the credits metric, the count
     # of submissions, the job's timeline and its account's standing (the next refusal starts its backoff afresh, and
     # an account on probation takes tasks again); the submit lock freed, and a callback that came before this answer
     # (``keep_early_callback``) taken, so a callback kept after it finds the task recorded.
     fields, effects = accounting.on_submitted(job.model or "", task["cost"], reservation.amount if reservation else 0, now,
-                                             key_id=job.key_id, key_name=sent.key.name if sent.key else "",
+                                             key_id=job.key_id, key_name=key.name if key else "",
                                              account=account.name, end_user=job.end_user)
     if reservation is not None:
         effects.append(ReleaseBudget.of(job, account.name))
@@ -359,8 +339,8 @@ def _record(svc: Services, sent: _Sent) -> str:
     model, grace = svc.config.catalog.get(job.model or ""), svc.config.callback_grace_seconds
     # The job is in no line: the dispatch that gave it its slot took it out. As the move frees its lock, it takes the
     # body kept for it (``keep_early_callback``), if its record says one was (``EARLY_KEPT``).
-    terms = Terms(unlock=sent.attempt.lock, take=Take(svc.store.keys.kept_for_job(job.id), EARLY_KEPT),
-                  out_of_line=True, read_back=sent.attempt.in_request)
+    terms = Terms(unlock=attempt.lock, take=Take(svc.store.keys.kept_for_job(job.id), EARLY_KEPT),
+                  out_of_line=True, read_back=attempt.in_request)
     early: list[bytes] = []
 
     def record() -> bool:
@@ -369,13 +349,13 @@ def _record(svc: Services, sent: _Sent) -> str:
             bfl_status=st.BFL_PENDING, input=None, submitted_at=now, account=account.name,
             due=first_poll_at(model, now, grace), due_if_watched=first_poll_at(model, now, grace, watched=True),
             terms=terms, effects=[*effects, entry, accepted], **fields)
-        sent.attempt.freed, sent.attempt.recorded = change.moved, change.record
+        attempt.freed, attempt.recorded = change.moved, change.record
         if change.taken is not None:
             early.append(change.taken)
         return change.moved
 
     moved = durable.record_durably(svc, record)
-    budget.check_price(svc, job.model or "", sent.request, task["cost"])
+    budget.check_price(svc, job.model or "", request, task["cost"])
     if not moved:
         if reconciling.adopt_answer(svc, job.id, task):
             # The send hung past its lease and its job awaits BFL's word meanwhile (``recover_lost_send``): this is
@@ -391,7 +371,7 @@ def _record(svc: Services, sent: _Sent) -> str:
     if job.input is None:
         task_inputs.drop(svc, job.id)  # its record kept none: it waited in storage, and BFL has it now
     if early:
-        sent.attempt.recorded = None  # the callback changes the job again
+        attempt.recorded = None  # the callback changes the job again
         _apply_early_callback(svc, job.id, early[-1])
     return st.SUBMITTED
 

@@ -7,14 +7,8 @@ import random
 import pytest
 
 from fluxhook.core import live
+from fluxhook.core.catalog import first_poll_at
 from fluxhook.lifecycle.steps import schedule
-
-
-def test_first_poll_comes_one_grace_period_after_submission_or_sooner_for_a_running_jobs_state():
-    assert schedule.next_poll_at(1000.0, 0, now=1000.0, grace=5) == 1005.0
-    assert schedule.first_poll_at(1000.0, 5) == 1005.0
-    # The default 45 s grace would leave a task's progress unseen for 45 s: the first poll is 10 s after instead.
-    assert schedule.first_poll_at(1000.0, 45) == 1000.0 + live.UNWATCHED_POLL_INTERVAL
 
 
 @pytest.mark.parametrize("grace", [0, 2, 45, 600])
@@ -57,7 +51,7 @@ def test_rate_limited_poll_waits_at_least_retry_after():
 def _polls_until_seen(completes_at: float, grace: float, rng: random.Random) -> tuple[int, float]:
     """How many polls the schedule makes before it sees a task that completes at ``completes_at``, and how long
     after its completion the poll that sees it comes."""
-    polls, at = 0, schedule.first_poll_at(0.0, grace)
+    polls, at = 0, first_poll_at(None, 0.0, grace)
     while True:
         polls += 1
         if at >= completes_at:
@@ -82,7 +76,7 @@ def test_what_unwatched_polling_costs_per_task():
     counts = [_polls_until_seen(t / 10, 45, rng)[0] for t in range(0, 1201)]
     assert 5 <= sum(counts) / len(counts) <= 7
     assert max(counts) <= 14
-    assert schedule.first_poll_at(0.0, 45) >= 10.0
+    assert first_poll_at(None, 0.0, 45) >= 10.0
 
 
 def test_a_watched_job_is_polled_at_the_watched_pace_unjittered():
