@@ -198,7 +198,7 @@ class JobStore:
         # Every account's slots of every pool: a job holds at most one of them.
         self.accounts = accounts
         self.slot_keys = [keys.slots(pool, account) for account in accounts for pool in pools]
-        self.timeline_ttl = ttl or DEFAULT_TIMELINE_TTL
+        self.timeline_ttl = ttl or DEFAULT_TTL
         self._transition = LuaScript(connection, "job_transition")
         self._create = LuaScript(connection, "job_create")
         self._count = LuaScript(connection, "job_count")
@@ -807,8 +807,9 @@ class JobStore:
 SHOW_ATTEMPTS = 5
 # The record's fields of a recorded wait (``Job.waiting_reason``, ``Job.waiting_until``): gone once it leaves ``queued``.
 WAIT_FIELDS = ("waiting_reason", "waiting_until")
-# Timelines of records kept without a TTL (tests, tools) expire after the longest default retention.
-DEFAULT_TIMELINE_TTL = 32 * 86400
+# What goes with a record kept without a TTL (tests, tools), its timeline and its variants' hash, expires after the
+# longest default retention.
+DEFAULT_TTL = 32 * 86400
 # A page filtered by two indexes or more (status, model, key) reads at most this many ids of one, this many at a time.
 BOTH_FILTERS_READ = 2000
 BOTH_FILTERS_BATCH = 200
