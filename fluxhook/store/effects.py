@@ -188,8 +188,7 @@ def split(effects: Sequence[Effect]) -> tuple[list[Effect], list[Effect]]:
 USAGE_TTL = 400 * 86400
 HOURLY_TTL = 35 * 86400
 # An owner's end users' counters of a day: what GET /v1/usage?group_by=end_user reads, and what an end user's daily
-# limits read today; a few weeks, so that an app with a million end users a month holds a bounded amount
-# (docs/scaling.md).
+# limits read today; a few weeks, so an app with a million end users a month holds a bounded amount (docs/scaling.md).
 END_USER_TTL = 35 * 86400
 
 

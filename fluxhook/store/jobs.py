@@ -1,13 +1,11 @@
 """Job records in Redis: create, read, list, delete, the one place statuses change, and the locks of a job's steps
 (who is downloading or submitting it right now).
 
-A job is a hash (``Keys.job``); ``Keys.bfl_task`` maps BFL's task id to it; ``Keys.all_jobs``
-and ``Keys.status`` are lexically ordered sets of ids (ids sort by creation time) for
-newest-first listing; ``Keys.due`` orders active jobs by when the fallback sweep should look
-at them next. Every status change runs one Lua script (``lua/job_transition.lua``), so a
-duplicate or late report can never move a job out of a terminal status, whichever process
-sends it; with the change come the consequences its new status has (``job.consequences``:
-the BFL slot freed, the notification outbox) and the effects the caller names (``effects``).
+A job is a hash (``Keys.job``); ``Keys.bfl_task`` maps BFL's task id to it; ``Keys.all_jobs`` and ``Keys.status`` are
+lexically ordered sets of ids (ids sort by creation time) for newest-first listing; ``Keys.due`` orders active jobs by
+when the fallback sweep should next look at them. Every status change is one Lua script (``lua/job_transition.lua``), so
+no duplicate or late report, from whichever process, moves a job out of a terminal status; with the change come its new
+status's consequences (``job.consequences``: the BFL slot freed, the notification outbox) and the caller's ``effects``.
 
 A lock (``Lock``) is taken or freed with a change, or on its own (``Locks``); either way it expires by itself, so a
 process that dies frees it.
