@@ -368,7 +368,7 @@ class InProcessWorker(SimpleWorker):
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
         # The heartbeat thread beats every job_monitoring_interval, as a forking worker does; not SimpleWorker's "the
         # whole job timeout", which would hide a killed worker for minutes, nor RQ's fixed 60 s of grace after it: a beat
-        # comes from a thread of its own, two missed mean the worker is gone, its task to run again while the result's URL lives.
+        # comes from a thread of its own; two missed mean the worker is gone, its task to run again while the result's URL lives.
         left = job.timeout - working_time if job.timeout and job.timeout > 0 else self.job_monitoring_interval
         return int(min(left, self.job_monitoring_interval)) + HEARTBEAT_GRACE
 
