@@ -332,8 +332,8 @@ class Tallies:
         self._flush_logged()
 
     def add(self, effects: Sequence[Effect]) -> None:
-        """Count the ``CountMetrics`` and ``CountHourly`` among ``effects``; unless started, write them now. Never
-        raises: a count must not fail the work it counts (a write that failed is tried again with the next)."""
+        """Count the ``TALLIED`` among ``effects``; unless started, write them now. Never raises: a count must not fail
+        the work it counts (a write that failed is tried again with the next)."""
         metrics: dict[str, int | float] = {}
         hours: dict[tuple[str, int], dict[str, int]] = {}
         for effect in effects:
