@@ -5,15 +5,15 @@ every worker runs it as it starts, before it takes work, and ``fluxhook migrate`
 What it rewrites, ``BATCH`` at a time, each change made only if what it read still holds (so a run cut short, or
 one beside another, changes nothing twice):
 
-- the jobs still queued in a line of a release before fair share (``Keys.legacy_line``) join today's lines, as
-  the admin owner's;
+- the jobs still queued in a line of a release before fair share (``Keys.legacy_line``) join today's line of their
+  pool (the default pool's, for a pool no longer configured), as the admin owner's;
 - the jobs still waiting for a thumbnail task of a release that made thumbnails in a task of their own (its
   work line, those being moved from it, its RQ queue) join the download line: their download task, finding
   the job stored without its thumbnail, makes it;
 - a slot taken before accounts were kept (none recorded in ``Keys.legacy_slot_accounts``) is given the first account,
   which sends its task, and moved into its slots if that is not ``default``; one without an owner is the admin's;
 - a slot holder's account, owner and charge, kept in three hashes before ``Keys.slot_holders``, become its one entry
-  there;
+  there, and the owners kept of the jobs in line go (a line's member names it);
 - the clock of the slots' turns, of each kind of work and of each budget limit's turns to go alone, kept in a key of
   its own before, moves into the field ``owners.CLOCK`` of its passes (the later of the two, should a process of this
   release have given turns already); the owners' estimates of slot time move beside the slots' passes
@@ -25,12 +25,14 @@ one beside another, changes nothing twice):
   per owner (``Keys.bfl_trackers``), and a callback body kept for a task nobody tracked (the static URL's) becomes
   the mark today's release keeps instead (``KeptCallbacks.mark_reported``);
 - a job whose submission's answer never came, which older releases kept ``queued`` (holding its slot) until BFL
-  named its task, is ``submitted`` without its task as today's release keeps it, so it is never sent again;
+  named its task, is ``submitted`` without its task as today's release keeps it, so it is never sent again (today's
+  sweep would put a queued one back in line, and BFL may have its task);
 - the check tasks an older release queued in RQ (``LEGACY_CHECK_QUEUE``) are dropped: today's sweep puts each job in
   the check line once its claim lapses;
 - a notification message waiting for an attempt where an older release kept it (its retries' ``Keys.messages_due``,
-  its notify work line and what was being moved from it into RQ) is due in ``Keys.notify_due``, where today's
-  notifiers take every attempt (an RQ task of it still queued puts it there as it runs: ``worker/notify.py``);
+  its notify work line and what was being moved from it into RQ) is due in ``Keys.notify_due`` when it was due (at
+  once if in line or being moved), where today's notifiers take every attempt (an RQ task of it still queued puts it
+  there as it runs: ``worker/notify.py``);
 - a notification attempt in flight that an older release noted in a set of its own (``Keys.legacy_notify_sending``)
   is noted as today's take notes one (``m:<member>`` in ``Keys.notify_busy``, its lease), its message due at its
   lease: its process dead, a take finds it lapsed and gives its room back; and every attempt noted so whose lease
@@ -175,8 +177,6 @@ class _Migration:
                         checks=self.old_checks())
 
     def old_lines(self) -> int:
-        """Move every job still queued in an old line into today's line of its pool (the default pool's, for a
-        pool no longer configured)."""
         moved = 0
         for old in map(text, self.connection.scan_iter(match=KEYS.legacy_line("*"), count=BATCH)):
             pool = old[len(KEYS.legacy_line("")):]
@@ -231,8 +231,6 @@ class _Migration:
         return given
 
     def slot_holders(self) -> int:
-        """Make each slot holder's account, owner and charge, which older releases kept in three hashes, its one entry
-        (``Keys.slot_holders``); the owners older releases kept of the jobs in line go (a line's member names it)."""
         moved = 0
         legacy = [KEYS.legacy_slot_accounts, KEYS.legacy_fair_owners, KEYS.legacy_fair_charges]
         # Slot holders are at most the accounts' max_active: read at once.
@@ -322,8 +320,6 @@ class _Migration:
         return marked
 
     def old_messages(self) -> int:
-        """Make each message an older release kept waiting (``<owner>:<message id>``) due in today's set, at the time
-        it was due (at once for those in line or being moved)."""
         moved = 0
         line, moving = KEYS.work_line(LEGACY_NOTIFY_KIND), KEYS.legacy_work_moving(LEGACY_NOTIFY_KIND)
         for source, read in ((KEYS.messages_due, self._scored), (line, self._scored), (moving, self._hash)):
@@ -342,8 +338,6 @@ class _Migration:
         return moved
 
     def lapsed_attempts(self) -> int:
-        """Note each notification attempt an older release noted in its own set as today's are, and give back the room
-        of each lapsed one no take of today's would (``lua/migrate_attempts.lua``): how many."""
         keys = [KEYS.notify_due, KEYS.notify_busy, KEYS.notify_parked, KEYS.legacy_notify_sending]
         given = 0
         while (done := int(self._attempts(keys, [repr(time.time()), BATCH]))) > 0:
@@ -372,8 +366,6 @@ class _Migration:
         return [(text(m), time.time()) for m in self.connection.hkeys(key)[:BATCH]]
 
     def uncertain_sends(self) -> int:
-        """Each queued job an older release kept awaiting BFL's word on its task becomes submitted without it: today's
-        sweep would put a queued one back in line, and BFL may have its task."""
         moved, after = 0, "-"
         queued = KEYS.status(QUEUED)
         while ids := [text(i) for i in self.connection.zrangebylex(queued, after, "+", start=0, num=BATCH)]:
