@@ -3,14 +3,13 @@ work, not RQ's.
 
 Each BFL account has ``size`` checkers of its own (WORKER_CHECK_CONCURRENCY), its part of the process's hands: a check
 polls BFL through its job's account, and an account whose polls BFL answers slowly (each bounded by a whole-exchange
-deadline) so holds only its own checkers, while another account's checks are taken as if it were idle.
+deadline) holds only its own checkers, while another account's checks are taken as if it were idle.
 
-The process's dispatcher (worker/dispatcher.py), checks being one of its kinds, takes checks from the accounts' check
-lines (``store.check_line``: turns across keys over every line, a key's single jobs before its batch items) only while
-a checker of their account is free to run one at once, and hands each to a checker; with nothing to take for the
-accounts with room, checks wait on the lines' wake-up (``Keys.check_added``), which the sweep pushes as it adds checks
-and which a take that leaves checks in line pushes again for another process's dispatcher. A check is held by its
-claim, nothing else: one cut off (a stop, a killed process) is due again once its claim lapses (``holds.CLAIM_LEASE``).
+The process's dispatcher (worker/dispatcher.py), checks being one of its kinds, takes checks in their turn from the
+accounts' check lines (``store.check_line``) only while a checker of their account is free to run one at once, and hands
+each to a checker; with nothing to take for the accounts with room, it waits on the lines' wake-up (``Keys.check_added``),
+which the sweep pushes as it adds checks and a take that leaves checks in line pushes again for another process's
+dispatcher. A check cut off (a stop, a killed process) is due again once its claim lapses (``holds.CLAIM_LEASE``).
 """
 
 from __future__ import annotations

@@ -1,11 +1,10 @@
-"""The worker's wake-up guard: a thread of every worker process that bounds what a lost wake-up costs.
+"""The worker's wake-up guard: a thread of every worker process that bounds what a lost wake-up costs (how one is lost:
+``store.wakes``).
 
-Whatever makes work due pushes its waiter's wake-up in the same Redis step, but a wake-up can still be lost: with a
-primary that failed over before passing it on, or from a process of an older release during a rolling deploy. A waiter
-at rest would then sleep to its longest wait with its work in line. So every ``WAKE_GUARD_SECONDS`` this thread looks,
-for every waiter of its process at rest, at once, whether its work is there (``Wakes.look``: one command while nothing
-is), and pushes again the wake-up of one whose work is: a lost wake-up costs at most the guard, and a process at rest
-one command per guard for all its waiters, where a waiter of its own that woke each guard to look would cost several.
+Every ``WAKE_GUARD_SECONDS`` it looks, for every waiter of its process at rest, at once, whether its work is there
+(``Wakes.look``: one command while nothing is), and pushes again the wake-up of one whose work is: a lost wake-up costs at
+most the guard, and a process at rest one command per guard for all its waiters, where a waiter of its own that woke each
+guard to look would cost several.
 """
 
 from __future__ import annotations

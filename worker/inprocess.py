@@ -347,9 +347,8 @@ class InProcessWorker(SimpleWorker):
         super().set_state(state, pipeline)
 
     def handle_execution_ended(self, job: Job, queue: Queue, heartbeat_ttl: int) -> None:
-        # RQ writes the task's last_heartbeat here in a round trip of its own. Its end, a moment
-        # later, saves the task with that field anyway, and until then the heartbeat thread keeps
-        # the running record fresh.
+        # RQ writes the task's last_heartbeat here in a round trip of its own; its end, a moment later, saves the task
+        # with that field anyway, and until then the heartbeat thread keeps the running record fresh.
         job.ended_at = now()
         job.last_heartbeat = job.ended_at
 
@@ -367,10 +366,9 @@ class InProcessWorker(SimpleWorker):
             pipeline.delete(job.key)
 
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
-        # The heartbeat thread beats every job_monitoring_interval, as a forking worker does; not
-        # SimpleWorker's "the whole job timeout", which would hide a killed worker for minutes. Nor RQ's
-        # fixed 60 s of grace after it: a beat comes from a thread of its own, so two missed mean the
-        # worker is gone, and its task should run again while the result's URL still lives.
+        # The heartbeat thread beats every job_monitoring_interval, as a forking worker does; not SimpleWorker's "the
+        # whole job timeout", which would hide a killed worker for minutes, nor RQ's fixed 60 s of grace after it: a beat
+        # comes from a thread of its own; two missed mean the worker is gone, its task to run again while the result's URL lives.
         left = job.timeout - working_time if job.timeout and job.timeout > 0 else self.job_monitoring_interval
         return int(min(left, self.job_monitoring_interval)) + HEARTBEAT_GRACE
 

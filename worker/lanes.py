@@ -52,8 +52,8 @@ MAINTENANCE_INTERVAL = 15
 # How often an idle lane makes sure Redis records no task as running in its RQ worker, for IDLE_CHECK_FOR after its
 # last task ends, from IDLE_CHECK_EVERY after it (one at once would come before a failover could; a lane that takes
 # tasks that often checks nothing between them): a primary that failed over may lack the end of the worker's last task
-# (RQ retried its own lost connection, so the lane never heard of it), and would hold that task as running until its
-# heartbeat lapsed. A lane that ran nothing since has nothing Redis could hold so.
+# (replication trails by a moment; RQ retried its own lost connection, so the lane never heard of it), and would hold
+# that task as running until its heartbeat lapsed, a minute and more. A lane that ran nothing since has nothing to check.
 IDLE_CHECK_EVERY = 5.0
 IDLE_CHECK_FOR = 60.0
 # How long a stop keeps ending the watching lanes' waits (a CLIENT UNBLOCK sent just before a lane's BLMOVE finds
@@ -148,8 +148,6 @@ class Lane(threading.Thread):
                     worker.connection.close()  # the lane's own connection, back to its pool
 
     def _give_back(self, lost: InProcessWorker) -> None:
-        # The primary that took over may lack the end of the worker's last task (replication trails by a
-        # moment), and would hold it as running until its heartbeat lapsed: a minute and more.
         given = lost.give_back_lost_tasks("its worker lost Redis while at it")
         if given:
             log.warning("tasks of a worker that lost Redis given back to RQ", extra={"lane": self.name, "tasks": given})

@@ -2,10 +2,8 @@
 another until stopped, each step outliving a Redis outage or a failure of its own; and what this process did that its
 resting threads follow up (a job sent, a task run, work moved into RQ).
 
-The balance reader looks at Redis on its own pace only while there is work about: at rest it waits for this
-process to do some (``Activity.noted``), or for a long bound that covers work another process or the web left it.
-(The sweeper at rest waits on a wake-up list in Redis instead, ``worker/sweeping.py``: work the web leaves it is its
-to follow up at once.) Each listener has its own event, so one waking does not consume another's.
+A thread at rest that follows up this process's work (the balance reader) waits for it (``Activity.noted``): each
+listener has its own event, so one waking does not consume another's.
 """
 
 from __future__ import annotations

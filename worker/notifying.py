@@ -1,18 +1,14 @@
 """The worker's notifier: notification attempts in capacity of their own (docs/operating.md, bulkheads).
 
 A kind of the process's dispatcher (worker/dispatcher.py), as sends and checks are: it takes the attempts whose turn it
-is while some of its ``size`` attempt threads are free (``notifications.due_attempts``: turns between keys by weight,
-then between a key's end users, a key's single jobs' before its batch items', then the earliest deadline; at most 2 in
-flight to one receiver and 4 for one owner over every worker process, each held for a lease), and hands each to one of
-them (``delivering.deliver``: one exchange under a 15 s deadline). Nothing else of the worker runs in these threads and
-they run nothing else, so a receiver that trickles or never answers holds two of them for 15 s at a time, never a
-download, a poll, a send or another key's notification. With nothing more to take, attempts under way or not, it waits
-until the earliest message or outbox event is due (``Deliveries.rest``: another process's attempt under way is, when its
-lease lapses, for that process may have died; its own are not, for their ends wake a notifier for whatever they make
-due), or until something is sooner: whatever makes a message due pushes a wake-up (``Keys.notify_added``) in the same
-step, a job's end, a replay, an attempt's end that sets a retry or brings back a message parked behind its receiver or
-key (``lua/notify_finish.lua``), so a job's notification starts within milliseconds of its end and a retry at its due
-time, whichever process ends it.
+is (``notifications.due_attempts``, by the rule ``store.deliveries`` states) while some of its ``size`` attempt threads
+are free, and hands each to one of them (``delivering.deliver``: one exchange under a 15 s deadline). Nothing else of the
+worker runs in these threads and they run nothing else, so a receiver that trickles or never answers holds two of them
+for 15 s at a time, never a download, a poll, a send or another key's notification. With nothing more to take it waits
+until the earliest message or outbox event is due (``Deliveries.rest``), or until something is sooner: whatever makes a
+message due pushes a wake-up (``Keys.notify_added``) in the same step (a job's end, a replay, an attempt's end that sets
+a retry or brings back a message parked behind its receiver or key: ``lua/notify_finish.lua``), so a job's notification
+starts within milliseconds of its end and a retry at its due time, whichever process ends it.
 """
 
 from __future__ import annotations

@@ -1,15 +1,12 @@
-"""Several worker processes under one ``python -m worker`` (``WORKER_PROCESSES``): for a dyno or
-container whose cores a single one-task-at-a-time worker would leave idle while it waits on the
-network and the disk.
+"""Several worker processes under one ``python -m worker`` (``WORKER_PROCESSES``): for a dyno or container whose cores a
+single one-task-at-a-time worker would leave idle while it waits on the network and the disk.
 
-The supervisor only starts, stops and restarts its children; each child is a whole worker (its
-own cron thread, RQ worker and heartbeats), as if started on its own. Stopping has one signal:
-- SIGTERM or SIGINT to the supervisor sends each child ``STOP_SIGNAL`` once, and the child
-  stops as a lone worker does on SIGTERM (its task gets ``IMMINENT_SHUTDOWN_DELAY``, then goes
-  back to the queue). Children ignore SIGTERM and SIGINT themselves: a PaaS that signals the whole
-  process group would otherwise hand each a second signal, which a worker takes as a cold stop.
-- on Linux, a child also gets ``STOP_SIGNAL`` when the supervisor dies, even of SIGKILL, so no
-  child outlives it.
+The supervisor only starts, stops and restarts its children; each child is a whole worker (its own cron thread, RQ worker
+and heartbeats), as if started on its own. Stopping has one signal:
+- SIGTERM or SIGINT to the supervisor sends each child ``STOP_SIGNAL`` once, and the child stops as a lone worker does on
+  SIGTERM (its task gets ``IMMINENT_SHUTDOWN_DELAY``, then goes back to the queue). Children ignore SIGTERM and SIGINT
+  themselves: a PaaS that signals the whole process group would otherwise hand each a second signal, a cold stop.
+- on Linux, a child also gets ``STOP_SIGNAL`` when the supervisor dies, even of SIGKILL, so no child outlives it.
 A child that exits unasked is started again, after a pause that grows while it keeps failing.
 """
 

@@ -146,8 +146,8 @@ class _StopSignals:
     def __init__(self, stop_signals: tuple[int, ...]):
         self.count = 0
         self.on_first = lambda: None
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, signal.SIG_IGN if sig not in stop_signals else self._handle)
+        for sig in {signal.SIGTERM, signal.SIGINT} - set(stop_signals):
+            signal.signal(sig, signal.SIG_IGN)
         for number in stop_signals:
             signal.signal(number, self._handle)
 

@@ -1,10 +1,9 @@
 """The worker's senders: a bounded set of threads that keeps BFL's slots busy.
 
-BFL takes about a second to answer a submission, and a task holds its slot for seconds to minutes,
-so one process must have several submissions under way at once to keep an account's slots full. A
-slot is taken only when a sender is free to send its job at once: the job whose turn it is
-(``submitting.take_turns``, the slots' one fair-share rule) is handed a slot and sent in the same
-breath, so no slot is held by a job waiting for a free worker.
+BFL takes about a second to answer a submission, and a task holds its slot for seconds to minutes, so one process must
+have several submissions under way at once to keep an account's slots full. A slot is taken only when a sender is free
+to send its job at once: the job whose turn it is (``submitting.take_turns``, the slots' one fair-share rule) is handed a
+slot and sent in the same breath, so no slot is held by a job waiting for a free worker.
 
 Each BFL account has ``size`` senders of its own (WORKER_SEND_CONCURRENCY), its part of the process's hands: an
 account whose submissions hang (each bounded by a whole-exchange deadline) holds only its own, and another account's

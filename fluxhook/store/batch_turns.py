@@ -58,10 +58,9 @@ class _Step(NamedTuple):
 class BatchTurns:
     """The turns to make a batch and the line of those waiting for one, on one Redis connection."""
 
-    def __init__(self, connection: Redis, keys: Keys = KEYS, *, waiter_lease: float = WAITER_LEASE):
+    def __init__(self, connection: Redis, keys: Keys = KEYS):
         self.connection = connection
         self.keys = keys
-        self.waiter_lease = waiter_lease
         self._turns = LuaScript(connection, "batch_turns")
 
     def join(self, key_id: str | None, items: int, now: float, rules: Rules) -> Ticket:
@@ -102,7 +101,7 @@ class BatchTurns:
         k = self.keys
         member, holds, turned = self._turns(
             [k.batches_making, k.batch_turn_line, k.batch_turn_waiting, k.batch_turn_passes, k.share_weights],
-            [op, int(now * 1000), rules.items_at_once, int(rules.lease * 1000), int(self.waiter_lease * 1000),
+            [op, int(now * 1000), rules.items_at_once, int(rules.lease * 1000), int(WAITER_LEASE * 1000),
              DEFAULT_WEIGHT, member_or_owner, items])
         member = text(member)
         # Wake each other waiter given a turn (the caller knows its own); one woken by nobody (this process died

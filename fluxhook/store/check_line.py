@@ -10,9 +10,8 @@ the checks already running, not by the backlog.
 Each BFL account has a line of its own (``Keys.check_line(account)``): a job's check waits in the line of the account
 that sent its task, or in the first account's when that is none configured here (no task yet, or its account since
 removed: such a check reaches no account's BFL). The turns across keys are one rule over every line (one passes
-hash); a take says how many checks each account may have now (``take``'s ``rooms``), and a worker gives each account
-checkers of its own (``worker/checkers.py``): an account whose polls BFL answers slowly fills only its own, and
-another account's check is taken as if the first were idle.
+hash); a take says how many checks each account may have now (``take``'s ``rooms``): a worker gives each account
+checkers of its own (``worker/checkers.py``).
 
 Nothing here needs a recovery of its own: a job in the line, or taken and never checked (its process died), is due
 again in the due index once its claim lapses, and the sweep claims it again (the one rule, "its lease lapsed, it is

@@ -13,22 +13,21 @@ job's messages have ids made from its id (``ids_of``); its record keeps how many
 and when the last was made (``notify_progress``). Each owner's messages are listed by time (``Keys.owner_messages``),
 the newest ``OWNER_BOUND`` kept there: a caller cannot grow the index without limit.
 
-A message waiting for an attempt, its first or a retry, is in ``Keys.notify_due`` (its member: ``notify_member``). Attempts are
-taken from there one way (``take``, ``lua/notify_take.lua``) by the rule of every line: turns between keys in proportion to their
-``weight`` (``lua/fair_turns.lua``), within a key in turns between its end users (those of none together as one), and within each
-its single jobs' messages (and its batches' own) before its batch items', as in its lines (``owners.BULK``), then the earliest
-deadline (its job's, when that comes before its due time; else its due time), the same when they come back from behind a full
-receiver; at most ``PER_RECEIVER`` in flight to one receiver of one owner and ``PER_OWNER`` for one owner, over every process,
-each held by one lease, ``ATTEMPT_LEASE``: its message due at the lease's end, and noted in flight until then
-(``Keys.notify_busy``'s ``m:<member>``); an attempt that ends gives its room back (``finish``, ``record``, ``set_state``), and one
-whose process died is due again once its lease lapses, its room given back by the take that finds it so: nothing else looks for
-lapsed attempts. The take hands each attempt out with its lease (``Attempt``), and its end settles the message only while the note
-still holds that lease: the end of an attempt that outlived its lease, the message taken again meanwhile, leaves the newer
-attempt's hold alone and keeps of its own outcome only its answer and, a 2xx, the message delivered (``lua/notify_finish.lua``).
-During a rolling deploy an older release's process notes its attempts in a set of its own (``Keys.legacy_notify_sending``): what
-each side then does with the other's, and why nothing is sent twice at once beyond what the message id lets a receiver drop, nor
-room held for good, is said in ``lua/notify_take.lua``; ``fluxhook migrate --again`` hands the older release's over once it
-stopped.
+A message waiting for an attempt, its first or a retry, is in ``Keys.notify_due`` (its member: ``notify_member``), taken
+from there one way (``take``, ``lua/notify_take.lua``) by the rule of every line: turns between keys by their ``weight``
+(``lua/fair_turns.lua``), within a key between its end users (those of none as one), within each its single jobs' messages
+(and its batches' own) before its batch items' (``owners.BULK``), then the earliest deadline (its job's, when before its
+due time; else its due time), also when they come back from behind a full receiver. At most ``PER_RECEIVER`` attempts are
+in flight to one receiver of one owner and ``PER_OWNER`` for one owner, over every process, each held by one lease
+(``ATTEMPT_LEASE``): its message due at the lease's end, and noted in flight until then (``Keys.notify_busy``'s
+``m:<member>``). An attempt that ends gives its room back (``finish``, ``record``, ``set_state``); one whose process died
+is due again once its lease lapses, its room given back by the take that finds it so: nothing else looks for lapsed
+attempts. An attempt's end settles the message only while the note still holds its lease (``Attempt``): one that outlived
+it, the message taken again meanwhile, leaves the newer attempt's hold alone and keeps only its answer and, a 2xx, the
+message delivered (``lua/notify_finish.lua``). During a rolling deploy an older release's process notes its attempts in a
+set of its own (``Keys.legacy_notify_sending``): ``lua/notify_take.lua`` says what each side does with the other's, and
+why nothing is sent twice at once (beyond what the message id lets a receiver drop) nor room held for good;
+``fluxhook migrate --again`` hands the older release's over once it stopped.
 """
 
 from __future__ import annotations
@@ -301,12 +300,10 @@ class Deliveries:
 
     def rest(self, own: Collection[Attempt] = ()) -> Rest:
         """What a notifier at rest waits for, its ``own`` attempts under way: the earliest message or outbox event due
-        (an attempt under way: when its lease lapses) but its own attempts' leases, and what it watches meanwhile. Its
-        own attempt's end makes due whatever it makes due (a retry, a message parked behind it) and wakes a notifier in
-        the same step, so its lease would only wake it once more for nothing, the attempt ended; another process's
-        lease it waits for, as that process may have died. The guard watches for anything due before the earliest
-        entry of either set, its own included: it looks while they are under way too, and they are no lost wake-up.
-        Two commands."""
+        (an attempt under way: when its lease lapses) but its own attempts' leases (their ends make due what they make
+        due and wake a notifier in the same step; another process's lease it waits for, as that process may have died),
+        and what the guard watches meanwhile: anything due before the earliest entry of either set, its own included
+        (the guard looks while they are under way too, and they are no lost wake-up). Two commands."""
         pipe = self.connection.pipeline(transaction=False)
         pipe.zrange(self.keys.notify_due, 0, len(own), withscores=True)  # past its own, were they first
         pipe.zrange(self.keys.outbox, 0, 0, withscores=True)

@@ -1,22 +1,21 @@
 """What must happen together with a job's change, as values a reader can see, and how each is done: in the change's
 step, or tallied in the process.
 
-A status change (``JobStore.transition``) takes a list of these and does them in the same atomic step as the change, and
-only if the job moved: so a first Ready callback moves the job, puts it in the download line and adds its timeline entry
-in one round trip. ``Effects.apply`` does the same list on its own, for work that has no status change to ride on. Both
-encode them here (``encode``) for the one routine that does them, ``lua/effects.lua``, but for the counts tallied in the
-process (``TALLIED``, below).
+A status change (``JobStore.transition``) does a list of these in its own atomic step, only if the job moved: so a first
+Ready callback moves the job, puts it in the download line and adds its timeline entry in one round trip.
+``Effects.apply`` does the same list on its own, for work with no status change to ride on. Both encode them here
+(``encode``) for the one routine that does them, ``lua/effects.lua``, but for the counts tallied in the process
+(``TALLIED``).
 
 Prometheus's counters (``Keys.metrics``, ``fluxhook.metrics``) and the dashboard's hourly counters (``Keys.hourly``)
 are views, not records: nothing decides anything by them but sends paced by storage, which read the stored counts
 (``CountStored``) as a rate over a minute, where counts late by a flush or lost with a process only make it careful.
-So a ``CountMetrics``, ``CountHourly`` or ``CountStored`` effect is not done in its transition's step: once the
-transition moved (and took its lock, if it names one), or once ``Effects.apply`` did the rest, its amounts are added
-to this process's tally. A process that ``start``\\ s the tally (a worker, a web process) writes it every
-``FLUSH_INTERVAL`` seconds in one round trip, a ``HINCRBY`` for each field however many jobs added to it (a hash of
-three fields or more: one ``HMGET`` and one ``HSET``, lua/counters.lua), and once more as it stops; any other (a
-command, a test) writes each at once. A reading of either (``Store.metrics_fields``, ``UsageStore.hours``) writes the
-process's own tally first.
+So a ``CountMetrics``, ``CountHourly`` or ``CountStored`` effect is added to this process's tally once its transition
+moved (and took its lock, if it names one) or ``Effects.apply`` did the rest. A process that ``start``\\ s the tally (a
+worker, a web process) writes it every ``FLUSH_INTERVAL`` seconds in one round trip, a ``HINCRBY`` for each field
+however many jobs added to it (a hash of three fields or more: one ``HMGET`` and one ``HSET``, lua/counters.lua), and
+once more as it stops; any other (a command, a test) writes each at once. A reading of either (``Store.metrics_fields``,
+``UsageStore.hours``) writes the process's own tally first.
 
 What it costs: a process killed outright (SIGKILL) loses what it tallied since its last write, at most
 ``FLUSH_INTERVAL`` seconds of counts; other processes' counts show up to that late in a reading. A write that
@@ -188,8 +187,7 @@ def split(effects: Sequence[Effect]) -> tuple[list[Effect], list[Effect]]:
 USAGE_TTL = 400 * 86400
 HOURLY_TTL = 35 * 86400
 # An owner's end users' counters of a day: what GET /v1/usage?group_by=end_user reads, and what an end user's daily
-# limits read today; a few weeks, so that an app with a million end users a month holds a bounded amount
-# (docs/scaling.md).
+# limits read today; a few weeks, so an app with a million end users a month holds a bounded amount (docs/scaling.md).
 END_USER_TTL = 35 * 86400
 
 
@@ -333,8 +331,8 @@ class Tallies:
         self._flush_logged()
 
     def add(self, effects: Sequence[Effect]) -> None:
-        """Count the ``CountMetrics`` and ``CountHourly`` among ``effects``; unless started, write them now. Never
-        raises: a count must not fail the work it counts (a write that failed is tried again with the next)."""
+        """Count the ``TALLIED`` among ``effects``; unless started, write them now. Never raises: a count must not fail
+        the work it counts (a write that failed is tried again with the next)."""
         metrics: dict[str, int | float] = {}
         hours: dict[tuple[str, int], dict[str, int]] = {}
         for effect in effects:

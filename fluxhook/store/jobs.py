@@ -1,13 +1,11 @@
 """Job records in Redis: create, read, list, delete, the one place statuses change, and the locks of a job's steps
 (who is downloading or submitting it right now).
 
-A job is a hash (``Keys.job``); ``Keys.bfl_task`` maps BFL's task id to it; ``Keys.all_jobs``
-and ``Keys.status`` are lexically ordered sets of ids (ids sort by creation time) for
-newest-first listing; ``Keys.due`` orders active jobs by when the fallback sweep should look
-at them next. Every status change runs one Lua script (``lua/job_transition.lua``), so a
-duplicate or late report can never move a job out of a terminal status, whichever process
-sends it; with the change come the consequences its new status has (``job.consequences``:
-the BFL slot freed, the notification outbox) and the effects the caller names (``effects``).
+A job is a hash (``Keys.job``); ``Keys.bfl_task`` maps BFL's task id to it; ``Keys.all_jobs`` and ``Keys.status`` are
+lexically ordered sets of ids (ids sort by creation time) for newest-first listing; ``Keys.due`` orders active jobs by
+when the fallback sweep should next look at them. Every status change is one Lua script (``lua/job_transition.lua``), so
+no duplicate or late report, from whichever process, moves a job out of a terminal status; with the change come its new
+status's consequences (``job.consequences``: the BFL slot freed, the notification outbox) and the caller's ``effects``.
 
 A lock (``Lock``) is taken or freed with a change, or on its own (``Locks``); either way it expires by itself, so a
 process that dies frees it.
@@ -198,7 +196,7 @@ class JobStore:
         # Every account's slots of every pool: a job holds at most one of them.
         self.accounts = accounts
         self.slot_keys = [keys.slots(pool, account) for account in accounts for pool in pools]
-        self.timeline_ttl = ttl or DEFAULT_TIMELINE_TTL
+        self.timeline_ttl = ttl or DEFAULT_TTL
         self._transition = LuaScript(connection, "job_transition")
         self._create = LuaScript(connection, "job_create")
         self._count = LuaScript(connection, "job_count")
@@ -807,8 +805,9 @@ class JobStore:
 SHOW_ATTEMPTS = 5
 # The record's fields of a recorded wait (``Job.waiting_reason``, ``Job.waiting_until``): gone once it leaves ``queued``.
 WAIT_FIELDS = ("waiting_reason", "waiting_until")
-# Timelines of records kept without a TTL (tests, tools) expire after the longest default retention.
-DEFAULT_TIMELINE_TTL = 32 * 86400
+# What goes with a record kept without a TTL (tests, tools), its timeline and its variants' hash, expires after the
+# longest default retention.
+DEFAULT_TTL = 32 * 86400
 # A page filtered by two indexes or more (status, model, key) reads at most this many ids of one, this many at a time.
 BOTH_FILTERS_READ = 2000
 BOTH_FILTERS_BATCH = 200

@@ -5,15 +5,15 @@ every worker runs it as it starts, before it takes work, and ``fluxhook migrate`
 What it rewrites, ``BATCH`` at a time, each change made only if what it read still holds (so a run cut short, or
 one beside another, changes nothing twice):
 
-- the jobs still queued in a line of a release before fair share (``Keys.legacy_line``) join today's lines, as
-  the admin owner's;
+- the jobs still queued in a line of a release before fair share (``Keys.legacy_line``) join today's line of their
+  pool (the default pool's, for a pool no longer configured), as the admin owner's;
 - the jobs still waiting for a thumbnail task of a release that made thumbnails in a task of their own (its
   work line, those being moved from it, its RQ queue) join the download line: their download task, finding
   the job stored without its thumbnail, makes it;
 - a slot taken before accounts were kept (none recorded in ``Keys.legacy_slot_accounts``) is given the first account,
   which sends its task, and moved into its slots if that is not ``default``; one without an owner is the admin's;
 - a slot holder's account, owner and charge, kept in three hashes before ``Keys.slot_holders``, become its one entry
-  there;
+  there, and the owners kept of the jobs in line go (a line's member names it);
 - the clock of the slots' turns, of each kind of work and of each budget limit's turns to go alone, kept in a key of
   its own before, moves into the field ``owners.CLOCK`` of its passes (the later of the two, should a process of this
   release have given turns already); the owners' estimates of slot time move beside the slots' passes
@@ -25,12 +25,14 @@ one beside another, changes nothing twice):
   per owner (``Keys.bfl_trackers``), and a callback body kept for a task nobody tracked (the static URL's) becomes
   the mark today's release keeps instead (``KeptCallbacks.mark_reported``);
 - a job whose submission's answer never came, which older releases kept ``queued`` (holding its slot) until BFL
-  named its task, is ``submitted`` without its task as today's release keeps it, so it is never sent again;
+  named its task, is ``submitted`` without its task as today's release keeps it, so it is never sent again (today's
+  sweep would put a queued one back in line, and BFL may have its task);
 - the check tasks an older release queued in RQ (``LEGACY_CHECK_QUEUE``) are dropped: today's sweep puts each job in
   the check line once its claim lapses;
 - a notification message waiting for an attempt where an older release kept it (its retries' ``Keys.messages_due``,
-  its notify work line and what was being moved from it into RQ) is due in ``Keys.notify_due``, where today's
-  notifiers take every attempt (an RQ task of it still queued puts it there as it runs: ``worker/notify.py``);
+  its notify work line and what was being moved from it into RQ) is due in ``Keys.notify_due`` when it was due (at
+  once if in line or being moved), where today's notifiers take every attempt (an RQ task of it still queued puts it
+  there as it runs: ``worker/notify.py``);
 - a notification attempt in flight that an older release noted in a set of its own (``Keys.legacy_notify_sending``)
   is noted as today's take notes one (``m:<member>`` in ``Keys.notify_busy``, its lease), its message due at its
   lease: its process dead, a take finds it lapsed and gives its room back; and every attempt noted so whose lease
@@ -66,7 +68,7 @@ from fluxhook.core.signing import Sealer
 from fluxhook.store.deliveries import IN_FLIGHT, notify_member
 from fluxhook.store.jobs import JobStore, Locks
 from fluxhook.store.kept_callbacks import KeptCallbacks
-from fluxhook.store.keys import KEYS, Keys
+from fluxhook.store.keys import KEYS
 from fluxhook.store.owners import ADMIN_OWNER, CLOCK, estimate_field, owner_of
 from fluxhook.store.scripts import LuaScript, text
 from fluxhook.store.wakes import push
@@ -106,41 +108,39 @@ class Migrated:
     checks: int = 0  # check tasks of an older release dropped from RQ
 
 
-def migrate(connection: Redis, config: Config, keys: Keys = KEYS, *, again: bool = False) -> Migrated:
+def migrate(connection: Redis, config: Config, *, again: bool = False) -> Migrated:
     """Bring what older releases kept into today's shape, once: one read when it already is; while another process
     migrates, wait for it. ``again``: run every step even though it ran (a process of an older release still
     running then has written since)."""
-    if not again and is_current(connection, keys):
+    if not again and is_current(connection):
         return Migrated()
     locks, lock_token = Locks(connection), secrets.token_hex(8)
-    while not locks.acquire(keys.schema_lock, lock_token, MIGRATION_LOCK_SECONDS):
+    while not locks.acquire(KEYS.schema_lock, lock_token, MIGRATION_LOCK_SECONDS):
         time.sleep(WAIT_INTERVAL)  # another process migrates: nothing to wait on but its end
-        if not again and is_current(connection, keys):
-            return Migrated()
     try:
-        if not again and is_current(connection, keys):
-            return Migrated()  # done by another between the first read and the lock
-        with _lock_renewed(locks, lock_token, keys):
-            done = _Migration(connection, config, keys).run()
-        connection.set(keys.schema, SCHEMA_VERSION)
+        if not again and is_current(connection):
+            return Migrated()  # done by another before this process took the lock
+        with _lock_renewed(locks, lock_token):
+            done = _Migration(connection, config).run()
+        connection.set(KEYS.schema, SCHEMA_VERSION)
         return done
     finally:
-        locks.release(keys.schema_lock, lock_token)
+        locks.release(KEYS.schema_lock, lock_token)
 
 
-def is_current(connection: Redis, keys: Keys = KEYS) -> bool:
+def is_current(connection: Redis) -> bool:
     """Whether what Redis keeps is in this release's shape (the migration ran): one read."""
-    version = connection.get(keys.schema)
+    version = connection.get(KEYS.schema)
     return version is not None and int(version) >= SCHEMA_VERSION
 
 
-def _lock_renewed(locks: Locks, lock_token: str, keys: Keys) -> AbstractContextManager[None]:
+def _lock_renewed(locks: Locks, lock_token: str) -> AbstractContextManager[None]:
     """While the body runs, a thread of its own renews the lock every ``MIGRATION_LOCK_SECONDS`` / 3 s while this process holds
     it. Steps change nothing twice, so a lock lapsed meanwhile (Redis unreachable a while) costs only work done again."""
 
     def renew() -> bool:
-        if locks.holder(keys.schema_lock) == lock_token:
-            locks.connection.expire(keys.schema_lock, MIGRATION_LOCK_SECONDS)
+        if locks.holder(KEYS.schema_lock) == lock_token:
+            locks.connection.expire(KEYS.schema_lock, MIGRATION_LOCK_SECONDS)
         return True
 
     return beating(MIGRATION_LOCK_SECONDS / 3, renew, "migration-lock", missed=(RedisError,))
@@ -149,9 +149,8 @@ def _lock_renewed(locks: Locks, lock_token: str, keys: Keys) -> AbstractContextM
 class _Migration:
     """One run of every step on one connection (what each step does: the module's docstring)."""
 
-    def __init__(self, connection: Redis, config: Config, keys: Keys):
+    def __init__(self, connection: Redis, config: Config):
         self.connection = connection
-        self.keys = keys
         self.pools = pools(config.pooled_limits)
         # The account every fallback of the releases that kept none used: the first configured.
         self.account = config.accounts[0].name
@@ -164,8 +163,8 @@ class _Migration:
         self._kept = LuaScript(connection, "migrate_kept")
         self._tracks = LuaScript(connection, "migrate_tracks")
         self._attempts = LuaScript(connection, "migrate_attempts")
-        self.marks = KeptCallbacks(connection, self.sealer, keys=keys)
-        self.jobs = JobStore(connection, keys=keys, pools=self.pools, accounts=tuple(a.name for a in config.accounts),
+        self.marks = KeptCallbacks(connection, self.sealer)
+        self.jobs = JobStore(connection, pools=self.pools, accounts=tuple(a.name for a in config.accounts),
                              sealer=self.sealer)
 
     def run(self) -> Migrated:
@@ -178,20 +177,18 @@ class _Migration:
                         checks=self.old_checks())
 
     def old_lines(self) -> int:
-        """Move every job still queued in an old line into today's line of its pool (the default pool's, for a
-        pool no longer configured)."""
         moved = 0
-        for old in map(text, self.connection.scan_iter(match=self.keys.legacy_line("*"), count=BATCH)):
-            pool = old[len(self.keys.legacy_line("")):]
-            line = self.keys.line(pool if pool in self.pools else DEFAULT_POOL)
+        for old in map(text, self.connection.scan_iter(match=KEYS.legacy_line("*"), count=BATCH)):
+            pool = old[len(KEYS.legacy_line("")):]
+            line = KEYS.line(pool if pool in self.pools else DEFAULT_POOL)
             while ids := [text(i) for i in self.connection.zrange(old, 0, BATCH - 1)]:
-                moved += int(self._lines([old, line, self.keys.legacy_fair_owners, *map(self.keys.job, ids)],
+                moved += int(self._lines([old, line, KEYS.legacy_fair_owners, *map(KEYS.job, ids)],
                                          [ADMIN_OWNER, *ids]))
         return moved
 
     def old_thumbnails(self) -> int:
         moved = 0
-        line, moving = self.keys.work_line(LEGACY_THUMBNAIL_KIND), self.keys.legacy_work_moving(LEGACY_THUMBNAIL_KIND)
+        line, moving = KEYS.work_line(LEGACY_THUMBNAIL_KIND), KEYS.legacy_work_moving(LEGACY_THUMBNAIL_KIND)
         while members := [text(m) for m in self.connection.zrange(line, 0, BATCH - 1)]:
             pipe = self.connection.pipeline(transaction=True)
             pipe.zrem(line, *members)
@@ -204,7 +201,7 @@ class _Migration:
             ids = [t.removeprefix(LEGACY_THUMBNAIL_TASK) for t in tasks]
             read = self.connection.pipeline(transaction=False)
             for job_id in ids:
-                read.hget(self.keys.job(job_id), "key_id")
+                read.hget(KEYS.job(job_id), "key_id")
             owners = [owner_of(text(key_id) if key_id else None) for key_id in read.execute()]
             pipe = self.connection.pipeline(transaction=True)
             pipe.ltrim(LEGACY_THUMBNAIL_QUEUE, len(tasks), -1)
@@ -216,52 +213,50 @@ class _Migration:
         """Add ``members`` to the download line on ``pipe`` (a MULTI that takes them from where they were), wake a
         dispatcher's feed, and run it; how many."""
         for item in members:
-            pipe.zadd(self.keys.work_line(DOWNLOAD), {item: 0}, nx=True)
-        push(pipe, self.keys.work_added)
+            pipe.zadd(KEYS.work_line(DOWNLOAD), {item: 0}, nx=True)
+        push(pipe, KEYS.work_added)
         pipe.execute()
         return len(members)
 
     def old_slots(self) -> int:
         given = 0
         for pool in self.pools:
-            old, new = self.keys.slots(pool, DEFAULT_ACCOUNT), self.keys.slots(pool, self.account)
+            old, new = KEYS.slots(pool, DEFAULT_ACCOUNT), KEYS.slots(pool, self.account)
             # A pool's slots are at most an account's max_active: read at once.
             ids = [text(i) for i in self.connection.zrange(old, 0, -1)]
             for start in range(0, len(ids), BATCH):
-                kept = [self.keys.legacy_slot_accounts, self.keys.legacy_fair_owners, self.keys.fair_held,
-                        self.keys.slot_holders, self.keys.slot_counts]
+                kept = [KEYS.legacy_slot_accounts, KEYS.legacy_fair_owners, KEYS.fair_held,
+                        KEYS.slot_holders, KEYS.slot_counts]
                 given += int(self._slots([old, new, *kept], [self.account, ADMIN_OWNER, *ids[start:start + BATCH]]))
         return given
 
     def slot_holders(self) -> int:
-        """Make each slot holder's account, owner and charge, which older releases kept in three hashes, its one entry
-        (``Keys.slot_holders``); the owners older releases kept of the jobs in line go (a line's member names it)."""
         moved = 0
-        legacy = [self.keys.legacy_slot_accounts, self.keys.legacy_fair_owners, self.keys.legacy_fair_charges]
+        legacy = [KEYS.legacy_slot_accounts, KEYS.legacy_fair_owners, KEYS.legacy_fair_charges]
         # Slot holders are at most the accounts' max_active: read at once.
         jobs = [text(j) for j in self.connection.hkeys(legacy[0])]
         for start in range(0, len(jobs), BATCH):
-            moved += int(self._holders([*legacy, self.keys.slot_holders], [ADMIN_OWNER, *jobs[start:start + BATCH]]))
-        self.connection.delete(self.keys.legacy_fair_owners, self.keys.legacy_fair_charges)
+            moved += int(self._holders([*legacy, KEYS.slot_holders], [ADMIN_OWNER, *jobs[start:start + BATCH]]))
+        self.connection.delete(KEYS.legacy_fair_owners, KEYS.legacy_fair_charges)
         return moved
 
     def clocks(self) -> int:
-        pairs = [(self.keys.legacy_fair_clock, self.keys.fair_passes)]
-        pairs += [(self.keys.legacy_work_clock(kind), self.keys.work_passes(kind)) for kind in WORK_KINDS]
+        pairs = [(KEYS.legacy_fair_clock, KEYS.fair_passes)]
+        pairs += [(KEYS.legacy_work_clock(kind), KEYS.work_passes(kind)) for kind in WORK_KINDS]
         # A budget limit's turns (one per reservations key: the day's, each key's and each account's).
-        suffix = self.keys.legacy_budget_clock("")
-        for old in map(text, self.connection.scan_iter(match=self.keys.legacy_budget_clock(self.keys.budget_held + "*"),
+        suffix = KEYS.legacy_budget_clock("")
+        for old in map(text, self.connection.scan_iter(match=KEYS.legacy_budget_clock(KEYS.budget_held + "*"),
                                                         count=BATCH)):
-            pairs.append((old, self.keys.budget_turns(old.removesuffix(suffix))))
+            pairs.append((old, KEYS.budget_turns(old.removesuffix(suffix))))
         return sum(int(self._clock([old, passes], [CLOCK])) for old, passes in pairs)
 
     def estimates(self) -> int:
-        legacy = self.keys.legacy_fair_estimates
+        legacy = KEYS.legacy_fair_estimates
         kept = [(text(field), value) for field, value in self.connection.hgetall(legacy).items()]
         pipe = self.connection.pipeline(transaction=True)
         for field, value in kept:
             slots_key, _, owner = field.rpartition("|")
-            pipe.hsetnx(self.keys.fair_passes, estimate_field(slots_key, owner), value)
+            pipe.hsetnx(KEYS.fair_passes, estimate_field(slots_key, owner), value)
         pipe.delete(legacy)
         pipe.execute()
         return len(kept)
@@ -270,15 +265,15 @@ class _Migration:
         """Give each job with a task its account, and seal its delivery URLs kept in the clear: (accounts, sealed)."""
         done = {"account": 0, "sealed": 0}
         after = "-"
-        while ids := [text(i) for i in self.connection.zrangebylex(self.keys.all_jobs, after, "+", start=0, num=BATCH)]:
+        while ids := [text(i) for i in self.connection.zrangebylex(KEYS.all_jobs, after, "+", start=0, num=BATCH)]:
             after = f"({ids[-1]}"
             read = self.connection.pipeline(transaction=False)
             for job_id in ids:
-                read.hmget(self.keys.job(job_id), "bfl_id", "account", *SEALED_FIELDS)
+                read.hmget(KEYS.job(job_id), "bfl_id", "account", *SEALED_FIELDS)
             write, kinds = self.connection.pipeline(transaction=False), []
             for job_id, values in zip(ids, read.execute(), strict=True):
                 for kind, changes in self._changes(*(text(v or b"") for v in values)).items():
-                    self._record([self.keys.job(job_id)], changes, client=write)
+                    self._record([KEYS.job(job_id)], changes, client=write)
                     kinds.append(kind)
             for kind, count in zip(kinds, write.execute(), strict=True):
                 done[kind] += int(count)
@@ -295,8 +290,8 @@ class _Migration:
         return changes
 
     def kept_bodies(self) -> int:
-        sealed, prefix = 0, self.keys.kept_for_job("")
-        for key in self.connection.scan_iter(match=self.keys.kept_for_job("*"), count=BATCH):
+        sealed, prefix = 0, KEYS.kept_for_job("")
+        for key in self.connection.scan_iter(match=KEYS.kept_for_job("*"), count=BATCH):
             self.marks.flag(text(key)[len(prefix):])
             body = cast(bytes | None, self.connection.get(key))  # the connections never decode: replies are bytes
             if body and not Sealer.is_sealed(body):
@@ -305,55 +300,51 @@ class _Migration:
 
     def trackers(self) -> int:
         moved = 0
-        for key in map(text, self.connection.scan_iter(match=self.keys.bfl_task("*"), count=BATCH)):
+        for key in map(text, self.connection.scan_iter(match=KEYS.bfl_task("*"), count=BATCH)):
             job_id = text(self.connection.get(key) or b"")
             bfl_id, pool, key_id = (text(v or b"") for v in
-                                    self.connection.hmget(self.keys.job(job_id), "bfl_id", "pool", "key_id"))
-            if job_id and bfl_id and not pool and key == self.keys.bfl_task(bfl_id):
-                moved += int(self._tracks([key, self.keys.bfl_trackers(bfl_id)], [job_id, owner_of(key_id or None)]))
+                                    self.connection.hmget(KEYS.job(job_id), "bfl_id", "pool", "key_id"))
+            if job_id and bfl_id and not pool and key == KEYS.bfl_task(bfl_id):
+                moved += int(self._tracks([key, KEYS.bfl_trackers(bfl_id)], [job_id, owner_of(key_id or None)]))
         return moved
 
     def kept_for_tasks(self) -> int:
         marked = 0
-        prefix = self.keys.legacy_kept_for_task("", "")
-        for key in map(text, self.connection.scan_iter(match=self.keys.legacy_kept_for_task("*", "*"), count=BATCH)):
+        prefix = KEYS.legacy_kept_for_task("", "")
+        for key in map(text, self.connection.scan_iter(match=KEYS.legacy_kept_for_task("*", "*"), count=BATCH)):
             account, _, bfl_id = key[len(prefix) - 1:].partition(":")
             self.marks.mark_reported(account, bfl_id)
             marked += int(self.connection.delete(key))
-        for key in self.connection.scan_iter(match=self.keys.legacy_kept_of_account("*"), count=BATCH):
+        for key in self.connection.scan_iter(match=KEYS.legacy_kept_of_account("*"), count=BATCH):
             self.connection.delete(key)
         return marked
 
     def old_messages(self) -> int:
-        """Make each message an older release kept waiting (``<owner>:<message id>``) due in today's set, at the time
-        it was due (at once for those in line or being moved)."""
         moved = 0
-        line, moving = self.keys.work_line(LEGACY_NOTIFY_KIND), self.keys.legacy_work_moving(LEGACY_NOTIFY_KIND)
-        for source, read in ((self.keys.messages_due, self._scored), (line, self._scored), (moving, self._hash)):
+        line, moving = KEYS.work_line(LEGACY_NOTIFY_KIND), KEYS.legacy_work_moving(LEGACY_NOTIFY_KIND)
+        for source, read in ((KEYS.messages_due, self._scored), (line, self._scored), (moving, self._hash)):
             while items := read(source):
                 hosts = self.connection.pipeline(transaction=False)
                 for item in items:
-                    hosts.hget(self.keys.message(item[0].partition(":")[2]), "host")
+                    hosts.hget(KEYS.message(item[0].partition(":")[2]), "host")
                 pipe = self.connection.pipeline(transaction=True)
                 (pipe.hdel if source == moving else pipe.zrem)(source, *(item[0] for item in items))
                 for (old, at), host in zip(items, hosts.execute(), strict=True):
                     owner, _, message_id = old.partition(":")
                     if host is not None:  # its message is gone with its job otherwise
-                        pipe.zadd(self.keys.notify_due, {notify_member(owner, text(host), message_id): at}, nx=True)
+                        pipe.zadd(KEYS.notify_due, {notify_member(owner, text(host), message_id): at}, nx=True)
                         moved += 1
                 pipe.execute()
         return moved
 
     def lapsed_attempts(self) -> int:
-        """Note each notification attempt an older release noted in its own set as today's are, and give back the room
-        of each lapsed one no take of today's would (``lua/migrate_attempts.lua``): how many."""
-        keys = [self.keys.notify_due, self.keys.notify_busy, self.keys.notify_parked, self.keys.legacy_notify_sending]
+        keys = [KEYS.notify_due, KEYS.notify_busy, KEYS.notify_parked, KEYS.legacy_notify_sending]
         given = 0
         while (done := int(self._attempts(keys, [repr(time.time()), BATCH]))) > 0:
             given += done
         now = time.time()
         lapsed = [text(field).removeprefix(IN_FLIGHT) for field, lease in
-                  self.connection.hscan_iter(self.keys.notify_busy, match=f"{IN_FLIGHT}*", count=BATCH)
+                  self.connection.hscan_iter(KEYS.notify_busy, match=f"{IN_FLIGHT}*", count=BATCH)
                   if float(lease) <= now]
         for start in range(0, len(lapsed), BATCH):
             given += int(self._attempts(keys, [repr(now), 0, *lapsed[start:start + BATCH]]))
@@ -375,15 +366,13 @@ class _Migration:
         return [(text(m), time.time()) for m in self.connection.hkeys(key)[:BATCH]]
 
     def uncertain_sends(self) -> int:
-        """Each queued job an older release kept awaiting BFL's word on its task becomes submitted without it: today's
-        sweep would put a queued one back in line, and BFL may have its task."""
         moved, after = 0, "-"
-        queued = self.keys.status(QUEUED)
+        queued = KEYS.status(QUEUED)
         while ids := [text(i) for i in self.connection.zrangebylex(queued, after, "+", start=0, num=BATCH)]:
             after = f"({ids[-1]}"
             read = self.connection.pipeline(transaction=False)
             for job_id in ids:
-                read.hmget(self.keys.job(job_id), "uncertain_at", "bfl_id")
+                read.hmget(KEYS.job(job_id), "uncertain_at", "bfl_id")
             for job_id, (since, bfl_id) in zip(ids, read.execute(), strict=True):
                 if since and not bfl_id:
                     at = float(since)

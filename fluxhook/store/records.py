@@ -15,6 +15,7 @@ from typing import Any, Sequence
 
 from fluxhook.core.job import BFL_URL_FIELDS, COUNTERS, Job
 
+# Written as JSON; ``error`` in pieces too (a record written before keeps one ``error`` field, read as it was).
 _JSON_FIELDS = ("error", "metadata", "input")
 _IMAGE_NUMBERS = ("size", "width", "height")
 _OBJECTS = {"image": "image_", "video": "video_", "poster": "poster_", "draft_cache": "dcache_"}
@@ -22,8 +23,6 @@ _OBJECT_FLOATS = ("duration", "fps")
 _OBJECT_BOOLEANS = ("has_audio",)
 _PIECED = {"prompt": "prompt_", "stored_in": "stored_in_", "error": "error_"}
 _PIECE_BYTES = 64
-# Pieced fields whose text is JSON; a record written before keeps one ``error`` field, read as it was.
-_PIECED_JSON = ("error",)
 _FLOATS = ("created_at", "updated_at", "completed_at", "submitted_at", "finished_at", "notified_at", "app_notified_at",
            "progress", "cost_credits", "cost_input_mp", "cost_output_mp", "draft_cache_since", "waiting_until",
            "uncertain_at", "deadline", "delete_asked_at", "end_user_daily_credits")
@@ -55,15 +54,13 @@ def encode_fields(fields: dict[str, Any]) -> list[str]:
             for part, item in (value or {}).items():
                 flat += [_OBJECTS[name] + part, ("1" if item else "0") if isinstance(item, bool) else str(item)]
             continue
+        if name in _JSON_FIELDS:
+            value = json.dumps(value, separators=(",", ":")) if value is not None else ""
         if name in _PIECED:
-            if name in _PIECED_JSON:
-                value = json.dumps(value, separators=(",", ":")) if value is not None else ""
             for number, piece in enumerate(_pieces(value or "")):
                 flat += [f"{_PIECED[name]}{number}", piece]
             continue
-        if name in _JSON_FIELDS:
-            value = json.dumps(value, separators=(",", ":")) if value is not None else ""
-        elif isinstance(value, bool):
+        if isinstance(value, bool):
             value = "1" if value else "0"
         elif value is None:
             value = ""
@@ -106,7 +103,7 @@ def job_from_hash(data: dict[str, str]) -> Job:
         values[owner] = parts or None
     for pieced, numbered in pieces.items():
         joined = "".join(numbered[i] for i in sorted(numbered))
-        values[pieced] = (json.loads(joined) if joined else None) if pieced in _PIECED_JSON else joined
+        values[pieced] = (json.loads(joined) if joined else None) if pieced in _JSON_FIELDS else joined
     return Job(**values)
 
 

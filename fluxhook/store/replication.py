@@ -1,26 +1,22 @@
 """Acknowledging only what Redis's replicas have: one ``WAIT`` per request (``REDIS_MIN_REPLICAS``).
 
-``WAIT`` confirms the writes made on its own connection, and a request's writes go over whichever
-pooled connections were free. So the request writes one marker last and waits on that connection:
-replication is one ordered stream, so a replica that has the marker has every write the primary
-took before it. That holds only on the primary that took those writes; after a failover a ``WAIT``
-on the new primary says nothing of writes the old one took. The primary is known by its replication
-id, which a promoted replica changes, so a request remembers the id from before its first write and
-the confirmation compares it.
+``WAIT`` confirms the writes made on its own connection, and a request's writes go over whichever pooled connections were
+free. So the request writes one marker last and waits on that connection: replication is one ordered stream, so a replica
+that has the marker has every write the primary took before it. That holds only on the primary that took those writes:
+after a failover a ``WAIT`` on the new primary says nothing of the old one's. A promoted replica changes the replication
+id, so a request remembers the id from before its first write and the confirmation compares it.
 
-A planned failover (``SENTINEL FAILOVER``) is not seen so: the old primary keeps its id, and takes the
-writes of the connections it has, until the sentinels make it a replica, some seconds after the switch,
-and it then drops them for the new primary's data, as do its other replicas, which the sentinels move to
-the new primary and which resync from it. So the ``WAIT`` asks for every replica online (at least
-``replicas``, at most ``wait_ms``): the promoted one never confirms what the old primary took after its
-promotion, nor does one promoted without a write its fellow had. When a replica online is missing from
-the confirmation, the sentinels are asked whether they are failing the primary over (from the request on)
-or most name another one: then nothing is acknowledged (``FailedOver``), the replica gone is still waited
-for until the process is on the new primary (the one left would confirm what is then dropped), and the
-connections follow the sentinels there at once, rather than when the old one is demoted. Otherwise a
-replica only slow, or lost without a failover, is not waited on beyond the one ``WAIT``
-(``ReplicasMissing`` if fewer than ``replicas`` are online at all). What stays open: a write confirmed by
-one replica while the other lags more than ``wait_ms``, before a failover that then promotes the laggard.
+A planned failover (``SENTINEL FAILOVER``) is not seen so: the old primary keeps its id and takes its connections' writes
+until the sentinels make it a replica, some seconds after the switch, and it then drops them for the new primary's data,
+as do its other replicas, which the sentinels move to the new primary. So the ``WAIT`` asks for every replica online (at
+least ``replicas``, at most ``wait_ms``): the promoted one never confirms what the old primary took after its promotion,
+nor does one promoted without a write its fellow had. When a replica online is missing from the confirmation, the
+sentinels are asked whether they are failing the primary over (from the request on) or most name another one: then
+nothing is acknowledged (``FailedOver``), the replica gone is still waited for until the process is on the new primary
+(the one left would confirm what is then dropped), and the connections follow the sentinels there at once, rather than
+when the old one is demoted. Otherwise a replica only slow, or lost without a failover, is not waited on beyond the one
+``WAIT`` (``ReplicasMissing`` if fewer than ``replicas`` are online at all). What stays open: a write confirmed by one
+replica while the other lags more than ``wait_ms``, before a failover that then promotes the laggard.
 """
 
 from __future__ import annotations
@@ -49,10 +45,9 @@ class Replication:
         # flag and runs nothing of this class.
         self.required = replicas > 0
         self.wait_ms = wait_ms
-        # The primary's replication id as this process last saw it: asked on first use, then kept fresh
-        # by every confirmation, so a request starts without a round trip; and, under Sentinel, the address
-        # the connections reached then: asked again once they reach another (after a failover the first
-        # request would otherwise start from the old primary's id and be refused for it).
+        # The primary's replication id as this process last saw it (asked on first use, then kept fresh by every
+        # confirmation, so a request starts without a round trip) and, under Sentinel, the address the connections reached
+        # then: asked again once they reach another, lest the first request after a failover start from the old id and be refused.
         self._primary: str | None = None
         self._primary_at: tuple | None = None
         # Replicas online at the last confirmation on each primary (by replication id): the next WAIT there asks for
@@ -130,11 +125,10 @@ class Replication:
         self._online[primary] = online
 
     def _sentinels_moving(self) -> bool:
-        """Under Sentinel: whether a sentinel is failing the master over or most name another one than this
-        process's connections reach (one sentinel behind, or astray, is outvoted). If so the connections
-        follow the sentinels: the idle ones are closed and those in use are closed when released, so the
-        next command asks them where the master is. Without Sentinel (a managed Redis behind one address):
-        False, nothing to ask."""
+        """Under Sentinel: whether a sentinel is failing the master over or most name another one than this process's
+        connections reach (one sentinel behind, or astray, is outvoted). If so the connections follow the sentinels: the
+        idle ones are closed, those in use when released, so the next command asks where the master is. Without Sentinel
+        (a managed Redis behind one address): False."""
         pool = self._connection.connection_pool
         if not isinstance(pool, SentinelConnectionPool):
             return False

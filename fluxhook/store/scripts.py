@@ -60,11 +60,10 @@ class LuaScript:
         except ResponseError as error:
             if not refused_by_replica(error):
                 raise
-        # The primary we were connected to is a replica now (a failover, or a managed Redis whose address
-        # moved): reconnect, which asks the sentinels or the address again, and run it there. Safe to
-        # run again: a replica refuses a script's first write, so nothing of this run was kept.
-        # Only the idle connections (ours among them, back in the pool): closing one another thread is
-        # reading from leaves that thread waiting for a reply until its socket times out.
+        # The primary we were connected to is a replica now (a failover, or a managed Redis whose address moved):
+        # reconnect, which asks the sentinels or the address again, and run it there (safe: a replica refuses a script's
+        # first write, so nothing of this run was kept). Only the idle connections (ours among them, back in the pool):
+        # closing one another thread is reading from leaves that thread waiting for a reply until its socket times out.
         self._connection.connection_pool.disconnect(inuse_connections=False)
         return self._script(keys=list(keys), args=list(args), client=client)
 

@@ -259,14 +259,11 @@ class Slots:
         return Dispatched(names, dict(zip(names, map(text, accounts), strict=True)), bool(waiting), bool(on_timer))
 
     def requeue(self, job: Job, pause: float = 0.0, *, wait: float = 0.0, unlock: Lock | None = None) -> bool:
-        """Give back the ``queued`` job's slot and put it back in its owner's line at its old place.
-
-        ``pause`` seconds (BFL's Retry-After) hold the pool at the account whose slot it held: BFL said it is
-        full. ``wait`` seconds keep this job alone out of line instead, until the sweep puts it back (the
-        budget said no to it). A slot given back is handed on right away (``Keys.slot_freed`` wakes a dispatcher),
-        not at the next sweep.
-        ``unlock``: the submit lock of the submission giving the slot back, freed in the same step (if still its own).
-        """
+        """Give back the ``queued`` job's slot, handed on right away (``Keys.slot_freed`` wakes a dispatcher), and put
+        the job back in its owner's line at its old place. ``pause`` seconds (BFL's Retry-After: BFL said the pool is
+        full) hold the pool at the account whose slot it held; ``wait`` seconds keep this job alone out of line instead,
+        until the sweep puts it back (the budget said no to it). ``unlock``: the submit lock of the submission giving the
+        slot back, freed in the same step (if still its own)."""
         pool = self.pool_of(job)
         keys = [*self._pool_keys(), self.keys.job(job.id)]
         args = [*self._pool_args(), pool, job.id, int(pause * 1000), int(wait * 1000)]

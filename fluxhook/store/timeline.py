@@ -19,9 +19,9 @@ class TimelineStore:
         self.connection = connection
         self.keys = keys
 
-    def newest(self, job_id: str, limit: int = TIMELINE_CAP) -> list[bytes]:
-        """The job's raw entries, newest first (at most ``limit``)."""
-        return cast(list[bytes], self.connection.lrange(self.keys.timeline(job_id), 0, limit - 1))  # never decoded: bytes
+    def newest(self, job_id: str) -> list[bytes]:
+        """The job's raw entries, newest first."""
+        return cast(list[bytes], self.connection.lrange(self.keys.timeline(job_id), 0, TIMELINE_CAP - 1))  # never decoded: bytes
 
     def forget(self, job_id: str) -> None:
         self.connection.delete(self.keys.timeline(job_id))

@@ -16,11 +16,9 @@ from typing import NamedTuple
 
 from redis import Redis
 
+from fluxhook.store.jobs import DEFAULT_TTL
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.scripts import LuaScript, text
-
-# The hash lives as long as a job record may (its TTL, renewed with each variant) when records have one.
-DEFAULT_TTL = 32 * 86400
 
 
 class Stored(NamedTuple):
@@ -43,6 +41,7 @@ class VariantRecords:
 
     def __init__(self, connection: Redis, ttl: int | None = None, keys: Keys = KEYS):
         self.connection = connection
+        # The hash lives as long as a job record may (its TTL, renewed with each variant).
         self.ttl = ttl or DEFAULT_TTL
         self.keys = keys
         self._release = LuaScript(connection, "lock_release")

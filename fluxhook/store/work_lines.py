@@ -99,12 +99,10 @@ class WorkLines:
                 end_user: str | None = None, *, hold: float | None = None) -> bool:
         """Whether the job's work (with its ``deadline`` and ``end_user``) waits in ``kind``'s line, in any form of
         its member (``owners.forms``), or, for a check whose claim set the job's due time to ``hold``, was taken for RQ
-        since: its task may be queued any moment, and must not be twice. A take writes the due time (its move's lease),
-        but a value does not tell a lease (the check's hold is as far ahead, other steps write due times too); a change
-        does: a due time no longer ``hold`` (or gone: a draft cache's queueing drops it) means a step acted on the job
-        since, and a check whose claim is superseded leaves the job be. A move before the claim lapsed (a job is
-        claimed once due), which is what the check puts back. The line is read before the due time: a take in between
-        is seen by the second read. Without ``hold``, the line alone answers."""
+        since (its task may be queued any moment, and must not be twice): a due time no longer ``hold``, or gone, says a
+        step acted on the job since (a take writes its move's lease there, which its value alone does not tell from
+        other due times). The line is read first, so a take in between is seen by the second read. Without ``hold``, the
+        line alone answers."""
         pipe = self.connection.pipeline(transaction=False)
         pipe.zmscore(self.keys.work_line(kind), forms(owner_of(key_id), job_id, deadline, end_user))
         if hold is not None:

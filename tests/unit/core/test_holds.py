@@ -116,8 +116,7 @@ NOT_HOLDS = {
     ("fluxhook/store/effects.py", "HOURLY_TTL"): KEPT,
     ("fluxhook/store/effects.py", "END_USER_TTL"): KEPT,
     ("fluxhook/store/effects.py", "STORED_TTL"): KEPT,
-    ("fluxhook/store/jobs.py", "DEFAULT_TIMELINE_TTL"): KEPT,
-    ("fluxhook/store/variants.py", "DEFAULT_TTL"): KEPT,
+    ("fluxhook/store/jobs.py", "DEFAULT_TTL"): KEPT,
     ("fluxhook/store/kept_callbacks.py", "expire"): KEPT,
     ("fluxhook/store/slots.py", "STRIKES_TTL"): KEPT,  # refusals in a row, counted for an hour
     ("worker/cron.py", "result_ttl"): KEPT,

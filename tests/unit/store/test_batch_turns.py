@@ -21,7 +21,7 @@ BESIDE = Rules(items_at_once=12_000, lease=15.0)
 
 @pytest.fixture()
 def turns(connection) -> BatchTurns:
-    return BatchTurns(connection, waiter_lease=10.0)
+    return BatchTurns(connection)
 
 
 def _order(turns: BatchTurns, holder: Ticket, waiters: dict[str, Ticket], now: float) -> list[str]:
