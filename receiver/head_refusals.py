@@ -36,7 +36,7 @@ from fluxhook.store.app_keys import AppKey
 from fluxhook.store.key_counters import Counters
 
 from . import auth, batch_body, idempotency_keys
-from .batch_room import BatchRoom, key_busy
+from .batch_room import DividedRoom, key_busy
 from .bfl_compat import OWN_PATHS, bfl_shaped
 from .errors import closing_answer
 from .request_input import header_end_user
@@ -90,7 +90,7 @@ class Judge:
 
     svc: Services
     keys: KeyResolver
-    batch_room: Callable[[], BatchRoom]
+    batch_room: Callable[[], DividedRoom]
 
 
 def refusal_before_body(judge: Judge, method: str, target: str, header: Header) -> HeadRefusal | None:

@@ -22,7 +22,6 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import threading
-from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures import TimeoutError as MakingTimedOut
 from concurrent.futures.process import BrokenProcessPool
@@ -36,7 +35,8 @@ from fluxhook.core.variants import Variant
 from fluxhook.lifecycle.variants import MAKE_SECONDS
 from fluxhook.media.variants import variant_bytes
 
-from .bulkheads import FairPermits, Room, remember_refusal
+from .batch_room import DividedRoom
+from .bulkheads import FairPermits, remember_refusal
 
 log = logging.getLogger("fluxhook.web")
 
@@ -57,38 +57,26 @@ class VariantMakers:
     """``MAKERS`` processes making variants in turns between owners, and the room of the requests waiting for them."""
 
     def __init__(self, room: int = VARIANT_ROOM, per_owner: int = PLACES_PER_OWNER):
-        self.per_owner = per_owner
         self._turns = FairPermits(MAKERS)
-        self._room = Room(room)
+        self._room = DividedRoom(room, per_owner)
         self._lock = threading.Lock()
-        self._places: Counter[str] = Counter()
         self._pool: ProcessPoolExecutor | None = None
 
     @contextmanager
     def waiting(self, owner: str) -> Iterator[None]:
         """A place in the room for a request of ``owner``, its work permit set aside while inside; ``VariantsBusy``
         when the owner holds its places or the room is full."""
-        with self._lock:
-            mine = self._places[owner] < self.per_owner
-            if mine:
-                self._places[owner] += 1
-        if not mine:
+        if not self._room.has_place(owner):
             # The owner's own flood: its next reads of this path are refused from memory until Retry-After, before
             # any permit or Redis step (``refusals``), so a client that ignores it costs the process nothing.
             remember_refusal(RETRY_SECONDS)
-            raise VariantsBusy(f"this key's requests fill its {self.per_owner} places among those waiting here for a "
-                               "variant to be made; ask again shortly", retry_after=RETRY_SECONDS)
-        try:
-            with self._room.enter() as inside:
-                if not inside:
-                    raise VariantsBusy("this web process has as many requests waiting for variants as it may; ask "
-                                       "again shortly", retry_after=RETRY_SECONDS)
-                yield
-        finally:
-            with self._lock:
-                self._places[owner] -= 1
-                if not self._places[owner]:
-                    del self._places[owner]
+            raise VariantsBusy(f"this key's requests fill its {self._room.per_key} places among those waiting here "
+                               "for a variant to be made; ask again shortly", retry_after=RETRY_SECONDS)
+        with self._room.enter(owner) as inside:
+            if not inside:
+                raise VariantsBusy("this web process has as many requests waiting for variants as it may; ask "
+                                   "again shortly", retry_after=RETRY_SECONDS)
+            yield
 
     def make(self, owner: str, original: Callable[[], bytes], variant: Variant) -> bytes:
         """``variant``'s bytes of the image ``original()`` returns, read and made by a maker process in ``owner``'s
@@ -113,11 +101,10 @@ class VariantMakers:
             self._turns.release(owner)
 
     def places(self, owner: str) -> int:
-        with self._lock:
-            return self._places[owner]
+        return self._room.held(owner)
 
     def close(self) -> None:
-        """Stop the maker processes (a web process stopping; tests)."""
+        """Stop the maker processes (tests: a web process's end with it, ``_end_with_parent``)."""
         with self._lock:
             pool, self._pool = self._pool, None
         if pool is not None:
