@@ -1,14 +1,12 @@
 """gunicorn's threaded worker, with every request received whole before a thread serves it.
 
-gunicorn's ``gthread`` worker gives a connection to a thread as soon as its first byte arrives, and the thread then
-waits on the socket, with no deadline, for the rest of the head and for the body the app reads. A few hundred clients
-that send slowly (slowloris) hold every thread, and the process answers nobody. Here a thread never waits on a client:
-it takes what the socket holds without blocking and hands the connection back to the main loop, which watches every
-connection with one ``select``, until the request is whole: its head within ``HEAD_SECONDS``, its body at
-``MIN_BODY_RATE`` at least over any 10 s (``receiver/request_assembly.py``), or the connection is answered 408 and
-closed. Only a whole request is served, read from memory, so a work permit (``receiver/bulkheads.py``) is never held
-while a body trickles in. What the process holds for bodies still arriving is bounded, and one announced larger than the
-app takes is refused (413) before it is read (``receiver/request_assembly.py``). A request that arrives in one piece
+gunicorn's ``gthread`` worker hands a connection to a thread at its first byte, and the thread waits on the socket, with
+no deadline, for the rest: a few hundred slow clients (slowloris) hold every thread. Here a thread takes what the socket
+holds without blocking and hands the connection back to the main loop, which watches every connection with one
+``select`` until the request is whole: its head within ``HEAD_SECONDS``, its body at ``MIN_BODY_RATE`` at least over any
+10 s, or it is answered 408 and closed. Only a whole request is served, from memory, so no work permit
+(``receiver/bulkheads.py``) is held while a body trickles in; what bodies still arriving hold is bounded, and one
+announced too large is refused (413) unread (``receiver/request_assembly.py``). A request that arrives in one piece
 (nearly all) is taken and served by one thread in one go, as in ``gthread``.
 
 Closing is done by the main loop without waiting too: gunicorn's graceful close waits up to 2 s per socket for the
@@ -63,11 +61,10 @@ RECVS_PER_TURN = 4
 # What a thread tells the main loop when the request is not whole: wait for more bytes; the
 # client closed; the request was refused (the answer is sent); it was refused for now, its answer held back.
 _WAIT, _GONE, _REFUSED, _HELD = object(), object(), object(), object()
-# A refusal from the head for now (429, 503: its key's limits, a full room) is answered this long after the head came
-# (give or take the loop's turn, up to a second), the connection watched meanwhile by the loop alone (no thread, no
-# permit): a client ignoring Retry-After then sends a request or two a second a connection, not hundreds, and the
-# refusals' own work (accepting, parsing, answering) does not take the cores from other keys' requests.
-# At most HELD_MOST connections a process are held at once; past it a refusal is answered at once.
+# A refusal from the head for now (429, 503) is answered this long after the head came (give or take the loop's turn),
+# watched meanwhile by the loop alone: a client ignoring Retry-After sends a request or two a second a connection, not
+# hundreds, and refusing it does not take the cores from other keys' requests. At most HELD_MOST are held at once a
+# process; past it a refusal is answered at once.
 HOLD_SECONDS = 0.5
 HELD_MOST = 256
 _HOLDING = (b"HTTP/1.1 429 ", b"HTTP/1.1 503 ")
@@ -85,7 +82,6 @@ class BufferedConn(TConn):
         self.incoming: RequestAssembler | None = None
         self.pace: BodyPace | None = None  # the body's, once the head is in
         self.deadline = 0.0
-        self.head_started = 0.0
         self.continue_sent = False
         self.head_checked = False
         self.kept_alive = False
@@ -152,8 +148,7 @@ class BufferingWorker(ThreadWorker):
         self.nr_conns += 1
         conn = BufferedConn(self.cfg, client_sock, client_addr, listener.getsockname(), self.max_body, self.spool)
         conn.next_request()
-        conn.head_started = time.monotonic()
-        conn.deadline = conn.head_started + HEAD_SECONDS
+        conn.deadline = time.monotonic() + HEAD_SECONDS
         self._wait_for_bytes(conn)
 
     def _wait_for_bytes(self, conn: BufferedConn) -> None:
@@ -274,8 +269,7 @@ class BufferingWorker(ThreadWorker):
             received = True
             if conn.kept_alive and not incoming.started:
                 # A kept-alive connection's next request: the head's clock starts with its first byte.
-                conn.head_started = time.monotonic()
-                conn.deadline = conn.head_started + HEAD_SECONDS
+                conn.deadline = time.monotonic() + HEAD_SECONDS
             try:
                 incoming.feed(data)
             except Refused as refused:
@@ -349,7 +343,6 @@ class BufferingWorker(ThreadWorker):
             return
         now = time.monotonic()
         conn.kept_alive = True
-        conn.head_started = now
         if incoming.started:  # pipelined: the next request's bytes are here already
             conn.deadline = now + HEAD_SECONDS
             self.enqueue_req(conn)
@@ -399,7 +392,7 @@ class BufferingWorker(ThreadWorker):
             pass
 
     def _close(self, conn: BufferedConn) -> None:
-        """Half-close and let the client's last bytes drain, on the loop with the rest (RFC 9112 docs/bfl-compatible.md.6)."""
+        """Half-close and let the client's last bytes drain, on the loop with the rest (RFC 9112, section 9.6)."""
         self.receiving.discard(conn)
         if conn.incoming is not None:
             conn.incoming.discard()
