@@ -158,10 +158,11 @@ class BufferingWorker(ThreadWorker):
         if conn.deadline <= time.monotonic():
             self._expire(conn)
             return
-        self.receiving.add(conn)
         self._watch(conn, self._on_readable)
 
     def _watch(self, conn: BufferedConn, callback) -> None:
+        """Watch the connection with the others until ``callback`` or its deadline (the sweep's ``receiving``)."""
+        self.receiving.add(conn)
         if conn.registered:
             self.poller.modify(conn.sock, selectors.EVENT_READ, partial(callback, conn))
         else:
@@ -169,6 +170,7 @@ class BufferingWorker(ThreadWorker):
             conn.registered = True
 
     def _unwatch(self, conn: BufferedConn) -> None:
+        self.receiving.discard(conn)
         if conn.registered:
             conn.registered = False
             try:
@@ -180,7 +182,6 @@ class BufferingWorker(ThreadWorker):
         # A thread takes the bytes (a read that never waits), as gthread's threads read requests:
         # the main loop only watches, so it does no more per request than gthread's does.
         self._unwatch(conn)
-        self.receiving.discard(conn)
         self.enqueue_req(conn)
 
     def handle(self, conn):
@@ -355,7 +356,6 @@ class BufferingWorker(ThreadWorker):
         sends meanwhile is read and dropped, as a closing connection's is."""
         self.held += 1
         conn.deadline = time.monotonic() + HOLD_SECONDS
-        self.receiving.add(conn)
         self._watch(conn, self._on_held_readable)
 
     def _on_held_readable(self, conn: BufferedConn, _sock) -> None:
@@ -393,7 +393,6 @@ class BufferingWorker(ThreadWorker):
 
     def _close(self, conn: BufferedConn) -> None:
         """Half-close and let the client's last bytes drain, on the loop with the rest (RFC 9112, section 9.6)."""
-        self.receiving.discard(conn)
         if conn.incoming is not None:
             conn.incoming.discard()
         try:
@@ -404,7 +403,6 @@ class BufferingWorker(ThreadWorker):
             return
         conn.lingering = True
         conn.deadline = time.monotonic() + LINGER_SECONDS
-        self.receiving.add(conn)
         self._watch(conn, self._on_linger_readable)
 
     def _on_linger_readable(self, conn: BufferedConn, _sock) -> None:
@@ -429,7 +427,6 @@ class BufferingWorker(ThreadWorker):
     def _forget(self, conn: BufferedConn, *, close: bool) -> None:
         self._let_go(conn)
         self._unwatch(conn)
-        self.receiving.discard(conn)
         if conn.incoming is not None:
             conn.incoming.discard()
         if not conn.dropped:

@@ -1,14 +1,12 @@
-"""The dashboard's batches: the Batches page (``/batches``: every batch, newest first, ``PAGE_SIZE`` a page,
-each with its status, a progress bar, its counts and cost; ``?key_id=`` one app key's), and a batch's page
-(``/batches/{id}``: its counts by status, progress, cost so far, times and metadata; a contact sheet of its items'
-thumbnails in their index order, ``SHEET_SIZE`` a page, each a link to its job; its items in the job list; its results
-as JSON lines and as a ZIP; and **Cancel batch**, a CSRF-protected form like a job's Cancel, whose outcome the page
-then says).
+"""The dashboard's batches: the Batches page (``/batches``: every batch, newest first, ``PAGE_SIZE`` a page;
+``?key_id=`` one app key's), and a batch's page (``/batches/{id}``: its counts, progress, cost, times and metadata; a
+contact sheet of its items' thumbnails in index order, ``SHEET_SIZE`` a page; and **Cancel batch**, a CSRF-protected
+form like a job's Cancel, whose outcome the page then says).
 
 Both follow their batches live, as the job pages do (``static/dashboard.js``): the batch's page holds its batch's
 stream (``/live/batches/{id}/events``, one event a second at most while its counts change) and reads its JSON at each
 event; the list follows every job's events as the job list does. The dashboard is an admin's: it sees every key's
-batches as it sees every key's jobs, each shown with the key that made it.
+batches, each shown with the key that made it.
 
 Its routes belong to the dashboard's blueprint, so its session check and headers apply to them."""
 

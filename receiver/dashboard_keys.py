@@ -1,7 +1,6 @@
 """The dashboard's Keys page (``/keys``): each app key's limits, the BFL accounts it may use, spend today, jobs at BFL
-and waiting, and why they wait; create a key (its secret shown on the answering page only), change the accounts it
-may use, and revoke one (asked once more on the page, then said done on the page it returns to), all
-CSRF-protected forms.
+and waiting, and why they wait; CSRF-protected forms create a key (its secret shown on the answering page only),
+change the accounts it may use, and revoke one (asked once more, then said done on the page it returns to).
 
 Its routes belong to the dashboard's blueprint, so its session check and headers apply to them."""
 

@@ -1,11 +1,10 @@
 """The dashboard's signed-in state: a Flask session cookie signed with SECRET_KEY (opened by ``context``'s
 ``SessionInterface``).
 
-The cookie never holds the API token, only a keyed fingerprint of it, so removing a token from
-API_TOKENS signs out every session opened with it. Each session carries its own CSRF token,
-which every form that changes something (sign-in, sign-out) must send back, and its own id:
-signing out records that id in Redis (``store.signed_out``) for as long as a cookie may live, so
-every copy of the cookie stops working at once, on every process.
+The cookie never holds the API token, only a keyed fingerprint of it, so removing a token from API_TOKENS signs out
+every session opened with it. Each session carries its own CSRF token, which every dashboard form sends back, and its
+own id: signing out records that id in Redis (``store.signed_out``) for as long as a cookie may live, so every copy of
+the cookie stops working at once, on every process.
 """
 
 from __future__ import annotations

@@ -43,9 +43,8 @@ threads = (_whole("WEB_THREADS", str(field_default("web_threads"))) + WAITING_RO
 reuse_port = True
 timeout = 30
 graceful_timeout = 25
-# No request-line limit of gunicorn's own (its default, 4094 bytes, answered a long query 414 before the app saw it,
-# so a search's over-long `q` never got the API's 400): the worker bounds the whole head instead, request line
-# included, at request_assembly.MAX_HEAD_BYTES (64 KiB; past it, 414 uri_too_long).
+# No request-line limit of gunicorn's own (at its 4094 bytes, a search's long `q` would be answered 414, not the API's
+# 400): the worker bounds the whole head instead, at request_assembly.MAX_HEAD_BYTES (past it, 414 uri_too_long).
 limit_request_line = 0
 keepalive = 5
 # Off: request paths carry webhook tokens and image signatures; the app logs route patterns instead.

@@ -1,9 +1,8 @@
 """What a request asks, read once: its JSON body, what its headers ask of its handling, and the end user it names.
 
-- The JSON body, read and parsed once, holding as little of it at a time as parsing allows (a submission's body may be
-  hundreds of MB of base64 images): it is read into one buffer of its announced length, decoded to text and the buffer
-  dropped, then parsed and the text dropped: never more than twice its size is held, and what is kept is the parsed
-  value, which both the Idempotency-Key fingerprint and the view use.
+- The JSON body, parsed once for both the Idempotency-Key fingerprint and the view, at most twice its size held at a time
+  (a submission's may be hundreds of MB of base64 images): read into one buffer of its announced length, decoded to
+  text (the buffer dropped), then parsed (the text dropped).
 - ``Prefer: wait=N`` (its answer's ``Preference-Applied``) and ``Prefer: handling=strict`` (RFC 7240), read leniently as the
   RFC asks, and ``Cancel-After`` on the submitting routes (``POST /v1/jobs``, the drop-in's ``POST /v1/{model}``), read with
   the request, so a bad value answers 400 before anything is created or counted (``core.job.parse_cancel_after`` parses it).

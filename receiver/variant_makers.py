@@ -1,12 +1,11 @@
 """A web process's capacity for making image variants (docs/api.md "Bounded"), a bulkhead of its own.
 
-``MAKERS`` processes of its own make the variants' bytes (``media.variants.variant_bytes``), at a lower CPU priority
-than the web process (nice ``MAKING_NICENESS``). Processes, not threads: Pillow holds the interpreter lock through
-parts of an encode (a JPEG's, tens of ms at 1024 px), which in a thread would stall every request of the process
-meanwhile; in a process of its own it stalls nothing, its memory is its own (the web process's stays flat whatever is
-made), and one that dies takes no request thread with it (the pool is made again). The makers are handed between owners
-in weighted turns (``FairPermits``, one lane per job owner, at most half of them to one), so one key asking for
-thousands of new variants at once delays another key's by at most a turn.
+``MAKERS`` processes of its own make the variants' bytes (``media.variants.variant_bytes``) at nice
+``MAKING_NICENESS``. Processes, not threads: Pillow holds the interpreter lock through parts of an encode (tens of ms for
+a 1024-px JPEG), which would stall every request of the process it runs in; a maker process stalls none, keeps its
+memory to itself, and dies taking no request thread with it (the pool is made again). The makers go to owners in
+weighted turns (``FairPermits``: one lane per job owner, at most half of them to one), so one key asking for thousands
+of variants delays another's by at most a turn.
 
 A request that needs a variant made waits in the process's variant room (``VARIANT_ROOM`` threads, kept for it in
 ``gunicorn_conf``), its work permit set aside meanwhile (``bulkheads.Room``), so waiting for a maker holds no permit
