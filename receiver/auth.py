@@ -77,10 +77,9 @@ def unauthorized_before_body(api_tokens: Iterable[str], keys: KeyResolver, metho
     """The 401 of a request that sends a body to ``/v1``, whatever its body: it presents no token, or one that is
     neither an admin token nor a usable app key (no key's, revoked or expired); None when its token may be used.
 
-    Asked before the request's body is received (``receiver/head_refusals.py``), so a client without credentials never
-    gets its body received. A token shaped like a key costs the one Redis read of its record that judging it after
-    its body would (none when the resolver holds it: ``KeyResolver.cached``; the app's own check then finds it
-    cached). With Redis unreachable the body is received, and the app answers as it can.
+    Asked before the body is received (``receiver/head_refusals.py``), so no body of a client without credentials is.
+    A key-shaped token costs the one Redis read of its record that judging it after its body would (none when the
+    resolver holds it: ``KeyResolver.cached``). With Redis unreachable the body is received, and the app answers.
     """
     if method not in BODY_METHODS or not unquote(target.partition("?")[0]).startswith(API_PREFIX):
         return None

@@ -27,9 +27,8 @@ def _whole(name: str, default: str) -> int:
 
 
 bind = f"0.0.0.0:{_whole('PORT', str(DEFAULT_PORT))}"
-# Threads serve the many short callback and API requests; processes use both cores. gthread's
-# threads, but each request is received whole (with deadlines) by the worker's main loop before a
-# thread serves it: slow or stalled clients hold no thread (docs/hostile-clients.md).
+# Threads serve the many short callback and API requests, processes use both cores; each request is received whole by
+# the worker's main loop before a thread serves it, so slow or stalled clients hold no thread (docs/hostile-clients.md).
 worker_class = "receiver.buffering_worker.BufferingWorker"
 workers = _whole("WEB_CONCURRENCY", "2")
 # WEB_THREADS work at once (receiver/bulkheads.py holds the rest back); the others are the rooms
@@ -137,8 +136,7 @@ def post_worker_init(worker):
     gc.collect()
     gc.freeze()
     # A thread busy in Python (a search matching prompts, a batch's items checked) hands the interpreter lock on after
-    # this long, not CPython's 5 ms: a quick request of another caller waits for it each time it needs the lock back
-    # (after each socket or Redis read), and at 5 ms a read took tens of milliseconds beside one such thread.
+    # this long, not CPython's 5 ms, which a quick request of another caller waits after each socket or Redis read.
     sys.setswitchinterval(SWITCH_INTERVAL)
     # The app's services; none when gunicorn serves its own error app instead (a reload that failed to import).
     svc = getattr(getattr(worker, "wsgi", None), "extensions", {}).get("fluxhook")

@@ -141,9 +141,7 @@ def requested_cancel_after() -> int | None:
 # --- the end user ---
 
 # What joins the values of an X-End-User header sent more than once (``join_repeated``): a line feed, which no header
-# value can hold (HTTP ends a header's line at it; gunicorn refuses one inside a value), so no client can send it.
-# gunicorn itself joins a repeated header's values with ',', which a name may hold: two headers 'a' and 'b' would be
-# taken for the one end user 'a,b'.
+# value can hold, not gunicorn's ',', which a name may hold (headers 'a' and 'b' would read as one end user 'a,b').
 REPEATED = "\n"
 _WIRE_NAME = END_USER_HEADER.upper()
 

@@ -140,13 +140,11 @@ def _end_with_parent() -> None:
     """End this maker as soon as the web process that spawned it is gone, however it went (``kill -9`` included).
 
     A maker waits on its task queue, whose write end it holds itself, so it never sees its parent go: orphaned under PID 1
-    it would live on, and with it multiprocessing's resource tracker, which ends only once every process holding its pipe
-    has. ``parent_process().sentinel`` is multiprocessing's own for this: the read end of a pipe whose only write end the
-    parent holds, readable once the parent ends. Not ``prctl(PR_SET_PDEATHSIG)``: Linux sends that signal when the parent's
-    *thread* that spawned the child ends, and makers are spawned by request threads and the pool's manager thread, which may
-    end while the web process lives on (the pool made again ends its manager), killing makers mid-variant; the sentinel
-    follows the process alone, on every platform. ``os._exit``: nothing of a maker's is worth flushing, and a normal exit
-    would wait on the queue's feeder threads, whose reader is gone."""
+    it would live on, and with it multiprocessing's resource tracker. ``parent_process().sentinel`` is multiprocessing's
+    own for this: a pipe's read end, readable once the parent, its only writer, ends. Not ``prctl(PR_SET_PDEATHSIG)``:
+    Linux sends that when the parent's *thread* that spawned the child ends, and makers are spawned by request threads and
+    the pool's manager thread, which may end while the web process lives on, killing makers mid-variant. ``os._exit``:
+    nothing of a maker's is worth flushing, and a normal exit would wait on queue feeder threads whose reader is gone."""
     parent = multiprocessing.parent_process()
     if parent is None:  # not a spawned child (a test calling this): nothing to watch
         return
