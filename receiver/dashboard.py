@@ -123,9 +123,8 @@ def _refusal(token: str) -> str:
 
 
 @bp.post("/signout")
+@auth.csrf_checked("the sign-out form did not carry this session's CSRF token")
 def sign_out():
-    if not auth.csrf_valid(request.form.get("csrf_token")):
-        return error_response(400, "csrf_failed", "the sign-out form did not carry this session's CSRF token")
     auth.sign_out()
     return redirect(url_for("dashboard.sign_in_form"), 303)
 
@@ -249,11 +248,9 @@ def job_page(job_id: str):
 
 
 @bp.post("/jobs/<job_id>/delete")
+@auth.csrf_checked("the delete form did not carry this session's CSRF token: reload the job's page and try again")
 def delete_job(job_id: str):
     """Delete the job and its files, from the job page's confirmed form (CSRF-protected, like sign-out)."""
-    if not auth.csrf_valid(request.form.get("csrf_token")):
-        return error_response(400, "csrf_failed", "the delete form did not carry this session's CSRF token: "
-                                                  "reload the job's page and try again")
     job = _job(job_id)
     if job is None:
         return render_template("dashboard/missing.html", job_id=job_id if is_job_id(job_id) else None), 404

@@ -267,12 +267,10 @@ def live_batch(batch_id: str):
 
 @bp.post("/batches/<batch_id>/cancel")
 @replicated
+@auth.csrf_checked("the cancel form did not carry this session's CSRF token: reload the batch's page and try again")
 def cancel_batch_form(batch_id: str):
     """Cancel the batch as ``POST /v1/batches/{id}/cancel`` does (the dashboard is an admin's: any batch), then show
     its page, which says what became of it; one that had ended stays as it is, and its page says so."""
-    if not auth.csrf_valid(request.form.get("csrf_token")):
-        return error_response(400, "csrf_failed", "the cancel form did not carry this session's CSRF token: "
-                                                  "reload the batch's page and try again")
     try:
         # Sends under way are waited for in the room of requests waiting on BFL, as the API's cancel waits.
         with bfl_calls().enter() as room:

@@ -179,10 +179,8 @@ def init_app(app: Flask) -> None:
     @app.after_request
     def keep_answer(response):
         held = g.get("idempotency_hold")
-        if held is None:
-            return response
-        if not idempotency_keys.keeps(response.status_code):
-            return response  # free_key gives the key up
+        if held is None or not idempotency_keys.keeps(response.status_code):
+            return response  # nothing to keep: free_key gives any key up
         try:
             if not services().store.idempotency.finish(held.use, held.ticket, response.status_code,
                                                        response.get_data()):
