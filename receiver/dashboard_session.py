@@ -79,8 +79,7 @@ def csrf_valid(given: str | None) -> bool:
 
 
 def csrf_checked(refusal: str):
-    """A form's view, answered 400 ``csrf_failed`` (``refusal`` its message) for a form without this session's CSRF
-    token."""
+    """A form's view, refused 400 ``csrf_failed`` with ``refusal`` unless its form carries this session's CSRF token."""
 
     def checked(view):
         @wraps(view)
