@@ -34,11 +34,8 @@ def init_app(app: Flask) -> None:
 
 
 def token_in(header: Callable[[str], str | None]) -> str | None:
-    """The token a request presents (``header``: its value of a header, None if absent): its ``x-key``, else
-    its bearer token; None when it sends neither.
-
-    An ``x-key`` sent (even empty) is the one judged: a wrong key is never saved by another header.
-    """
+    """The token a request presents (``header``: its value of a header, None if absent): its ``x-key``, judged even
+    when empty (a wrong key is never saved by another header), else its bearer token; None when it sends neither."""
     key = header(KEY_HEADER)
     if key is not None:
         return key.strip() or None

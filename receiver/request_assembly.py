@@ -73,10 +73,8 @@ def is_callback(method: str, target: str) -> bool:
 
 
 class SpoolSpace:
-    """The bytes one web process holds for request bodies still arriving, against ``limit`` (``MAX_SPOOL_BYTES``).
-
-    Shared by the worker's threads (each feeds the requests of its connection), so guarded by a lock.
-    """
+    """The bytes one web process holds for request bodies still arriving, against ``limit`` (``MAX_SPOOL_BYTES``);
+    shared by the worker's threads (each feeds the requests of its connection), so guarded by a lock."""
 
     def __init__(self, limit: int):
         self.limit = limit
@@ -107,10 +105,8 @@ class SpoolSpace:
 
 
 class BodyPace:
-    """How much of one body arrived over the last ``RATE_WINDOW_SECONDS``; it must be ``min_rate`` a second at least.
-
-    ``started``: when the head was in; the body is first judged one window later.
-    """
+    """How much of one body arrived over the last ``RATE_WINDOW_SECONDS``, which must be ``min_rate`` a second at
+    least, judged first one window after ``started`` (when the head was in)."""
 
     def __init__(self, started: float, min_rate: int):
         self.started = started
@@ -244,11 +240,9 @@ class _Chunks:
 
 
 class RequestAssembler:
-    """The bytes of one request, fed as they come; ``complete`` once its end is known.
-
-    ``max_body`` bounds a body: one announced or grown larger is refused (413) before it is stored; a callback's
-    is bounded by ``CALLBACK_BODY_BYTES`` too. ``spool``: the process's ``SpoolSpace``.
-    """
+    """The bytes of one request, fed as they come; ``complete`` once its end is known. ``max_body`` bounds a body (one
+    announced or grown larger is refused, 413, before it is stored), a callback's ``CALLBACK_BODY_BYTES`` too;
+    ``spool``: the process's ``SpoolSpace``."""
 
     def __init__(self, max_body: int, spool: SpoolSpace | None = None):
         self.max_body = max_body
@@ -405,11 +399,8 @@ class RequestAssembler:
 
     def pieces(self, continue_sent: bool = False) -> Iterator[bytes]:
         """The whole request, head first (without its ``Expect: 100-continue`` once we answered it), in pieces; what
-        was stored is let go once read to the end.
-
-        A reader that stops at the body's length never asks for the end: then ``discard`` lets go of it when
-        the request is answered (the spool stays ours to close, not the generator's).
-        """
+        was stored is let go once read to the end, or by ``discard`` once the request is answered (a reader that stops
+        at the body's length never asks for the end: the spool stays ours to close, not the generator's)."""
         head = bytes(self.head)
         yield _EXPECT_CONTINUE.sub(b"", head) if continue_sent else head
         if self._spool is not None:
