@@ -17,8 +17,7 @@ A stream of job events (``receiver/events.py``) is answered by a thread like any
 first bytes: the app hands its connection over in the environ (``events.HAND_OVER``) and the worker gives the socket
 to the process's hub of streams (``receiver/stream_hub.py``), which writes the rest without a thread of its own.
 
-TLS and HTTP/2 are not served (fluxhook runs plain HTTP/1.1 behind the platform's TLS): the
-worker refuses to start with either configured.
+TLS and HTTP/2 are not served (fluxhook runs plain HTTP/1.1 behind the platform's TLS): the worker refuses either.
 """
 
 from __future__ import annotations
