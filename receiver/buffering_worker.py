@@ -319,7 +319,7 @@ class BufferingWorker(ThreadWorker):
         except Exception:
             result = False
         if conn.handed_over:
-            self._forget(conn, close=False)  # the hub of streams owns its socket
+            self._drop(conn, close=False)  # the hub of streams owns its socket
         elif conn.cut:
             self._reset(conn)
         elif result is _WAIT:
@@ -420,10 +420,7 @@ class BufferingWorker(ThreadWorker):
             pass
         self._drop(conn)
 
-    def _drop(self, conn: BufferedConn) -> None:
-        self._forget(conn, close=True)
-
-    def _forget(self, conn: BufferedConn, *, close: bool) -> None:
+    def _drop(self, conn: BufferedConn, *, close: bool = True) -> None:
         self._let_go(conn)
         self._unwatch(conn)
         if conn.incoming is not None:

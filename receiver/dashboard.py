@@ -282,10 +282,8 @@ def thumbnail(job_id: str):
     file = services().storage.open(job.thumbnail_key) if job is not None and job.thumbnail_key else None
     if file is None:
         return error_response(404, "not_found", "this job has no thumbnail")
-    try:
+    with file:
         data = file.read(MAX_THUMBNAIL_BYTES + 1)
-    finally:
-        file.close()
     if len(data) > MAX_THUMBNAIL_BYTES:
         return error_response(404, "not_found", "this job has no thumbnail")
     response = Response(data, mimetype=THUMBNAIL_TYPE)

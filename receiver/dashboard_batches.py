@@ -284,19 +284,11 @@ def cancel_batch_form(batch_id: str):
     return redirect(url_for("dashboard.batch_page", batch_id=batch_id, cancel=outcome), 303)
 
 
-@bp.get("/batches/<batch_id>/results.jsonl")
-def batch_results(batch_id: str):
-    """The batch's results as ``GET /v1/batches/{id}/results`` gives them: a JSON line per item, streamed."""
-    return _download(batch_id, "jsonl")
-
-
-@bp.get("/batches/<batch_id>/results.zip")
-def batch_archive(batch_id: str):
-    """Every stored file of the batch and its results, as ``GET /v1/batches/{id}/results?format=zip``, streamed."""
-    return _download(batch_id, "zip")
-
-
-def _download(batch_id: str, form: str):
+@bp.get("/batches/<batch_id>/results.jsonl", defaults={"form": "jsonl"})
+@bp.get("/batches/<batch_id>/results.zip", defaults={"form": "zip"})
+def batch_results(batch_id: str, form: str):
+    """The batch's results as ``GET /v1/batches/{id}/results`` gives them, streamed: a JSON line per item, or in a ZIP
+    (``format=zip``) with every stored file of the batch."""
     batch = _batch(batch_id)
     if batch is None:
         return _missing(batch_id)

@@ -103,7 +103,7 @@ class VariantMakers:
         return self._room.held(owner)
 
     def close(self) -> None:
-        """Stop the maker processes (tests: a web process's end with it, ``_end_with_parent``)."""
+        """Stop the maker processes (tests: a web process's end with it, ``_maker_starts``)."""
         with self._lock:
             pool, self._pool = self._pool, None
         if pool is not None:
@@ -127,17 +127,8 @@ class VariantMakers:
 
 
 def _maker_starts() -> None:
-    """A maker process's start: it runs ``MAKING_NICENESS`` lower than the web process that started it, and ends
-    when that process ends."""
-    try:
-        os.nice(MAKING_NICENESS)
-    except OSError:
-        pass  # it runs as the web process does
-    _end_with_parent()
-
-
-def _end_with_parent() -> None:
-    """End this maker as soon as the web process that spawned it is gone, however it went (``kill -9`` included).
+    """A maker process's start: it runs ``MAKING_NICENESS`` lower than the web process that spawned it, and ends as soon
+    as that process is gone, however it went (``kill -9`` included).
 
     A maker waits on its task queue, whose write end it holds itself, so it never sees its parent go: orphaned under PID 1
     it would live on, and with it multiprocessing's resource tracker. ``parent_process().sentinel`` is multiprocessing's
@@ -145,8 +136,12 @@ def _end_with_parent() -> None:
     Linux sends that when the parent's *thread* that spawned the child ends, and makers are spawned by request threads and
     the pool's manager thread, which may end while the web process lives on, killing makers mid-variant. ``os._exit``:
     nothing of a maker's is worth flushing, and a normal exit would wait on queue feeder threads whose reader is gone."""
+    try:
+        os.nice(MAKING_NICENESS)
+    except OSError:
+        pass  # it runs as the web process does
     parent = multiprocessing.parent_process()
-    if parent is None:  # not a spawned child (a test calling this): nothing to watch
+    if parent is None:  # not a spawned child: nothing to watch
         return
     sentinel = parent.sentinel
 
@@ -161,5 +156,4 @@ def variant_makers() -> VariantMakers:
     """This process's variant makers, made on first use."""
     makers = current_app.extensions.get("fluxhook.variant_makers")
     # Two first requests at once may make two; both use the one stored first (the other never starts a process).
-    return makers if makers is not None else current_app.extensions.setdefault("fluxhook.variant_makers",
-                                                                               VariantMakers())
+    return makers or current_app.extensions.setdefault("fluxhook.variant_makers", VariantMakers())
