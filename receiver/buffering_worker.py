@@ -339,7 +339,7 @@ class BufferingWorker(ThreadWorker):
         try:
             incoming = conn.next_request(conn.incoming.leftover)
         except Refused as refused:
-            self._refuse(conn, refused.status)
+            self._refuse(conn, refusal(refused.status))
             return
         now = time.monotonic()
         conn.kept_alive = True
@@ -377,8 +377,8 @@ class BufferingWorker(ThreadWorker):
             self.held -= 1
         return answer
 
-    def _refuse(self, conn: BufferedConn, status: int) -> None:
-        self._send_quietly(conn, refusal(status))
+    def _refuse(self, conn: BufferedConn, answer: bytes) -> None:
+        self._send_quietly(conn, answer)
         self._close(conn)
 
     @staticmethod
@@ -448,12 +448,11 @@ class BufferingWorker(ThreadWorker):
     def _expire(self, conn: BufferedConn) -> None:
         answer = self._let_go(conn)
         if answer is not None:
-            self._send_quietly(conn, answer)
-            self._close(conn)
+            self._refuse(conn, answer)
         elif conn.lingering:
             self._drop(conn)
         elif conn.incoming is not None and conn.incoming.started:
-            self._refuse(conn, 408)
+            self._refuse(conn, refusal(408))
         else:
             self._drop(conn)  # kept alive with nothing sent: closed as gunicorn closes it
 

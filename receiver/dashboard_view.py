@@ -85,10 +85,9 @@ def row(job: Job, waiting: Waiting | None = None, config: Config | None = None) 
 
 @dataclass(frozen=True)
 class Place:
-    """Where the dashboard shows a job's picture: its CSS width (dashboard.css) in a window up to ``narrow_below`` px
-    wide and in a wider one, and the widths its srcset offers there (a 1x screen's to a 2x screen's; a 3x screen
-    takes the 2x one; None: every width). The browser takes the variant its screen needs, not a 256-px
-    thumbnail or the 1024-px original, and a page of 25 or 100 pictures carries no link it would hardly ever take."""
+    """Where the dashboard shows a job's picture: its CSS width (dashboard.css) in a window up to ``narrow_below`` px wide
+    and in a wider one, and the widths its srcset offers there (a 1x screen's to a 2x screen's; None: every width), so
+    the browser takes the variant its screen needs and a page of 100 pictures carries no link it would hardly take."""
 
     narrow_below: int
     narrow: str
