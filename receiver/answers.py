@@ -1,20 +1,17 @@
 """Answers written while their reader reads: a batch's results (JSONL, ZIP), a stored file or video (docs/operating.md "No key
 can hold the web").
 
-Such an answer is made by its thread as the reader takes it, so a slow reader holds that thread for as long as it
-reads. Here it holds nothing another caller needs:
+Such an answer holds its thread for as long as its reader reads, but nothing another caller needs:
 
 * its work permit goes back for good before the first byte (``bulkheads.drop_permit``): the thread waits in the room
   of answers (``ANSWER_ROOM`` a process, threads of their own), not among the permits that serve reads and callbacks;
 * a caller is written at most ``MAX_ANSWERS_PER_CALLER`` such answers at once over every web process (leases in Redis,
   ``store.streams``), one more answered ``429`` ``too_many_answers`` with ``Retry-After``; an answer of at most
   ``SMALL_ANSWER_BYTES`` (a thumbnail, most images) is not counted, so a page of pictures is never refused;
-* it must be read at ``MIN_ANSWER_RATE`` at least: each piece of at most ``PIECE_BYTES`` is handed to the socket with a
-  deadline of its size over that rate (the socket's timeout), and a reader slower than that is cut off. At the default
-  8 KiB/s a 64 KiB piece has 8 s: a phone on 2G (EDGE, about 25 KiB/s) reads three times as fast, while a reader of a
-  27 MB ZIP at 1 KB/s is cut within 8 s, not after 7.5 hours.
-
-The rate is judged per piece, not over the whole answer, so a reader cannot bank a fast start to stall later.
+* it must be read at ``MIN_ANSWER_RATE`` at least, judged per piece so that a fast start buys no stall later: each piece
+  of at most ``PIECE_BYTES`` is handed to the socket with a deadline of its size over that rate (the socket's timeout),
+  and a slower reader is cut off. At the default 8 KiB/s a 64 KiB piece has 8 s: a phone on 2G (EDGE, about 25 KiB/s)
+  reads three times as fast, while a reader of a 27 MB ZIP at 1 KB/s is cut within 8 s, not after 7.5 hours.
 """
 
 from __future__ import annotations

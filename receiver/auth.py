@@ -34,11 +34,8 @@ def init_app(app: Flask) -> None:
 
 
 def token_in(header: Callable[[str], str | None]) -> str | None:
-    """The token a request presents (``header``: its value of a header, None if absent): its ``x-key``, else
-    its bearer token; None when it sends neither.
-
-    An ``x-key`` sent (even empty) is the one judged: a wrong key is never saved by another header.
-    """
+    """The token a request presents (``header``: its value of a header, None if absent): its ``x-key``, judged even
+    when empty (a wrong key is never saved by another header), else its bearer token; None when it sends neither."""
     key = header(KEY_HEADER)
     if key is not None:
         return key.strip() or None
@@ -77,10 +74,9 @@ def unauthorized_before_body(api_tokens: Iterable[str], keys: KeyResolver, metho
     """The 401 of a request that sends a body to ``/v1``, whatever its body: it presents no token, or one that is
     neither an admin token nor a usable app key (no key's, revoked or expired); None when its token may be used.
 
-    Asked before the request's body is received (``receiver/head_refusals.py``), so a client without credentials never
-    gets its body received. A token shaped like a key costs the one Redis read of its record that judging it after
-    its body would (none when the resolver holds it: ``KeyResolver.cached``; the app's own check then finds it
-    cached). With Redis unreachable the body is received, and the app answers as it can.
+    Asked before the body is received (``receiver/head_refusals.py``), so no body of a client without credentials is.
+    A key-shaped token costs the one Redis read of its record that judging it after its body would (none when the
+    resolver holds it: ``KeyResolver.cached``). With Redis unreachable the body is received, and the app answers.
     """
     if method not in BODY_METHODS or not unquote(target.partition("?")[0]).startswith(API_PREFIX):
         return None

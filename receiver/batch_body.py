@@ -1,14 +1,13 @@
-"""The body of ``POST /v1/batches`` (docs/api.md, docs/operating.md "What a key holds is bounded"): at most
-``MAX_BATCH_BYTES``, read a piece at a time and parsed as it is read, each item checked for its shape and put in a
-temporary file as soon as it is whole, and the memory it took given back to the system after.
+"""The body of ``POST /v1/batches`` (docs/api.md, docs/operating.md "What a key holds is bounded"), at most
+``MAX_BATCH_BYTES``, parsed as it is read.
 
 The web worker has the body whole before the app runs (in a temporary file past a few MiB:
 ``receiver/buffering_worker.py``). Read whole again, decoded and parsed, or its items kept as Python values, a large
 body would cost the web process several times its size. Here neither the body nor its items are held: NDJSON is read
 a line at a time, JSON an item at a time (``core/json_body.py``), and each item goes to the batch's ``ItemSpool``
-(``core/batch_items.py``) as it is parsed; what stays is the other fields, counts, the first bad items' problems and,
-with an ``Idempotency-Key``, a running digest of the items. Once its request ends the spool is deleted and the memory
-its items passed through is handed back (glibc keeps freed memory for the process otherwise, so a web process that
+(``core/batch_items.py``) as it is parsed, its shape checked; what stays is the other fields, counts, the first bad
+items' problems and, with an ``Idempotency-Key``, a running digest of the items. Once its request ends the spool is
+deleted and the memory its items passed through handed back to the system (glibc otherwise keeps it: a web process that
 once took four large batches would hold their size for good).
 """
 
@@ -123,8 +122,8 @@ def fingerprinted() -> Parsed:
 
 def discard() -> None:
     """Read the rest of the body and drop it, before a refusal that did not need it: the web worker keeps a
-    connection open for the next request only once its last request's body was read to the end (a refusal that left it
-    unread answered with keep-alive, then the connection was cut under the client's next request)."""
+    connection for the next request only once the last one's body was read to the end, and would otherwise cut it under
+    a client told to keep it alive."""
     while request.stream.read(json_body.PIECE):
         pass
 

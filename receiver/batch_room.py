@@ -6,7 +6,7 @@ the file its items were spooled to (``core/batch_items.py``), but no work permit
 ``PLACES_PER_KEY`` of the room's places, so one key posting batches from many connections cannot fill it: another
 key's batch always finds a place and waits for its turn, which the turns between keys in Redis then give it before the
 flood's next (``store/batch_turns.py``). A key's batch past its places is answered 503 ``batches_busy`` at once, its
-own and no other key's.
+own and no other key's. The variant makers' room is divided so too (``variant_makers``).
 """
 
 from __future__ import annotations
@@ -26,10 +26,10 @@ from .bulkheads import BATCH_MAKING_ROOM, Room
 PLACES_PER_KEY = 2
 
 
-class BatchRoom:
-    """At most ``size`` batches of one process waiting at once, at most ``per_key`` of them of one key."""
+class DividedRoom:
+    """At most ``size`` requests of one process waiting at once, at most ``per_key`` of them of one key."""
 
-    def __init__(self, size: int = BATCH_MAKING_ROOM, per_key: int = PLACES_PER_KEY):
+    def __init__(self, size: int, per_key: int):
         self.per_key = per_key
         self._room = Room(size)
         self._lock = threading.Lock()
@@ -72,14 +72,14 @@ def key_busy() -> BatchesBusy:
                        "created)", retry_after=5)
 
 
-def batch_room() -> BatchRoom:
+def batch_room() -> DividedRoom:
     """This process's room for batches waiting to be made, made on first use."""
     return room_of(current_app)
 
 
-def room_of(app: Flask) -> BatchRoom:
+def room_of(app: Flask) -> DividedRoom:
     """``app``'s room for batches waiting to be made (one per process), made on first use; no request needed (the
     web worker asks it before a request's body is read)."""
     room = app.extensions.get("fluxhook.batch_room")
     # Two first requests at once make one room each, and both keep the one stored first.
-    return room if room is not None else app.extensions.setdefault("fluxhook.batch_room", BatchRoom())
+    return room or app.extensions.setdefault("fluxhook.batch_room", DividedRoom(BATCH_MAKING_ROOM, PLACES_PER_KEY))

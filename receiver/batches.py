@@ -44,10 +44,9 @@ def authenticate():
 
 
 def _read_body(view):
-    """Read the body (JSON, or NDJSON with the rest as query parameters; at most ``MAX_BATCH_BYTES``, parsed as it
-    is read, each item checked for its shape and spooled: ``batch_body``) before anything else reads it, so an
-    ``Idempotency-Key`` is checked against the batch as a whole. A key whose batches fill its places in this process's
-    room is answered 503 before its body is parsed: a flood's batch that would be refused costs no parse."""
+    """Read the body (JSON, or NDJSON with the rest as query parameters: ``batch_body``) before anything else reads it,
+    so an ``Idempotency-Key`` is checked against the batch as a whole; a key whose batches fill its places in this
+    process's room is answered 503 first, its body unparsed (a flood's batch that would be refused costs no parse)."""
     @wraps(view)
     def wrapper(*args, **kwargs):
         if not batch_room().has_place(require_bearer().key_id or ""):

@@ -1,14 +1,12 @@
 """gunicorn's threaded worker, with every request received whole before a thread serves it.
 
-gunicorn's ``gthread`` worker gives a connection to a thread as soon as its first byte arrives, and the thread then
-waits on the socket, with no deadline, for the rest of the head and for the body the app reads. A few hundred clients
-that send slowly (slowloris) hold every thread, and the process answers nobody. Here a thread never waits on a client:
-it takes what the socket holds without blocking and hands the connection back to the main loop, which watches every
-connection with one ``select``, until the request is whole: its head within ``HEAD_SECONDS``, its body at
-``MIN_BODY_RATE`` at least over any 10 s (``receiver/request_assembly.py``), or the connection is answered 408 and
-closed. Only a whole request is served, read from memory, so a work permit (``receiver/bulkheads.py``) is never held
-while a body trickles in. What the process holds for bodies still arriving is bounded, and one announced larger than the
-app takes is refused (413) before it is read (``receiver/request_assembly.py``). A request that arrives in one piece
+gunicorn's ``gthread`` worker hands a connection to a thread at its first byte, and the thread waits on the socket, with
+no deadline, for the rest: a few hundred slow clients (slowloris) hold every thread. Here a thread takes what the socket
+holds without blocking and hands the connection back to the main loop, which watches every connection with one
+``select`` until the request is whole: its head within ``HEAD_SECONDS``, its body at ``MIN_BODY_RATE`` at least over any
+10 s, or it is answered 408 and closed. Only a whole request is served, from memory, so no work permit
+(``receiver/bulkheads.py``) is held while a body trickles in; what bodies still arriving hold is bounded, and one
+announced too large is refused (413) unread (``receiver/request_assembly.py``). A request that arrives in one piece
 (nearly all) is taken and served by one thread in one go, as in ``gthread``.
 
 Closing is done by the main loop without waiting too: gunicorn's graceful close waits up to 2 s per socket for the
@@ -19,8 +17,7 @@ A stream of job events (``receiver/events.py``) is answered by a thread like any
 first bytes: the app hands its connection over in the environ (``events.HAND_OVER``) and the worker gives the socket
 to the process's hub of streams (``receiver/stream_hub.py``), which writes the rest without a thread of its own.
 
-TLS and HTTP/2 are not served (fluxhook runs plain HTTP/1.1 behind the platform's TLS): the
-worker refuses to start with either configured.
+TLS and HTTP/2 are not served (fluxhook runs plain HTTP/1.1 behind the platform's TLS): the worker refuses either.
 """
 
 from __future__ import annotations
@@ -63,11 +60,10 @@ RECVS_PER_TURN = 4
 # What a thread tells the main loop when the request is not whole: wait for more bytes; the
 # client closed; the request was refused (the answer is sent); it was refused for now, its answer held back.
 _WAIT, _GONE, _REFUSED, _HELD = object(), object(), object(), object()
-# A refusal from the head for now (429, 503: its key's limits, a full room) is answered this long after the head came
-# (give or take the loop's turn, up to a second), the connection watched meanwhile by the loop alone (no thread, no
-# permit): a client ignoring Retry-After then sends a request or two a second a connection, not hundreds, and the
-# refusals' own work (accepting, parsing, answering) does not take the cores from other keys' requests.
-# At most HELD_MOST connections a process are held at once; past it a refusal is answered at once.
+# A refusal from the head for now (429, 503) is answered this long after the head came (give or take the loop's turn),
+# watched meanwhile by the loop alone: a client ignoring Retry-After sends a request or two a second a connection, not
+# hundreds, and refusing it does not take the cores from other keys' requests. At most HELD_MOST are held at once a
+# process; past it a refusal is answered at once.
 HOLD_SECONDS = 0.5
 HELD_MOST = 256
 _HOLDING = (b"HTTP/1.1 429 ", b"HTTP/1.1 503 ")
@@ -85,7 +81,6 @@ class BufferedConn(TConn):
         self.incoming: RequestAssembler | None = None
         self.pace: BodyPace | None = None  # the body's, once the head is in
         self.deadline = 0.0
-        self.head_started = 0.0
         self.continue_sent = False
         self.head_checked = False
         self.kept_alive = False
@@ -152,8 +147,7 @@ class BufferingWorker(ThreadWorker):
         self.nr_conns += 1
         conn = BufferedConn(self.cfg, client_sock, client_addr, listener.getsockname(), self.max_body, self.spool)
         conn.next_request()
-        conn.head_started = time.monotonic()
-        conn.deadline = conn.head_started + HEAD_SECONDS
+        conn.deadline = time.monotonic() + HEAD_SECONDS
         self._wait_for_bytes(conn)
 
     def _wait_for_bytes(self, conn: BufferedConn) -> None:
@@ -163,10 +157,11 @@ class BufferingWorker(ThreadWorker):
         if conn.deadline <= time.monotonic():
             self._expire(conn)
             return
-        self.receiving.add(conn)
         self._watch(conn, self._on_readable)
 
     def _watch(self, conn: BufferedConn, callback) -> None:
+        """Watch the connection with the others until ``callback`` or its deadline (the sweep's ``receiving``)."""
+        self.receiving.add(conn)
         if conn.registered:
             self.poller.modify(conn.sock, selectors.EVENT_READ, partial(callback, conn))
         else:
@@ -174,6 +169,7 @@ class BufferingWorker(ThreadWorker):
             conn.registered = True
 
     def _unwatch(self, conn: BufferedConn) -> None:
+        self.receiving.discard(conn)
         if conn.registered:
             conn.registered = False
             try:
@@ -185,7 +181,6 @@ class BufferingWorker(ThreadWorker):
         # A thread takes the bytes (a read that never waits), as gthread's threads read requests:
         # the main loop only watches, so it does no more per request than gthread's does.
         self._unwatch(conn)
-        self.receiving.discard(conn)
         self.enqueue_req(conn)
 
     def handle(self, conn):
@@ -274,8 +269,7 @@ class BufferingWorker(ThreadWorker):
             received = True
             if conn.kept_alive and not incoming.started:
                 # A kept-alive connection's next request: the head's clock starts with its first byte.
-                conn.head_started = time.monotonic()
-                conn.deadline = conn.head_started + HEAD_SECONDS
+                conn.deadline = time.monotonic() + HEAD_SECONDS
             try:
                 incoming.feed(data)
             except Refused as refused:
@@ -325,7 +319,7 @@ class BufferingWorker(ThreadWorker):
         except Exception:
             result = False
         if conn.handed_over:
-            self._forget(conn, close=False)  # the hub of streams owns its socket
+            self._drop(conn, close=False)  # the hub of streams owns its socket
         elif conn.cut:
             self._reset(conn)
         elif result is _WAIT:
@@ -345,11 +339,10 @@ class BufferingWorker(ThreadWorker):
         try:
             incoming = conn.next_request(conn.incoming.leftover)
         except Refused as refused:
-            self._refuse(conn, refused.status)
+            self._refuse(conn, refusal(refused.status))
             return
         now = time.monotonic()
         conn.kept_alive = True
-        conn.head_started = now
         if incoming.started:  # pipelined: the next request's bytes are here already
             conn.deadline = now + HEAD_SECONDS
             self.enqueue_req(conn)
@@ -362,7 +355,6 @@ class BufferingWorker(ThreadWorker):
         sends meanwhile is read and dropped, as a closing connection's is."""
         self.held += 1
         conn.deadline = time.monotonic() + HOLD_SECONDS
-        self.receiving.add(conn)
         self._watch(conn, self._on_held_readable)
 
     def _on_held_readable(self, conn: BufferedConn, _sock) -> None:
@@ -385,8 +377,8 @@ class BufferingWorker(ThreadWorker):
             self.held -= 1
         return answer
 
-    def _refuse(self, conn: BufferedConn, status: int) -> None:
-        self._send_quietly(conn, refusal(status))
+    def _refuse(self, conn: BufferedConn, answer: bytes) -> None:
+        self._send_quietly(conn, answer)
         self._close(conn)
 
     @staticmethod
@@ -399,8 +391,7 @@ class BufferingWorker(ThreadWorker):
             pass
 
     def _close(self, conn: BufferedConn) -> None:
-        """Half-close and let the client's last bytes drain, on the loop with the rest (RFC 9112 docs/bfl-compatible.md.6)."""
-        self.receiving.discard(conn)
+        """Half-close and let the client's last bytes drain, on the loop with the rest (RFC 9112, section 9.6)."""
         if conn.incoming is not None:
             conn.incoming.discard()
         try:
@@ -411,7 +402,6 @@ class BufferingWorker(ThreadWorker):
             return
         conn.lingering = True
         conn.deadline = time.monotonic() + LINGER_SECONDS
-        self.receiving.add(conn)
         self._watch(conn, self._on_linger_readable)
 
     def _on_linger_readable(self, conn: BufferedConn, _sock) -> None:
@@ -430,13 +420,9 @@ class BufferingWorker(ThreadWorker):
             pass
         self._drop(conn)
 
-    def _drop(self, conn: BufferedConn) -> None:
-        self._forget(conn, close=True)
-
-    def _forget(self, conn: BufferedConn, *, close: bool) -> None:
+    def _drop(self, conn: BufferedConn, *, close: bool = True) -> None:
         self._let_go(conn)
         self._unwatch(conn)
-        self.receiving.discard(conn)
         if conn.incoming is not None:
             conn.incoming.discard()
         if not conn.dropped:
@@ -462,12 +448,11 @@ class BufferingWorker(ThreadWorker):
     def _expire(self, conn: BufferedConn) -> None:
         answer = self._let_go(conn)
         if answer is not None:
-            self._send_quietly(conn, answer)
-            self._close(conn)
+            self._refuse(conn, answer)
         elif conn.lingering:
             self._drop(conn)
         elif conn.incoming is not None and conn.incoming.started:
-            self._refuse(conn, 408)
+            self._refuse(conn, refusal(408))
         else:
             self._drop(conn)  # kept alive with nothing sent: closed as gunicorn closes it
 

@@ -4,10 +4,9 @@ Pure functions from numbers to geometry, and from geometry to markup. Colours co
 (``dashboard.css``), never from style attributes, so the charts live under the dashboard's strict
 Content-Security-Policy, need no script and no library, and look the same offline.
 
-A chart has no view box: across, it is laid out in per cent of its width, and down, in pixels. So it takes
-the width of any window while its text keeps the size the stylesheet gives it (a view box would scale the
-whole picture, text included: 3 px high on a phone). The value axis' labels sit left of the chart's box, in
-the margin the stylesheet leaves it.
+A chart has no view box, which would scale the whole picture, text included (3 px high on a phone): laid out across in
+per cent of its width and down in pixels, it takes the width of any window while its text keeps the stylesheet's size.
+The value axis' labels sit left of the chart's box, in the margin the stylesheet leaves it.
 """
 
 from __future__ import annotations

@@ -123,9 +123,8 @@ def _refusal(token: str) -> str:
 
 
 @bp.post("/signout")
+@auth.csrf_checked("the sign-out form did not carry this session's CSRF token")
 def sign_out():
-    if not auth.csrf_valid(request.form.get("csrf_token")):
-        return error_response(400, "csrf_failed", "the sign-out form did not carry this session's CSRF token")
     auth.sign_out()
     return redirect(url_for("dashboard.sign_in_form"), 303)
 
@@ -249,11 +248,9 @@ def job_page(job_id: str):
 
 
 @bp.post("/jobs/<job_id>/delete")
+@auth.csrf_checked("the delete form did not carry this session's CSRF token: reload the job's page and try again")
 def delete_job(job_id: str):
     """Delete the job and its files, from the job page's confirmed form (CSRF-protected, like sign-out)."""
-    if not auth.csrf_valid(request.form.get("csrf_token")):
-        return error_response(400, "csrf_failed", "the delete form did not carry this session's CSRF token: "
-                                                  "reload the job's page and try again")
     job = _job(job_id)
     if job is None:
         return render_template("dashboard/missing.html", job_id=job_id if is_job_id(job_id) else None), 404
@@ -285,10 +282,8 @@ def thumbnail(job_id: str):
     file = services().storage.open(job.thumbnail_key) if job is not None and job.thumbnail_key else None
     if file is None:
         return error_response(404, "not_found", "this job has no thumbnail")
-    try:
+    with file:
         data = file.read(MAX_THUMBNAIL_BYTES + 1)
-    finally:
-        file.close()
     if len(data) > MAX_THUMBNAIL_BYTES:
         return error_response(404, "not_found", "this job has no thumbnail")
     response = Response(data, mimetype=THUMBNAIL_TYPE)

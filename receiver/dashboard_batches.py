@@ -1,14 +1,12 @@
-"""The dashboard's batches: the Batches page (``/batches``: every batch, newest first, ``PAGE_SIZE`` a page,
-each with its status, a progress bar, its counts and cost; ``?key_id=`` one app key's), and a batch's page
-(``/batches/{id}``: its counts by status, progress, cost so far, times and metadata; a contact sheet of its items'
-thumbnails in their index order, ``SHEET_SIZE`` a page, each a link to its job; its items in the job list; its results
-as JSON lines and as a ZIP; and **Cancel batch**, a CSRF-protected form like a job's Cancel, whose outcome the page
-then says).
+"""The dashboard's batches: the Batches page (``/batches``: every batch, newest first, ``PAGE_SIZE`` a page;
+``?key_id=`` one app key's), and a batch's page (``/batches/{id}``: its counts, progress, cost, times and metadata; a
+contact sheet of its items' thumbnails in index order, ``SHEET_SIZE`` a page; and **Cancel batch**, a CSRF-protected
+form like a job's Cancel, whose outcome the page then says).
 
 Both follow their batches live, as the job pages do (``static/dashboard.js``): the batch's page holds its batch's
 stream (``/live/batches/{id}/events``, one event a second at most while its counts change) and reads its JSON at each
 event; the list follows every job's events as the job list does. The dashboard is an admin's: it sees every key's
-batches as it sees every key's jobs, each shown with the key that made it.
+batches, each shown with the key that made it.
 
 Its routes belong to the dashboard's blueprint, so its session check and headers apply to them."""
 
@@ -269,12 +267,10 @@ def live_batch(batch_id: str):
 
 @bp.post("/batches/<batch_id>/cancel")
 @replicated
+@auth.csrf_checked("the cancel form did not carry this session's CSRF token: reload the batch's page and try again")
 def cancel_batch_form(batch_id: str):
     """Cancel the batch as ``POST /v1/batches/{id}/cancel`` does (the dashboard is an admin's: any batch), then show
     its page, which says what became of it; one that had ended stays as it is, and its page says so."""
-    if not auth.csrf_valid(request.form.get("csrf_token")):
-        return error_response(400, "csrf_failed", "the cancel form did not carry this session's CSRF token: "
-                                                  "reload the batch's page and try again")
     try:
         # Sends under way are waited for in the room of requests waiting on BFL, as the API's cancel waits.
         with bfl_calls().enter() as room:
@@ -288,19 +284,11 @@ def cancel_batch_form(batch_id: str):
     return redirect(url_for("dashboard.batch_page", batch_id=batch_id, cancel=outcome), 303)
 
 
-@bp.get("/batches/<batch_id>/results.jsonl")
-def batch_results(batch_id: str):
-    """The batch's results as ``GET /v1/batches/{id}/results`` gives them: a JSON line per item, streamed."""
-    return _download(batch_id, "jsonl")
-
-
-@bp.get("/batches/<batch_id>/results.zip")
-def batch_archive(batch_id: str):
-    """Every stored file of the batch and its results, as ``GET /v1/batches/{id}/results?format=zip``, streamed."""
-    return _download(batch_id, "zip")
-
-
-def _download(batch_id: str, form: str):
+@bp.get("/batches/<batch_id>/results.jsonl", defaults={"form": "jsonl"})
+@bp.get("/batches/<batch_id>/results.zip", defaults={"form": "zip"})
+def batch_results(batch_id: str, form: str):
+    """The batch's results as ``GET /v1/batches/{id}/results`` gives them, streamed: a JSON line per item, or in a ZIP
+    (``format=zip``) with every stored file of the batch."""
     batch = _batch(batch_id)
     if batch is None:
         return _missing(batch_id)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import redirect, render_template, request, url_for
+from flask import redirect, render_template, url_for
 
 from fluxhook.core.errors import AlreadyEnded, JobNotFound
 from fluxhook.core.job import is_job_id
@@ -16,7 +16,6 @@ from fluxhook.lifecycle.steps.callers import ADMIN
 from . import dashboard_session as auth
 from .canceling import cancel_in_room
 from .dashboard import bp
-from .errors import error_response
 from .replicated import replicated
 
 log = logging.getLogger("fluxhook.dashboard")
@@ -24,11 +23,9 @@ log = logging.getLogger("fluxhook.dashboard")
 
 @bp.post("/jobs/<job_id>/cancel")
 @replicated
+@auth.csrf_checked("the cancel form did not carry this session's CSRF token: reload the job's page and try again")
 def cancel_job_form(job_id: str):
     """Cancel the job (the dashboard is an admin's: any job), then show its page; one that had ended stays as it is."""
-    if not auth.csrf_valid(request.form.get("csrf_token")):
-        return error_response(400, "csrf_failed", "the cancel form did not carry this session's CSRF token: "
-                                                  "reload the job's page and try again")
     try:
         cancel_in_room(ADMIN, job_id)
         log.info("job canceled from the dashboard", extra={"job_id": job_id})

@@ -28,11 +28,7 @@ log = logging.getLogger("fluxhook.dashboard")
 # Most messages of each state the page lists.
 LISTED = 200
 _ADMIN = "admin"
-
-
-def _refused():
-    return error_response(400, "csrf_failed", "the form did not carry this session's CSRF token: reload the page and "
-                                              "try again")
+_REFUSED = "the form did not carry this session's CSRF token: reload the page and try again"
 
 
 @bp.get("/deliveries")
@@ -59,10 +55,9 @@ def _row(message, names: dict[str, str]) -> dict:
 
 @bp.post("/deliveries/<message_id>/replay")
 @replicated
+@auth.csrf_checked(_REFUSED)
 def replay_delivery(message_id: str):
     """Send one message again now, with its own webhook-id; back to the page the button was on."""
-    if not auth.csrf_valid(request.form.get("csrf_token")):
-        return _refused()
     svc = services()
     try:
         message = notifications.find(svc, None, message_id)
@@ -78,10 +73,9 @@ def replay_delivery(message_id: str):
 
 @bp.post("/deliveries/replay")
 @replicated
+@auth.csrf_checked(_REFUSED)
 def replay_failed():
     """Send every failed message of every app again (at most 10,000), each with its own webhook-id."""
-    if not auth.csrf_valid(request.form.get("csrf_token")):
-        return _refused()
     svc = services()
     count = notifications.replay(svc, notifications.of_everyone(svc, FAILED, notifications.MAX_REPLAY), time.time())
     log.info("failed notifications replayed on the dashboard", extra={"count": count})
@@ -90,10 +84,9 @@ def replay_failed():
 
 @bp.post("/deliveries/enable/<owner>")
 @replicated
+@auth.csrf_checked(_REFUSED)
 def enable_targets(owner: str):
     """Enable the targets a 410 disabled for a key (``admin``: admin tokens' jobs)."""
-    if not auth.csrf_valid(request.form.get("csrf_token")):
-        return _refused()
     if owner != _ADMIN and not is_key_id(owner):
         return error_response(404, "not_found", "no such app key")
     count = notifications.enable(services(), None if owner == _ADMIN else owner)

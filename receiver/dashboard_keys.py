@@ -1,7 +1,6 @@
 """The dashboard's Keys page (``/keys``): each app key's limits, the BFL accounts it may use, spend today, jobs at BFL
-and waiting, and why they wait; create a key (its secret shown on the answering page only), change the accounts it
-may use, and revoke one (asked once more on the page, then said done on the page it returns to), all
-CSRF-protected forms.
+and waiting, and why they wait; CSRF-protected forms create a key (its secret shown on the answering page only),
+change the accounts it may use, and revoke one (asked once more, then said done on the page it returns to).
 
 Its routes belong to the dashboard's blueprint, so its session check and headers apply to them."""
 
@@ -32,6 +31,7 @@ _WHOLE = ("max_active", "max_queued", "requests_per_minute", "reads_per_minute",
           "weight")
 # Above any bound of those fields: the API names the bound of a number read here.
 MOST_WHOLE = 10**12
+_REFUSED = "the form did not carry this session's CSRF token"
 
 
 def form_body(form: Any) -> dict[str, Any]:
@@ -112,10 +112,9 @@ def _revoked_name(key_id: str) -> str | None:
 
 @bp.post("/keys")
 @replicated
+@auth.csrf_checked(_REFUSED)
 def create_key():
     """Create a key; the answering page shows its secret, this once."""
-    if not auth.csrf_valid(request.form.get("csrf_token")):
-        return error_response(400, "csrf_failed", "the form did not carry this session's CSRF token")
     svc = services()
     try:
         key, secret = key_admin.create_key(svc, form_body(request.form), time.time())
@@ -127,10 +126,9 @@ def create_key():
 
 @bp.post("/keys/<key_id>/places")
 @replicated
+@auth.csrf_checked(_REFUSED)
 def change_places(key_id: str):
     """Change which BFL accounts a key's jobs may use (its accounts and region), then back to the Keys page."""
-    if not auth.csrf_valid(request.form.get("csrf_token")):
-        return error_response(400, "csrf_failed", "the form did not carry this session's CSRF token")
     try:
         key_admin.change_key(services(), key_id, places_body(request.form), time.time())
     except KeyNotFound:
@@ -143,10 +141,9 @@ def change_places(key_id: str):
 
 @bp.post("/keys/<key_id>/revoke")
 @replicated
+@auth.csrf_checked(_REFUSED)
 def revoke_key(key_id: str):
     """Revoke a key (the page asked first), then back to the Keys page, which says so."""
-    if not auth.csrf_valid(request.form.get("csrf_token")):
-        return error_response(400, "csrf_failed", "the form did not carry this session's CSRF token")
     if not callers.is_key_id(key_id) or not revoking.revoke(services(), key_id):
         return error_response(404, "not_found", "no such app key")
     log.info("app key revoked on the dashboard", extra={"key_id": key_id})

@@ -153,10 +153,8 @@ COOLING_WORDS = {"unavailable": "BFL unavailable", "insufficient_credits": "out 
 
 
 def accounts_panel(accounts: list[dict], now: float) -> list[dict]:
-    """The accounts as ``GET /v1/accounts`` lists them (``lifecycle.accounts_view``), in the panel's words: each
-    one's tasks in flight by model (and how many of them are canceled jobs' that BFL still runs), whether it takes
-    tasks or until when and why it cools down, and its credits (its balance as ``fluxhook doctor`` and ``fluxhook
-    accounts`` write it, and when it was read)."""
+    """The accounts as ``GET /v1/accounts`` lists them (``lifecycle.accounts_view``), in the panel's words: tasks in
+    flight by model, whether it takes tasks or why and until when not, and its balance as ``fluxhook doctor`` writes it."""
     shown = []
     for account in accounts:
         in_flight, cooling, balance = account["in_flight"], account["cooling"], account["balance"]

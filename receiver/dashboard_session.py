@@ -1,11 +1,10 @@
 """The dashboard's signed-in state: a Flask session cookie signed with SECRET_KEY (opened by ``context``'s
 ``SessionInterface``).
 
-The cookie never holds the API token, only a keyed fingerprint of it, so removing a token from
-API_TOKENS signs out every session opened with it. Each session carries its own CSRF token,
-which every form that changes something (sign-in, sign-out) must send back, and its own id:
-signing out records that id in Redis (``store.signed_out``) for as long as a cookie may live, so
-every copy of the cookie stops working at once, on every process.
+The cookie never holds the API token, only a keyed fingerprint of it, so removing a token from API_TOKENS signs out
+every session opened with it. Each session carries its own CSRF token, which every dashboard form sends back, and its
+own id: signing out records that id in Redis (``store.signed_out``) for as long as a cookie may live, so every copy of
+the cookie stops working at once, on every process.
 """
 
 from __future__ import annotations
@@ -13,11 +12,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from functools import wraps
 
-from flask import current_app, g, session
+from flask import current_app, g, request, session
 
 from .auth import is_admin_token
 from .context import services
+from .errors import error_response
 
 _FINGERPRINT_SALT = b"fluxhook.dashboard-token"
 
@@ -75,3 +76,18 @@ def csrf_token() -> str:
 def csrf_valid(given: str | None) -> bool:
     expected = session.get("csrf")
     return isinstance(expected, str) and isinstance(given, str) and hmac.compare_digest(given.encode(), expected.encode())
+
+
+def csrf_checked(refusal: str):
+    """A form's view, refused 400 ``csrf_failed`` with ``refusal`` unless its form carries this session's CSRF token."""
+
+    def checked(view):
+        @wraps(view)
+        def wrapper(*args, **kwargs):
+            if not csrf_valid(request.form.get("csrf_token")):
+                return error_response(400, "csrf_failed", refusal)
+            return view(*args, **kwargs)
+
+        return wrapper
+
+    return checked

@@ -85,10 +85,9 @@ def row(job: Job, waiting: Waiting | None = None, config: Config | None = None) 
 
 @dataclass(frozen=True)
 class Place:
-    """Where the dashboard shows a job's picture: its CSS width (dashboard.css) in a window up to ``narrow_below`` px
-    wide and in a wider one, and the widths its srcset offers there (a 1x screen's to a 2x screen's; a 3x screen
-    takes the 2x one; None: every width). The browser takes the variant its screen needs, not a 256-px
-    thumbnail or the 1024-px original, and a page of 25 or 100 pictures carries no link it would hardly ever take."""
+    """Where the dashboard shows a job's picture: its CSS width (dashboard.css) in a window up to ``narrow_below`` px wide
+    and in a wider one, and the widths its srcset offers there (a 1x screen's to a 2x screen's; None: every width), so
+    the browser takes the variant its screen needs and a page of 100 pictures carries no link it would hardly take."""
 
     narrow_below: int
     narrow: str
@@ -237,9 +236,8 @@ def detail(config: Config, job: Job, events: list[dict], waiting: Waiting | None
 
 
 def steps(job: Job) -> dict:
-    """The job page's facts say how long each step took, from the one before it (``3.2 s after it was sent``), in words,
-    since the timeline below counts every row from the job's creation and a bare ``+3.2 s`` beside each read as
-    one more offset of that kind; '' for a step not taken."""
+    """How long each step took from the one before it, in words (``3.2 s after it was sent``): the timeline below counts
+    from the job's creation, and a bare ``+3.2 s`` would read as one more such offset; '' for a step not taken."""
     sent = job.submitted_at
     bfl = f"{duration(job.finished_at - sent)} after it was sent" if job.finished_at and sent else ""
     ended = ""
@@ -290,8 +288,7 @@ def _image_info(image: dict) -> str:
 
 
 # Entries recorded within one millisecond read in the order such things happen: a recorded event's time is cut to the
-# millisecond, so a job's first wait is stamped before its creation's exact time, and sorting on time alone put
-# "Waiting: BFL slots" above "Job created".
+# millisecond, so by time alone a job's first wait would read above its creation.
 _RANK = {"created": 0, "waiting": 1, "submission": 2, "callback": 3, "poll": 4, "bfl": 5, "download": 6,
          "draft_cache": 7, "status": 9}
 _UNKNOWN_RANK = 8  # a kind a newer release records: after what this one knows, before the job's end

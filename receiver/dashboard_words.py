@@ -2,11 +2,10 @@
 of a job's timeline says, in words a person reads without knowing fluxhook's insides:
 "BFL called back: the task failed; checking with BFL", never "Callback: Error confirm queued".
 
-One table, ``BY_KIND``, holds a sentence maker for every ``timeline.Kind`` the lifecycle records; the
-milestones the job record holds (created, BFL done, ended) read here too. A sentence is a short ``title``
-(kept on one line of the job page, even at 390 px) and the ``text`` that follows it, with a ``tone``
-(ok, info, warn, bad) for its dot. A word this release does not know (an entry recorded by a newer one, an
-error code added later) still reads as words, never as ``snake_case``.
+``BY_KIND`` holds a sentence maker for every ``timeline.Kind`` the lifecycle records, and the milestones the job record
+holds (created, BFL done, ended) read here too: a short ``title`` (one line of the job page, even at 390 px), the
+``text`` that follows it, and a ``tone`` (ok, info, warn, bad) for its dot. A word this release does not know (an
+entry recorded by a newer one, an error code added later) still reads as words, never as ``snake_case``.
 """
 
 from __future__ import annotations
@@ -38,7 +37,7 @@ SHORTER = {"end_user_max_active": "end user limit"}
 
 def reason_words(reason: str) -> str:
     """A wait's reason as a few words (``key daily credits``, ``BFL slots``, ``end user limit``)."""
-    return SHORTER.get(str(reason), str(reason).replace("_", " ").replace("bfl", "BFL"))
+    return SHORTER.get(str(reason)) or words(reason)
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,8 @@ from .bulkheads import remember_refusal
 log = logging.getLogger("fluxhook.web")
 
 
-def error_response(status: int, code: str, message: str):
-    response = jsonify({"error": {"code": code, "message": message}})
+def error_response(status: int, code: str, message: str, **more):
+    response = jsonify({"error": {"code": code, "message": message, **more}})
     response.status_code = status
     return response
 
@@ -74,10 +74,9 @@ def _advice(exc: HTTPException) -> str | None:
 def init_app(app: Flask) -> None:
     @app.errorhandler(FluxhookError)
     def fluxhook_error(exc: FluxhookError):
-        response = error_response(exc.status, exc.code, exc.message)
-        if isinstance(exc, InvalidItems):  # each bad item of a batch, with its field and what to do
-            response = jsonify({"error": {"code": exc.code, "message": exc.message, "items": exc.items}})
-            response.status_code = exc.status
+        # An InvalidItems names each bad item of a batch, with its field and what to do.
+        items = {"items": exc.items} if isinstance(exc, InvalidItems) else {}
+        response = error_response(exc.status, exc.code, exc.message, **items)
         if isinstance(exc, RangeNotSatisfiable):
             response.headers["Content-Range"] = f"bytes */{exc.size}"
             response.headers["Accept-Ranges"] = "bytes"

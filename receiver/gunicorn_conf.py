@@ -27,9 +27,8 @@ def _whole(name: str, default: str) -> int:
 
 
 bind = f"0.0.0.0:{_whole('PORT', str(DEFAULT_PORT))}"
-# Threads serve the many short callback and API requests; processes use both cores. gthread's
-# threads, but each request is received whole (with deadlines) by the worker's main loop before a
-# thread serves it: slow or stalled clients hold no thread (docs/hostile-clients.md).
+# Threads serve the many short callback and API requests, processes use both cores; each request is received whole by
+# the worker's main loop before a thread serves it, so slow or stalled clients hold no thread (docs/hostile-clients.md).
 worker_class = "receiver.buffering_worker.BufferingWorker"
 workers = _whole("WEB_CONCURRENCY", "2")
 # WEB_THREADS work at once (receiver/bulkheads.py holds the rest back); the others are the rooms
@@ -43,9 +42,8 @@ threads = (_whole("WEB_THREADS", str(field_default("web_threads"))) + WAITING_RO
 reuse_port = True
 timeout = 30
 graceful_timeout = 25
-# No request-line limit of gunicorn's own (its default, 4094 bytes, answered a long query 414 before the app saw it,
-# so a search's over-long `q` never got the API's 400): the worker bounds the whole head instead, request line
-# included, at request_assembly.MAX_HEAD_BYTES (64 KiB; past it, 414 uri_too_long).
+# No request-line limit of gunicorn's own (at its 4094 bytes, a search's long `q` would be answered 414, not the API's
+# 400): the worker bounds the whole head instead, at request_assembly.MAX_HEAD_BYTES (past it, 414 uri_too_long).
 limit_request_line = 0
 keepalive = 5
 # Off: request paths carry webhook tokens and image signatures; the app logs route patterns instead.
@@ -138,8 +136,7 @@ def post_worker_init(worker):
     gc.collect()
     gc.freeze()
     # A thread busy in Python (a search matching prompts, a batch's items checked) hands the interpreter lock on after
-    # this long, not CPython's 5 ms: a quick request of another caller waits for it each time it needs the lock back
-    # (after each socket or Redis read), and at 5 ms a read took tens of milliseconds beside one such thread.
+    # this long, not CPython's 5 ms, which a quick request of another caller waits after each socket or Redis read.
     sys.setswitchinterval(SWITCH_INTERVAL)
     # The app's services; none when gunicorn serves its own error app instead (a reload that failed to import).
     svc = getattr(getattr(worker, "wsgi", None), "extensions", {}).get("fluxhook")

@@ -2,17 +2,15 @@
 refuses.
 
 The web worker (``receiver/buffering_worker.py``) asks ``refusal_before_body`` in a thread once a request's head is in
-and its body still coming. Whatever the head can tell is judged there: no usable token (401); a batch announced larger
-than ``MAX_BATCH_BYTES`` (413) or whose key fills its places in this process's batch room (503 ``batches_busy``); an end
-user named by the X-End-User header that its key blocked today (403 ``end_user_blocked``), or a header the app refuses
-(400); an app key whose counters refuse the job, track or batch it asks for (429 ``rate_limited`` or ``queue_full``, 402
-``budget_exceeded``: ``lifecycle/steps/head_limits.py``), these two only for a body announced at least
-``JUDGED_FROM_BYTES``. Each is a refusal the request would meet after its body too, answered with the API's error (BFL's
-shape on its drop-in routes) and ``Connection: close``: its body is never read. What it costs: nothing for a token that
-is no key's or a full batch room, one Redis round trip for the rest (the key's record and counters, one script), and one
-more for an end user named by the header of a key that blocks end users (its record and moderations of the day). BFL's
-callbacks (``/webhooks``) are never judged here; with Redis unreachable nothing is refused here, and the app answers as
-it can once the body is in.
+and its body still coming, and the head is judged for all it tells: no usable token (401); a batch announced larger than
+``MAX_BATCH_BYTES`` (413) or whose key fills its places in this process's batch room (503 ``batches_busy``); and, for a
+body announced at least ``JUDGED_FROM_BYTES``, an end user named by the X-End-User header that its key blocked today (403
+``end_user_blocked``) or a header the app refuses (400), or an app key whose counters refuse the job, track or batch (429
+``rate_limited`` or ``queue_full``, 402 ``budget_exceeded``: ``lifecycle/steps/head_limits.py``). Each is a refusal the
+request would meet after its body too, answered with the API's error (BFL's shape on its drop-in routes) and
+``Connection: close``, its body never read. It costs nothing for a token that is no key's or a full batch room, one Redis
+round trip for the rest, and one more for an end user of a key that blocks end users. BFL's callbacks (``/webhooks``)
+are never judged here; with Redis unreachable nothing is refused here, and the app answers as it can once the body is in.
 """
 
 from __future__ import annotations
@@ -36,7 +34,7 @@ from fluxhook.store.app_keys import AppKey
 from fluxhook.store.key_counters import Counters
 
 from . import auth, batch_body, idempotency_keys
-from .batch_room import BatchRoom, key_busy
+from .batch_room import DividedRoom, key_busy
 from .bfl_compat import OWN_PATHS, bfl_shaped
 from .errors import closing_answer
 from .request_input import header_end_user
@@ -90,7 +88,7 @@ class Judge:
 
     svc: Services
     keys: KeyResolver
-    batch_room: Callable[[], BatchRoom]
+    batch_room: Callable[[], DividedRoom]
 
 
 def refusal_before_body(judge: Judge, method: str, target: str, header: Header) -> HeadRefusal | None:

@@ -29,10 +29,9 @@ REPLAYED = "Idempotent-Replayed"
 # The hold outlasts the longest a first request can take (a BFL call, then a Prefer: wait), so a
 # repeat never acts while the first may still; a process that dies with it frees the key after it.
 KEY_HOLD_LEASE = CALL_BOUND + MAX_WAIT + 30
-# A key Redis would not free, or whose release its replicas did not confirm (a primary turned replica in a failover,
-# or out of reach for a moment), is freed again from a thread of this process, every RELEASE_INTERVAL s for
-# RELEASE_TRIES tries (a failover's worth): else the client's retry of the 5xx, which docs/api.md allows, is answered 409
-# until the whole hold lapses.
+# A key whose release Redis refused or its replicas did not confirm (a failover, Redis out of reach a moment) is freed
+# again from a thread, every RELEASE_INTERVAL s for RELEASE_TRIES tries (a failover's worth): else the client's retry
+# of the 5xx, which docs/api.md allows, is answered 409 until the whole hold lapses.
 RELEASE_INTERVAL = 0.5
 RELEASE_TRIES = 60
 # Keys waiting to be freed at once, at most; past it one waits for its hold's lease.
@@ -180,10 +179,8 @@ def init_app(app: Flask) -> None:
     @app.after_request
     def keep_answer(response):
         held = g.get("idempotency_hold")
-        if held is None:
-            return response
-        if not idempotency_keys.keeps(response.status_code):
-            return response  # free_key gives the key up
+        if held is None or not idempotency_keys.keeps(response.status_code):
+            return response  # nothing to keep: free_key gives any key up
         try:
             if not services().store.idempotency.finish(held.use, held.ticket, response.status_code,
                                                        response.get_data()):

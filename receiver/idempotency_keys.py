@@ -28,11 +28,9 @@ def check_key(value: str) -> str:
 
 
 def fingerprint(method: str, path: str, body: bytes | Parsed) -> str:
-    """What must be the same for a repeat to count as the first request: key order and spacing do not matter.
-
-    ``body`` as sent, or as already parsed (``Parsed``): the same digest either way. The parsed value is
-    hashed as canonical JSON a piece at a time, so no copy of a large body is made for it.
-    """
+    """What must be the same for a repeat to count as the first request, key order and spacing aside: ``body`` as sent
+    or as already parsed (``Parsed``) has the same digest, the parsed value hashed as canonical JSON a piece at a time
+    (no copy of a large body is made for it)."""
     digest = hashlib.sha256(method.encode() + b" " + path.encode() + b"\n")
     if isinstance(body, Parsed):
         value = body.value

@@ -46,8 +46,6 @@ from .waiting import waited
 bp = Blueprint("jobs", __name__, url_prefix="/v1")
 
 MAX_METADATA_BYTES = 16 * 1024
-# Lifetime of a presigned storage URL the image endpoint redirects to: the redirect is followed at once.
-STORAGE_URL_MAX_SECONDS = 300
 _BFL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$")
 
 
@@ -236,7 +234,7 @@ def image(job_id: str):
         response = Response(status=304)
         response.set_etag(etag)
         return _image_headers(response)
-    moved = storage_redirect(job.storage_key, content_type, STORAGE_URL_MAX_SECONDS)
+    moved = storage_redirect(job.storage_key, content_type)
     if moved is not None:
         return moved
     file = services().storage.open(job.storage_key)

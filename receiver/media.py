@@ -134,8 +134,7 @@ def _range(size: int, etag: str) -> ByteRange | None:
         raise RangeNotSatisfiable(f"the range asked for lies outside the {size} bytes stored", size=size) from None
 
 
-def _pieces(stream: IO[bytes], length: int) -> Iterator[bytes]:
-    left = length
+def _pieces(stream: IO[bytes], left: int) -> Iterator[bytes]:
     while left > 0:
         piece = stream.read(min(_PIECE, left))
         if not piece:

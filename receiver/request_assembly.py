@@ -1,19 +1,14 @@
 """One HTTP/1.1 request assembled from the bytes a client sends, before any thread serves it, and the limits on
 what its body costs the process while it arrives, which no caller can bend.
 
-The web process's worker (``receiver/buffering_worker.py``) feeds a connection's bytes to a
-``RequestAssembler`` as they arrive and hands the request to a thread only once it is whole: its
-head, and its body by ``Content-Length`` or to the last chunk. Nothing here parses more than it
-must to find where the request ends; gunicorn's own parser then reads the request from memory
-(or from the spool file a large body went to), with every check it makes on the way.
+The web worker (``receiver/buffering_worker.py``) feeds a connection's bytes to a ``RequestAssembler`` and hands the
+request to a thread once it is whole: its head, and its body by ``Content-Length`` or to the last chunk. Only where the
+request ends is parsed here; gunicorn's own parser then reads it from memory (or from the spool file a large body went
+to), with all its checks. A request whose framing cannot be told (``Content-Length`` unreadable, a transfer coding other
+than chunked) goes on as its head alone, its connection closed after the answer: gunicorn refuses such a head unread.
 
-A request whose framing cannot be told (``Content-Length`` unreadable, or a transfer coding
-other than chunked) is handed over as its head alone and its connection ends after the answer:
-gunicorn refuses such a head before it reads any body.
-
-Until a body is in, the process holds its bytes: in memory, or in a temporary file past ``MEMORY_BODY_BYTES``.
-Anyone can send a body (the sign-in form, a key-shaped token on ``/v1``, the static callback URL), so two rules
-bound what that costs, with or without credentials:
+Until a body is in, the process holds its bytes (in memory, in a temporary file past ``MEMORY_BODY_BYTES``), and anyone
+can send one (the sign-in form, a key-shaped token on ``/v1``, the static callback URL), so two rules bound that cost:
 
 - ``SpoolSpace``: the bytes one web process holds for bodies still arriving, in total (``MAX_SPOOL_BYTES``).
   Every byte stored is taken from it and given back once the request is handed on or dropped; a body that would
@@ -78,10 +73,8 @@ def is_callback(method: str, target: str) -> bool:
 
 
 class SpoolSpace:
-    """The bytes one web process holds for request bodies still arriving, against ``limit`` (``MAX_SPOOL_BYTES``).
-
-    Shared by the worker's threads (each feeds the requests of its connection), so guarded by a lock.
-    """
+    """The bytes one web process holds for request bodies still arriving, against ``limit`` (``MAX_SPOOL_BYTES``);
+    shared by the worker's threads (each feeds the requests of its connection), so guarded by a lock."""
 
     def __init__(self, limit: int):
         self.limit = limit
@@ -101,7 +94,7 @@ class SpoolSpace:
     def acquire(self, size: int, callback: bool) -> bool:
         """Hold ``size`` more bytes of a body, unless that would pass the limit; a callback's always (its room)."""
         with self._lock:
-            if not callback and self.held + size > self.largest_body:
+            if not self.has_room(size, callback):
                 return False
             self.held += size
             return True
@@ -112,10 +105,8 @@ class SpoolSpace:
 
 
 class BodyPace:
-    """How much of one body arrived over the last ``RATE_WINDOW_SECONDS``; it must be ``min_rate`` a second at least.
-
-    ``started``: when the head was in; the body is first judged one window later.
-    """
+    """How much of one body arrived over the last ``RATE_WINDOW_SECONDS``, which must be ``min_rate`` a second at
+    least, judged first one window after ``started`` (when the head was in)."""
 
     def __init__(self, started: float, min_rate: int):
         self.started = started
@@ -201,7 +192,7 @@ class Refused(Exception):
 
 
 class _Chunks:
-    """Where a chunked body ends, found as its bytes go by (RFC 9112 docs/operating.md.1); the bytes are not decoded."""
+    """Where a chunked body ends, found as its bytes go by (RFC 9112, section 7.1); the bytes are not decoded."""
 
     def __init__(self):
         self.line = bytearray()
@@ -249,12 +240,9 @@ class _Chunks:
 
 
 class RequestAssembler:
-    """The bytes of one request, fed as they come; ``complete`` once its end is known.
-
-    ``max_body`` bounds a body: one announced or grown larger is refused (413) before it is stored; a callback's
-    is bounded by ``CALLBACK_BODY_BYTES`` too. ``spool``: the process's space, which every byte stored is taken from
-    (503 when it has no room), until the request is handed on or dropped.
-    """
+    """The bytes of one request, fed as they come; ``complete`` once its end is known. ``max_body`` bounds a body (one
+    announced or grown larger is refused, 413, before it is stored), a callback's ``CALLBACK_BODY_BYTES`` too;
+    ``spool``: the process's ``SpoolSpace``."""
 
     def __init__(self, max_body: int, spool: SpoolSpace | None = None):
         self.max_body = max_body
@@ -400,9 +388,8 @@ class RequestAssembler:
     def head_alone(self) -> None:
         """Hand on the head without the body (the app refuses the request whatever its body says)."""
         self.discard()
-        self.head_only = True
+        self._head_only()
         self.complete = True
-        self.expects_continue = False
         self.leftover = b""
 
     @property
@@ -412,11 +399,8 @@ class RequestAssembler:
 
     def pieces(self, continue_sent: bool = False) -> Iterator[bytes]:
         """The whole request, head first (without its ``Expect: 100-continue`` once we answered it), in pieces; what
-        was stored is let go once read to the end.
-
-        A reader that stops at the body's length never asks for the end: then ``discard`` lets go of it when
-        the request is answered (the spool stays ours to close, not the generator's).
-        """
+        was stored is let go once read to the end, or by ``discard`` once the request is answered (a reader that stops
+        at the body's length never asks for the end: the spool stays ours to close, not the generator's)."""
         head = bytes(self.head)
         yield _EXPECT_CONTINUE.sub(b"", head) if continue_sent else head
         if self._spool is not None:

@@ -1,9 +1,8 @@
 """What a request asks, read once: its JSON body, what its headers ask of its handling, and the end user it names.
 
-- The JSON body, read and parsed once, holding as little of it at a time as parsing allows (a submission's body may be
-  hundreds of MB of base64 images): it is read into one buffer of its announced length, decoded to text and the buffer
-  dropped, then parsed and the text dropped: never more than twice its size is held, and what is kept is the parsed
-  value, which both the Idempotency-Key fingerprint and the view use.
+- The JSON body, parsed once for both the Idempotency-Key fingerprint and the view, at most twice its size held at a time
+  (a submission's may be hundreds of MB of base64 images): read into one buffer of its announced length, decoded to
+  text (the buffer dropped), then parsed (the text dropped).
 - ``Prefer: wait=N`` (its answer's ``Preference-Applied``) and ``Prefer: handling=strict`` (RFC 7240), read leniently as the
   RFC asks, and ``Cancel-After`` on the submitting routes (``POST /v1/jobs``, the drop-in's ``POST /v1/{model}``), read with
   the request, so a bad value answers 400 before anything is created or counted (``core.job.parse_cancel_after`` parses it).
@@ -142,9 +141,7 @@ def requested_cancel_after() -> int | None:
 # --- the end user ---
 
 # What joins the values of an X-End-User header sent more than once (``join_repeated``): a line feed, which no header
-# value can hold (HTTP ends a header's line at it; gunicorn refuses one inside a value), so no client can send it.
-# gunicorn itself joins a repeated header's values with ',', which a name may hold: two headers 'a' and 'b' would be
-# taken for the one end user 'a,b'.
+# value can hold, not gunicorn's ',', which a name may hold (headers 'a' and 'b' would read as one end user 'a,b').
 REPEATED = "\n"
 _WIRE_NAME = END_USER_HEADER.upper()
 

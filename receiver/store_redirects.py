@@ -8,8 +8,11 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from .context import services
 
+# Lifetime of the presigned URL an image's answer redirects to: the redirect is followed at once.
+STORAGE_URL_MAX_SECONDS = 300
 
-def storage_redirect(key: str, content_type: str, max_seconds: int) -> BaseResponse | None:
+
+def storage_redirect(key: str, content_type: str, max_seconds: int = STORAGE_URL_MAX_SECONDS) -> BaseResponse | None:
     """A redirect to a short-lived URL of the stored file, when the store serves its own (S3) and is told to."""
     svc = services()
     if svc.config.s3_image_delivery != "redirect":

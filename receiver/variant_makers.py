@@ -1,12 +1,11 @@
 """A web process's capacity for making image variants (docs/api.md "Bounded"), a bulkhead of its own.
 
-``MAKERS`` processes of its own make the variants' bytes (``media.variants.variant_bytes``), at a lower CPU priority
-than the web process (nice ``MAKING_NICENESS``). Processes, not threads: Pillow holds the interpreter lock through
-parts of an encode (a JPEG's, tens of ms at 1024 px), which in a thread would stall every request of the process
-meanwhile; in a process of its own it stalls nothing, its memory is its own (the web process's stays flat whatever is
-made), and one that dies takes no request thread with it (the pool is made again). The makers are handed between owners
-in weighted turns (``FairPermits``, one lane per job owner, at most half of them to one), so one key asking for
-thousands of new variants at once delays another key's by at most a turn.
+``MAKERS`` processes of its own make the variants' bytes (``media.variants.variant_bytes``) at nice
+``MAKING_NICENESS``. Processes, not threads: Pillow holds the interpreter lock through parts of an encode (tens of ms for
+a 1024-px JPEG), which would stall every request of the process it runs in; a maker process stalls none, keeps its
+memory to itself, and dies taking no request thread with it (the pool is made again). The makers go to owners in
+weighted turns (``FairPermits``: one lane per job owner, at most half of them to one), so one key asking for thousands
+of variants delays another's by at most a turn.
 
 A request that needs a variant made waits in the process's variant room (``VARIANT_ROOM`` threads, kept for it in
 ``gunicorn_conf``), its work permit set aside meanwhile (``bulkheads.Room``), so waiting for a maker holds no permit
@@ -22,7 +21,6 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import threading
-from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures import TimeoutError as MakingTimedOut
 from concurrent.futures.process import BrokenProcessPool
@@ -36,7 +34,8 @@ from fluxhook.core.variants import Variant
 from fluxhook.lifecycle.variants import MAKE_SECONDS
 from fluxhook.media.variants import variant_bytes
 
-from .bulkheads import FairPermits, Room, remember_refusal
+from .batch_room import DividedRoom
+from .bulkheads import FairPermits, remember_refusal
 
 log = logging.getLogger("fluxhook.web")
 
@@ -57,38 +56,26 @@ class VariantMakers:
     """``MAKERS`` processes making variants in turns between owners, and the room of the requests waiting for them."""
 
     def __init__(self, room: int = VARIANT_ROOM, per_owner: int = PLACES_PER_OWNER):
-        self.per_owner = per_owner
         self._turns = FairPermits(MAKERS)
-        self._room = Room(room)
+        self._room = DividedRoom(room, per_owner)
         self._lock = threading.Lock()
-        self._places: Counter[str] = Counter()
         self._pool: ProcessPoolExecutor | None = None
 
     @contextmanager
     def waiting(self, owner: str) -> Iterator[None]:
         """A place in the room for a request of ``owner``, its work permit set aside while inside; ``VariantsBusy``
         when the owner holds its places or the room is full."""
-        with self._lock:
-            mine = self._places[owner] < self.per_owner
-            if mine:
-                self._places[owner] += 1
-        if not mine:
+        if not self._room.has_place(owner):
             # The owner's own flood: its next reads of this path are refused from memory until Retry-After, before
             # any permit or Redis step (``refusals``), so a client that ignores it costs the process nothing.
             remember_refusal(RETRY_SECONDS)
-            raise VariantsBusy(f"this key's requests fill its {self.per_owner} places among those waiting here for a "
-                               "variant to be made; ask again shortly", retry_after=RETRY_SECONDS)
-        try:
-            with self._room.enter() as inside:
-                if not inside:
-                    raise VariantsBusy("this web process has as many requests waiting for variants as it may; ask "
-                                       "again shortly", retry_after=RETRY_SECONDS)
-                yield
-        finally:
-            with self._lock:
-                self._places[owner] -= 1
-                if not self._places[owner]:
-                    del self._places[owner]
+            raise VariantsBusy(f"this key's requests fill its {self._room.per_key} places among those waiting here "
+                               "for a variant to be made; ask again shortly", retry_after=RETRY_SECONDS)
+        with self._room.enter(owner) as inside:
+            if not inside:
+                raise VariantsBusy("this web process has as many requests waiting for variants as it may; ask "
+                                   "again shortly", retry_after=RETRY_SECONDS)
+            yield
 
     def make(self, owner: str, original: Callable[[], bytes], variant: Variant) -> bytes:
         """``variant``'s bytes of the image ``original()`` returns, read and made by a maker process in ``owner``'s
@@ -113,11 +100,10 @@ class VariantMakers:
             self._turns.release(owner)
 
     def places(self, owner: str) -> int:
-        with self._lock:
-            return self._places[owner]
+        return self._room.held(owner)
 
     def close(self) -> None:
-        """Stop the maker processes (a web process stopping; tests)."""
+        """Stop the maker processes (tests: a web process's end with it, ``_maker_starts``)."""
         with self._lock:
             pool, self._pool = self._pool, None
         if pool is not None:
@@ -141,28 +127,21 @@ class VariantMakers:
 
 
 def _maker_starts() -> None:
-    """A maker process's start: it runs ``MAKING_NICENESS`` lower than the web process that started it, and ends
-    when that process ends."""
+    """A maker process's start: it runs ``MAKING_NICENESS`` lower than the web process that spawned it, and ends as soon
+    as that process is gone, however it went (``kill -9`` included).
+
+    A maker waits on its task queue, whose write end it holds itself, so it never sees its parent go: orphaned under PID 1
+    it would live on, and with it multiprocessing's resource tracker. ``parent_process().sentinel`` is multiprocessing's
+    own for this: a pipe's read end, readable once the parent, its only writer, ends. Not ``prctl(PR_SET_PDEATHSIG)``:
+    Linux sends that when the parent's *thread* that spawned the child ends, and makers are spawned by request threads and
+    the pool's manager thread, which may end while the web process lives on, killing makers mid-variant. ``os._exit``:
+    nothing of a maker's is worth flushing, and a normal exit would wait on queue feeder threads whose reader is gone."""
     try:
         os.nice(MAKING_NICENESS)
     except OSError:
         pass  # it runs as the web process does
-    _end_with_parent()
-
-
-def _end_with_parent() -> None:
-    """End this maker as soon as the web process that spawned it is gone, however it went (``kill -9`` included).
-
-    A maker waits on its task queue, whose write end it holds itself, so it never sees its parent go: orphaned under PID 1
-    it would live on, and with it multiprocessing's resource tracker, which ends only once every process holding its pipe
-    has. ``parent_process().sentinel`` is multiprocessing's own for this: the read end of a pipe whose only write end the
-    parent holds, readable once the parent ends. Not ``prctl(PR_SET_PDEATHSIG)``: Linux sends that signal when the parent's
-    *thread* that spawned the child ends, and makers are spawned by request threads and the pool's manager thread, which may
-    end while the web process lives on (the pool made again ends its manager), killing makers mid-variant; the sentinel
-    follows the process alone, on every platform. ``os._exit``: nothing of a maker's is worth flushing, and a normal exit
-    would wait on the queue's feeder threads, whose reader is gone."""
     parent = multiprocessing.parent_process()
-    if parent is None:  # not a spawned child (a test calling this): nothing to watch
+    if parent is None:  # not a spawned child: nothing to watch
         return
     sentinel = parent.sentinel
 
@@ -177,5 +156,4 @@ def variant_makers() -> VariantMakers:
     """This process's variant makers, made on first use."""
     makers = current_app.extensions.get("fluxhook.variant_makers")
     # Two first requests at once may make two; both use the one stored first (the other never starts a process).
-    return makers if makers is not None else current_app.extensions.setdefault("fluxhook.variant_makers",
-                                                                               VariantMakers())
+    return makers or current_app.extensions.setdefault("fluxhook.variant_makers", VariantMakers())

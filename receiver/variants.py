@@ -32,8 +32,6 @@ from .variant_makers import variant_makers
 
 SIGNED = "public, max-age=31536000, immutable"
 BEARER = "private, max-age=3600, immutable"
-# Lifetime of a presigned storage URL a variant's answer redirects to: the redirect is followed at once.
-STORAGE_URL_MAX_SECONDS = 300
 
 
 def asked(source_name: str) -> Ask | None:
@@ -77,7 +75,7 @@ def _served(job: Job, stored: Stored, variant: Variant) -> BaseResponse | None:
         response = Response(status=304)
         response.set_etag(stored.sha256)
         return _headers(response, variant)
-    moved = storage_redirect(stored.key, variant.content_type, STORAGE_URL_MAX_SECONDS)
+    moved = storage_redirect(stored.key, variant.content_type)
     if moved is not None:
         if variant.auto:
             moved.headers["Vary"] = "Accept"

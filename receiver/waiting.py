@@ -1,9 +1,8 @@
 """Requests that wait for their job to end (``Prefer: wait``).
 
-Up to ``WAITING_ROOM`` requests of a process wait, each in the waiting room (see
-``bulkheads``): a waiting request holds a thread, no work permit, no CPU and no Redis connection
-of its own. The process's one listener to announced job changes (``store.job_changes``)
-wakes the requests waiting on them.
+Up to ``WAITING_ROOM`` requests of a process wait in the waiting room (``bulkheads``), each holding a thread but no
+work permit, no CPU and no Redis connection of its own; the process's one listener to announced job changes
+(``store.job_changes``) wakes them.
 """
 
 from __future__ import annotations

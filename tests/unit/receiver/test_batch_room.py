@@ -9,7 +9,7 @@ from contextlib import ExitStack
 import pytest
 from flask import Flask
 
-from receiver.batch_room import PLACES_PER_KEY, BatchRoom, batch_room
+from receiver.batch_room import PLACES_PER_KEY, DividedRoom, batch_room
 from receiver.bulkheads import BATCH_MAKING_ROOM
 
 
@@ -21,7 +21,7 @@ def request_context():
 
 
 def test_one_key_cannot_fill_the_room_and_another_keys_batch_finds_a_place(request_context):
-    room = BatchRoom()
+    room = DividedRoom(BATCH_MAKING_ROOM, PLACES_PER_KEY)
     assert PLACES_PER_KEY < BATCH_MAKING_ROOM  # the rule this test holds the room to
     with ExitStack() as inside:
         attacker = [inside.enter_context(room.enter("key_a")) for _ in range(BATCH_MAKING_ROOM + 4)]
@@ -34,7 +34,7 @@ def test_one_key_cannot_fill_the_room_and_another_keys_batch_finds_a_place(reque
 
 
 def test_the_room_holds_at_most_its_size_and_a_place_comes_back_when_its_request_fails(request_context):
-    room = BatchRoom(size=2, per_key=1)
+    room = DividedRoom(size=2, per_key=1)
     with room.enter("key_a") as a, room.enter("key_b") as b, room.enter("key_c") as c:
         assert (a, b, c) == (True, True, False)
     assert room.held("key_c") == 0  # refused: held nothing

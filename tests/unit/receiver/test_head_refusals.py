@@ -13,7 +13,8 @@ from fluxhook.credits import accounting
 from fluxhook.lifecycle.steps.callers import KeyResolver
 from fluxhook.lifecycle.steps.head_limits import Asks
 from fluxhook.lifecycle.steps.key_fields import new_key
-from receiver.batch_room import BatchRoom
+from receiver.batch_room import PLACES_PER_KEY, DividedRoom
+from receiver.bulkheads import BATCH_MAKING_ROOM
 from receiver.head_refusals import JUDGED_FROM_BYTES, Judge, asked, refusal_before_body
 
 DB = 10
@@ -45,7 +46,7 @@ def _key(svc, **limits):
 
 
 def _judge(svc, room=None):
-    room = room or BatchRoom()
+    room = room or DividedRoom(BATCH_MAKING_ROOM, PLACES_PER_KEY)
     return Judge(svc, KeyResolver(svc.store.app_keys), lambda: room)
 
 
@@ -164,7 +165,7 @@ def test_a_replayed_idempotency_key_is_not_refused_for_counters(svc):
 
 def test_a_batch_is_refused_for_its_size_or_its_keys_places_with_no_redis_read_once_its_key_is_known(svc):
     key, secret = _key(svc)
-    room = BatchRoom(per_key=1)
+    room = DividedRoom(BATCH_MAKING_ROOM, per_key=1)
     judge = _judge(svc, room)
     assert _refusal(judge, secret, "/v1/batches") is None  # the key read (and its counters): known from here
     counted = Counted(svc.redis)
