@@ -16,7 +16,7 @@ from redis.exceptions import RedisError
 from fluxhook.core import tracing
 from fluxhook.core.config import Config
 from fluxhook.core.holds import IMMINENT_SHUTDOWN_DELAY
-from fluxhook.lifecycle import readiness
+from fluxhook.lifecycle import readiness, sweep
 from fluxhook.services import Services, build_services, connect_redis
 from fluxhook.store import migrations
 from fluxhook.store.wakes import LONGEST_WAIT, Wakes
@@ -43,6 +43,7 @@ def run(config: Config, stop_signals: tuple[int, ...]) -> int:
     if not _migrated(svc, stop):
         return 0
     readiness.log_clock(svc)
+    sweep.wake_held_at_start(svc)
     # Its metrics and hourly counts are written every few seconds, not with each task (and once more at the end).
     svc.store.tallies.start()
     wakes = wakes_for(config)

@@ -15,10 +15,11 @@ never both pass the last credit, and another limit (an app key's) is one more en
 ``POST /v1/jobs`` asks the budget before it creates the job, so a refused request creates nothing; it reserves nothing then. A job
 reserves when it is sent, holding a slot (in the request, or in a worker's sender), and BFL's answer settles it: only jobs being
 sent hold reservations, so a job that waits for a slot, its key's ``max_active``, its account's day or a cooling account holds
-none against anyone's limit. A queued job refused waits on its own, looked at again every ``RECHECK`` seconds, until the next UTC
-day or its hour is up; one that waits to go alone, every ``ALONE_RECHECK`` seconds, its record of waiting keeping its turn; a
-boundable one held by a send alone, at each sweep (``BOUNDED_RECHECK``). Each goes back in line only once the budget would let it
-go, so it never takes a slot ahead of the job it waits for, nor turns from other app keys' jobs while its own key's day is spent.
+none against anyone's limit. A queued job refused waits on its own, asleep until the next UTC day or its hour is up
+(``recheck_in``), or until its limit is raised; one that waits to go alone is looked at every ``ALONE_RECHECK`` seconds, its
+record of waiting keeping its turn; a boundable one held by a send alone, at each sweep (``BOUNDED_RECHECK``). Each goes back in
+line only once the budget would let it go, so it never takes a slot ahead of the job it waits for, nor turns from other app keys'
+jobs while its own key's day is spent.
 A reservation lives ``RESERVATION_LEASE`` seconds, so one left by a process that died frees itself.
 
 The bound: the budget reserves the most the catalog's price rule can charge for the request: its output size as BFL reads
@@ -61,8 +62,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("fluxhook.budget")
 
-# A queued job refused for the budget tries again this often, so a raised limit takes effect soon.
-RECHECK = 60.0
 # A job waiting to go alone is tried again this soon: the others settle as soon as BFL answers them.
 ALONE_RECHECK = 2.0
 # A boundable job waiting for a send alone to settle is tried again this soon, at the next sweep: it waits for
@@ -76,9 +75,11 @@ def seconds_until_next_day(now: float) -> float:
     return max(0.0, midnight.timestamp() - now)
 
 
-def recheck_in(now: float) -> float:
-    """How long a queued job refused for the budget waits before it is tried again."""
-    return max(1.0, min(RECHECK, seconds_until_next_day(now)))
+def recheck_in(now: float, gives_up_at: float) -> float:
+    """How long a queued job refused for the day's credits sleeps out of line: until its reason ends, the day's turn,
+    or until ``gives_up_at`` (its hour is up), whichever comes first. Nothing looks at it meanwhile: a raised limit
+    wakes its owner's held jobs (``Slots.wake_aside``), so it costs Redis nothing while it waits."""
+    return max(1.0, min(seconds_until_next_day(now), gives_up_at - now))
 
 
 def refusal(spent: int, reserved: int, limit: float, now: float) -> str:

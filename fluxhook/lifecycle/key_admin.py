@@ -98,6 +98,8 @@ def change_key(svc: "Services", key_id: str, body: Any, now: float) -> AppKey:
     check_routing(svc.config.accounts, values)
     check_notify_host(svc, values)
     _change(svc, key_id, values, unset)
+    if BUDGET_FIELDS & {*values, *unset}:
+        waits.wake_held(svc, key_id)
     log.info("app key changed", extra={"key_id": key_id, "fields": sorted([*values, *unset])})
     return find_key(svc, key_id)
 
@@ -110,6 +112,8 @@ def _change(svc: "Services", key_id: str, values: dict[str, Any], unset: tuple[s
         raise KeyRevoked("this app key is revoked; create a new one")
 
 
+# A key's fields whose change may let its jobs held for the day's credits go: they are looked at again at once.
+BUDGET_FIELDS = frozenset({"daily_credits", "end_user_limits"})
 # How many end users a key's top list shows.
 TOP = 10
 
@@ -137,6 +141,7 @@ def set_end_user_limits(svc: "Services", key_id: str, end_user: str, body: Any, 
         body = body["limits"]
     limits = end_user_limits(body, now, name="the body") if body is not None else EndUserLimits()
     record = _change_end_user(svc, key, end_user, lambda r: replace(r, limits=limits))
+    waits.wake_held(svc, key.id)
     log.info("end user limits set", extra={"key_id": key.id, "fields": sorted(k for k, v in limits.to_api().items()
                                                                            if v is not None)})
     return end_user_described(svc, key, end_user, record, now)

@@ -14,6 +14,7 @@ from fluxhook.core.holds import CLAIM_LEASE
 from fluxhook.core.pacing import PacingRule
 from fluxhook.lifecycle.batching import finish_cancels, finish_unmade
 from fluxhook.lifecycle.deadlines import enforce_deadlines
+from fluxhook.lifecycle.steps import waits
 from fluxhook.services import Services
 from fluxhook.store.pacing import Judged
 
@@ -54,6 +55,12 @@ def sweep(svc: Services, now: float | None = None, rare: bool = True) -> SweepRe
     pace(svc, work.ready, now)
     return SweepReport(due=len(due), deadlines=deadlines,
                        found=any((work.jobs, work.deadlines, work.unmade, work.canceling)), rare=work.rare)
+
+
+def wake_held_at_start(svc: Services) -> int:
+    """A process starts with the settings it was given, ``BFL_DAILY_CREDIT_LIMIT`` perhaps raised: every job held
+    aside for the day's credits is looked at again now, not at its reason's end. How many."""
+    return waits.wake_held(svc, every=True)
 
 
 def rule_of(config: Config) -> PacingRule:

@@ -375,6 +375,21 @@ class Slots:
             jobs[owner] = OwnerJobs(in_line, [member_job(text(m)) for m in next(rest)])
         return self._read_now(answers[:count], owners), jobs
 
+    def wake_aside(self, owner: str | None, now: float) -> int:
+        """Bring ``owner``'s jobs waiting aside (None: every owner's) due at ``now``, and wake a sweeper: a limit that
+        held them was raised, and each sleeps until its reason ends (``budget.recheck_in``), not looked at meanwhile.
+        Never later than they were due, and only those still due (one that left the index since stays out). How many
+        were brought due; two round trips, whatever their number."""
+        found = (self.connection.zrangebylex(self.keys.aside, *owner_range(owner)) if owner is not None
+                 else self.connection.zrange(self.keys.aside, 0, -1))
+        jobs = {member_job(text(item)): now for item in found}
+        if jobs:
+            pipe = self.connection.pipeline(transaction=False)
+            pipe.zadd(self.keys.due, jobs, xx=True, lt=True)
+            push(pipe, self.keys.sweep_added)
+            pipe.execute()
+        return len(jobs)
+
     def end_user_waiting(self, key_id: str | None, end_user: str) -> list[str]:
         """The ids of app key ``key_id``'s queued jobs of ``end_user`` that wait in a pool's line or aside (not those
         holding a slot: their senders look at them). One round trip."""

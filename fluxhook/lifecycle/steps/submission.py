@@ -440,10 +440,10 @@ def _over_budget(svc: Services, job: Job, reservation: Reservation, key: AppKey 
                             effects=[ReleaseBudget.of(job), *accounting.on_end(job, st.FAILED, now)])
         task_inputs.drop(svc, job.id)
         return st.FAILED
-    wait = budget.recheck_in(now)
+    wait = budget.recheck_in(now, job.created_at + schedule.POLL_DEADLINE)
     # Only this job waits, out of line with its slot freed: the budget says nothing about BFL's room, so its
-    # pool is neither paused nor struck. When it comes due, the sweep's check of a queued job puts it back in
-    # line at its old place, and it is tried again.
+    # pool is neither paused nor struck. When it comes due (the day turned, its hour is up, or its limit was raised),
+    # the sweep's check of a queued job puts it back in line at its old place, and it is tried again.
     waits.begin(svc, job, waiting)
     svc.slots.requeue(job, wait=wait, unlock=lock)
     log.info("job queued: today's credits are spent", extra={

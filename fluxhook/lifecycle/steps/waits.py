@@ -108,3 +108,10 @@ def of_keys(svc: Services, key_ids: Sequence[str | None],
         found[key_id] = KeyJobs(active=slots.owner_held.get(owner, 0),
                                 queued=sum(mine.in_line.values()) + len(mine.aside), by_reason=dict(sorted(reasons.items())))
     return found
+
+
+def wake_held(svc: Services, key_id: str | None = None, *, every: bool = False) -> int:
+    """A limit that holds queued jobs aside was raised: app key ``key_id``'s (None: the admin tokens') jobs waiting
+    aside, or ``every`` key's, are brought due now, so the sweep looks at each at once rather than at its reason's
+    end. How many."""
+    return svc.slots.wake_aside(None if every else owner_of(key_id), time.time())

@@ -38,11 +38,13 @@ MICRO = accounting.MICRO
 
 # --- the rules ----------------------------------------------------------------------------------------
 
-def test_the_day_ends_at_midnight_utc_and_a_refused_job_tries_again_within_a_minute():
+def test_the_day_ends_at_midnight_utc_and_a_refused_job_sleeps_until_then_or_until_its_hour_is_up():
     late = datetime(2026, 11, 21, 23, 59, 30, tzinfo=timezone.utc).timestamp()
     assert budget.seconds_until_next_day(late) == 30
-    assert budget.recheck_in(late) == 30
-    assert budget.recheck_in(late - 3600) == budget.RECHECK
+    assert budget.recheck_in(late, gives_up_at=late + 3600) == 30
+    noon = late - 12 * 3600
+    assert budget.recheck_in(noon, gives_up_at=noon + 1800) == 1800
+    assert budget.recheck_in(noon, gives_up_at=noon - 5) == 1.0  # its hour is up: looked at (and failed) at once
 
 
 def test_the_refusal_and_the_doctors_line_say_where_the_day_stands():
@@ -268,19 +270,21 @@ def test_a_queued_job_refused_by_the_budget_waits_alone_and_is_tried_again(svc, 
     assert svc.redis.zcard(KEYS.slots(job.pool)) == 0 and svc.slots.waiting(job.pool) == 0
     assert svc.slots.acquire(_queued(svc, time.time()))
     due = svc.jobs.due_at(job.id)
-    assert before + budget.recheck_in(before) - 1 <= due <= time.time() + budget.recheck_in(before)
+    gives_up_at = job.created_at + 3600
+    assert before + budget.recheck_in(before, gives_up_at) - 1 <= due <= time.time() + budget.recheck_in(before, gives_up_at)
     # Come due while the day is still spent, it stays out of line (in line, it would take turns from jobs
     # that can go, and give them back), and is tried again later.
     claim = due + 60
-    assert svc.jobs.claim_due(due, 10, claim) == [job.id]
+    assert job.id in svc.jobs.claim_due(due, 10, claim)
     assert checking.check_job(svc, job.id, claim) == CheckOutcome.RESCHEDULED
-    assert svc.slots.waiting(job.pool) == 0 and svc.jobs.due_at(job.id) > due
+    # Asleep again until the same end: the day's turn or its hour's, whichever comes first.
+    assert svc.slots.waiting(job.pool) == 0 and svc.jobs.due_at(job.id) == pytest.approx(due, abs=1)
     # Once the budget would let it go (here: the spend is reset), the sweep's check puts it back in line,
     # for the next free slot, and says so as the end of a wait, not as a stalled submission.
     svc.redis.hdel(KEYS.usage(accounting.utc_day(time.time())), accounting.SPENT)
     due = svc.jobs.due_at(job.id)
     claim = due + 60
-    assert svc.jobs.claim_due(due, 10, claim) == [job.id]
+    assert job.id in svc.jobs.claim_due(due, 10, claim)
     assert not svc.slots.holds(job)
     with caplog.at_level(logging.INFO, logger="fluxhook.checking"):
         assert checking.check_job(svc, job.id, claim) == CheckOutcome.REQUEUED

@@ -20,6 +20,7 @@ from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.wait_reasons import WaitReason
 from fluxhook.credits import accounting, budget
 from fluxhook.lifecycle import submitting
+from fluxhook.lifecycle.steps import waits
 from fluxhook.lifecycle.sweep import sweep
 from fluxhook.store.keys import KEYS
 from helpers import tracked_job
@@ -33,8 +34,8 @@ JOBS = 200
 # Each round is one recheck of every job.
 ROUNDS = 4
 # What the jobs wait for, and how long until each looks again: to go alone, after the one sent alone before them;
-# the next UTC day, the day's credits being spent.
-WAITS = {WaitReason.BUDGET_SETTLING: budget.ALONE_RECHECK, WaitReason.DAILY_CREDITS: budget.RECHECK}
+# the next UTC day, the day's credits being spent (asleep until then: each round's look is a raised limit's wake).
+WAITS = {WaitReason.BUDGET_SETTLING: budget.ALONE_RECHECK, WaitReason.DAILY_CREDITS: 0.0}
 # RQ's records of a task: the task, its results, its executions.
 RQ_TASK_KEYS = ("rq:job:*", "rq:results:*", "rq:execution*")
 # A worker's checkers, as WORKER_CHECK_CONCURRENCY's default.
@@ -72,6 +73,8 @@ def _round(svc, count: int, after: float) -> None:
     """``after`` seconds on, the sweep claims the ``count`` jobs come due and puts them in the check line, and a
     worker's checkers run them all. Each job comes due again only if its check ran and set its next look: a claim
     lasts longer."""
+    if not after:
+        waits.wake_held(svc, every=True)
     assert sweep(svc, now=time.time() + after + 1).due == count
     pool = dispatcher.Dispatcher(run.wakes_for(svc.config), [checkers.Checks(svc, CHECKERS)]).started()
     try:

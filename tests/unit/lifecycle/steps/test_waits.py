@@ -57,9 +57,10 @@ def _entries(svc, job: Job) -> list[dict]:
 
 
 def _come_due(svc, job: Job) -> CheckOutcome:
-    """The sweep's check of a job waiting out of line, as if its wait were over."""
+    """The sweep's check of a job waiting out of line, brought due as a raised limit brings it."""
     claim = time.time() + 120
-    assert job.id in svc.jobs.claim_due(time.time() + budget.RECHECK + 1, 10, claim)
+    assert waits.wake_held(svc, job.key_id) >= 1
+    assert job.id in svc.jobs.claim_due(time.time() + 1, 10, claim)
     return checking.check_job(svc, job.id, claim)
 
 
@@ -240,3 +241,56 @@ def test_a_job_waiting_out_of_line_that_ends_leaves_no_count_behind(svc, sim):
     assert waits.of_keys(svc, [app.key_id])[app.key_id] == waits.KeyJobs(active=0, queued=0, by_reason={})
     assert svc.redis.zcard(KEYS.aside) == 0
     assert not svc.redis.hexists(KEYS.job(ended.id), WAIT_FIELDS[0])
+
+
+# --- held work sleeps until its reason ends, or its limit is raised ------------------------------------------
+
+def _held_for_the_day(svc, app: Caller) -> Job:
+    job = _holding(svc, key_id=app.key_id)
+    _spend(svc, 6, key_id=app.key_id)
+    assert submitting.submit_queued(svc, job.id) == st.QUEUED
+    assert waits.of(svc, svc.jobs.get(job.id)).reason == WaitReason.KEY_DAILY_CREDITS
+    return job
+
+
+def test_a_job_held_for_its_keys_day_sleeps_until_the_day_turns_or_its_hour_is_up(svc, sim):
+    app = _key(svc, daily_credits=6)
+    job = _held_for_the_day(svc, app)
+    now = time.time()
+
+    # Due once, at its reason's end (or its hour's, when it fails): nothing looks at it before.
+    assert svc.jobs.due_at(job.id) == pytest.approx(now + budget.recheck_in(now, job.created_at + 3600), abs=2)
+    assert svc.jobs.claim_due(now + 120, 10, now + 200) == []
+
+
+def test_a_raised_limit_wakes_that_keys_held_jobs_at_once_and_no_other_keys(svc, sim):
+    mine, theirs = _key(svc, daily_credits=6), _key(svc, daily_credits=6)
+    held, other = _held_for_the_day(svc, mine), _held_for_the_day(svc, theirs)
+    other_due = svc.jobs.due_at(other.id)
+
+    svc.redis.delete(KEYS.sweep_added)
+    key_admin.change_key(svc, mine.key_id, {"daily_credits": 12}, time.time())
+    # Its held job is due now, and a sweeper is woken for it; the other key's still sleeps until its own reason ends.
+    assert svc.jobs.due_at(held.id) <= time.time()
+    assert svc.redis.llen(KEYS.sweep_added) == 1
+    assert svc.jobs.due_at(other.id) == other_due
+    claim = time.time() + 120
+    assert svc.jobs.claim_due(time.time() + 1, 10, claim) == [held.id]
+    assert checking.check_job(svc, held.id, claim) == CheckOutcome.REQUEUED  # 6 more credits: back in line
+
+
+def test_an_end_users_limits_set_wake_its_keys_held_jobs(svc, sim):
+    app = _key(svc, daily_credits=6)
+    job = _held_for_the_day(svc, app)
+
+    key_admin.set_end_user_limits(svc, app.key_id, "shopper-1", {"daily_credits": 3}, time.time())
+
+    assert svc.jobs.due_at(job.id) <= time.time()
+
+
+def test_a_process_that_starts_wakes_every_keys_held_jobs(svc, sim):
+    jobs = [_held_for_the_day(svc, _key(svc, daily_credits=6)) for _ in range(2)]
+
+    assert waits.wake_held(svc, every=True) == 2
+
+    assert all(svc.jobs.due_at(job.id) <= time.time() for job in jobs)
