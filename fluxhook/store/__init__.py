@@ -121,7 +121,7 @@ class Store:
         """What a sweep at ``now`` has to do (``SweepWork``), in one round trip: a sweep that finds nothing to do
         costs that round trip alone, not a script for each of its parts. The backlog sends are paced by is read in
         it when the pacer looks (``Pacer.looks``). ``rare``: whether the deadlines and batches, which most jobs never
-        put in their indexes, may hold something (``sweep_holds``); if not, one EXISTS of theirs stands for their
+        put in their indexes, may hold something (``sweep_firsts``); if not, one EXISTS of theirs stands for their
         three counts, and they are counted in a second trip only once it finds something."""
         pipe = self.connection.pipeline(transaction=False)
         for index in self.sweep_keys if rare else self.sweep_keys[:1]:
@@ -142,15 +142,13 @@ class Store:
         return SweepWork(jobs=jobs, deadlines=deadlines, canceling=canceling, unmade=unmade,
                          ready=int(found[-1]) if looks else None, rare=rare or bool(found[1]))
 
-    def sweep_holds(self) -> tuple[bool, bool]:
-        """Whether a sweep has anything to do, now or later (any index ``sweep_work`` reads holds anything: an empty
-        sorted set or hash does not exist), and whether the deadlines' and batches' do; in one round trip. What a
-        sweeper at rest costs a look."""
+    def sweep_firsts(self) -> tuple[float | None, ...]:
+        """The first due time in each index ``sweep_work`` reads (``sweep_keys``' order; None: it holds nothing), in
+        one round trip: when a sweep next has anything to do. What a sweeper at rest costs a look."""
         pipe = self.connection.pipeline(transaction=False)
-        pipe.exists(*self.sweep_keys[:1])
-        pipe.exists(*self.sweep_keys[1:])
-        due, rare = pipe.execute()
-        return bool(due or rare), bool(rare)
+        for index in self.sweep_keys:
+            pipe.zrange(index, 0, 0, withscores=True)
+        return tuple(found[0][1] if found else None for found in pipe.execute())
 
     @property
     def sweep_keys(self) -> tuple[str, ...]:

@@ -1,6 +1,7 @@
 """The one way work comes due for the sweepers (fluxhook/store/lua/sweep_index.lua, its Python side
-``lua/sweep_index_add.lua``): a member put in an index the sweep reads wakes a sweeper at rest when the index was
-empty, and no other code adds to those indexes, so no producer can leave work due with nobody woken for it."""
+``lua/sweep_index_add.lua``): a member put first in an index the sweep reads wakes a sweeper at rest (it rests until
+the first due time it saw), and no other code adds to those indexes, so no producer can leave work due with nobody
+woken for it."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from fluxhook.store.keys import KEYS
 from fluxhook.store.scripts import LuaScript
 
 ROOT = Path(__file__).resolve().parents[3] / "fluxhook"
-# The indexes a sweeper at rest waits on (Store.sweep_holds), as the scripts and the store name them.
+# The indexes a sweeper at rest waits on (Store.sweep_firsts), as the scripts and the store name them.
 _INDEXES = r"((?<!notify_)due\b|due_index|deadlines|batches_canceling|batches_unmade|KEYS\[5\])"
 _LUA_WRITE = re.compile(r"ZADD',\s*(key\()?[^,]*" + _INDEXES)
 # A re-scoring of what is there already (XX) brings nothing new due that a sweeper at rest could miss.
@@ -48,13 +49,17 @@ def test_the_check_finds_a_write_of_its_own_kind():
     assert not _LUA_WRITE.search("redis.call('ZADD', pool.line, 0, member)")
 
 
-def test_work_put_in_an_empty_index_wakes_a_sweeper_and_more_of_it_pushes_nothing_more(connection):
+def test_work_that_comes_first_wakes_a_sweeper_and_work_due_later_pushes_nothing(connection):
     add = LuaScript(connection, "sweep_index_add")
     connection.delete(KEYS.due, KEYS.sweep_added)
 
     add([KEYS.due, KEYS.sweep_added], ["12.5", "job_a"])
-    assert connection.lpop(KEYS.sweep_added) == b"1"  # a sweeper takes it
-    add([KEYS.due, KEYS.sweep_added], ["11.5", "job_b", "13.5", "job_c"])
+    assert connection.lpop(KEYS.sweep_added) == b"1"  # a sweeper takes it, and rests until 12.5 at most
+    add([KEYS.due, KEYS.sweep_added], ["13.5", "job_c"])
+    assert connection.llen(KEYS.sweep_added) == 0  # after what the sweeper saw: its rest ends before it
+    add([KEYS.due, KEYS.sweep_added], ["11.5", "job_b"])
+    assert connection.lpop(KEYS.sweep_added) == b"1"  # before it: woken, or it would sleep past job_b
+    add([KEYS.due, KEYS.sweep_added], ["20", "job_a"])  # moved, not added: nothing looked at, nothing pushed
 
-    assert connection.zrange(KEYS.due, 0, -1, withscores=True) == [(b"job_b", 11.5), (b"job_a", 12.5), (b"job_c", 13.5)]
-    assert connection.llen(KEYS.sweep_added) == 0  # the sweeper is awake while the index holds anything
+    assert connection.zrange(KEYS.due, 0, -1, withscores=True) == [(b"job_b", 11.5), (b"job_c", 13.5), (b"job_a", 20)]
+    assert connection.llen(KEYS.sweep_added) == 0
