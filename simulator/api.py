@@ -35,8 +35,7 @@ def submit(model: str) -> ResponseReturnValue:
     time.sleep(sim.current("submit_delay"))
     task = sim.submit(model, body)
     time.sleep(sim.current("answer_delay"))
-    polling_url = f"{sim.public_base()}/v1/get_result?id={task.id}"
-    return {"id": task.id, "polling_url": polling_url, **task.answer_cost}
+    return {"id": task.id, "polling_url": sim.polling_url(task), **task.answer_cost}
 
 
 @bp.get("/v1/get_result")
@@ -66,7 +65,7 @@ def _result() -> ResponseReturnValue:
     # BFL's time to answer, once a poll (here, not in get_result: a redirected poll waits once, where it lands); the
     # task's state is read after it, as BFL answers with what it knows then.
     time.sleep(sim.current("poll_delay"))
-    body = sim.poll(task_id)
+    body = sim.poll(task_id, request.host)
     if body is None:
         return {"id": task_id, "status": "Task not found"}, 404
     return body

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from fluxhook.core.catalog import SHIPPED_CATALOG
 
@@ -62,6 +63,9 @@ class SimSettings:
     max_active_video: int = SHIPPED_CATALOG.models["flux-3-video"].max_active or 24
     # Polls answered with a 307 to a "regional" host (this one, another path), as BFL may.
     redirect_polls: bool = False
+    # Every Nth task accepted (0: none) is handed a polling_url on the gateway host (``gateway_base``), as BFL hands
+    # out regional gateways (gateway.bfl.ai); the global host answers such a task's polls 404, as BFL's does.
+    gateway_every: int = 0
     # Images as generations look: a scene at the requested size (1 MP by default), not a small swatch.
     scene_images: bool = False
     # BFL out of capacity: every submission is answered 503 while this is on.
@@ -98,6 +102,11 @@ class SimSettings:
         if self.public_url:
             return self.public_url.rstrip("/")
         return f"http://{self.host}:{self.port}"
+
+    def gateway_base(self) -> str:
+        """Base URL of the gateway host: this server under its other name on this machine, ``localhost``."""
+        base = urlsplit(self.public_base())
+        return urlunsplit((base.scheme, f"localhost:{base.port}" if base.port else "localhost", base.path, "", ""))
 
 
 _STARTUP_KEYS = ("host", "port", "api_key", "public_url", "verbose")
@@ -155,6 +164,7 @@ _VALIDATORS: dict[str, tuple[Any, str]] = {
     "draft_cache_bytes": (_integer, "an integer >= 0"),
     "max_active_video": (_integer, "an integer >= 0"),
     "redirect_polls": (lambda v: isinstance(v, bool), "a boolean"),
+    "gateway_every": (_integer, "an integer >= 0"),
     "scene_images": (lambda v: isinstance(v, bool), "a boolean"),
     "out_of_capacity": (lambda v: isinstance(v, bool), "a boolean"),
     "refuse": (lambda v: v is None or (_integer(v) and v in REFUSE_STATUSES), f"null or one of {list(REFUSE_STATUSES)}"),

@@ -7,6 +7,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass, replace
 from typing import Any
+from urllib.parse import urlsplit
 
 from fluxhook.core.catalog import URL_LIFE_BY_KIND
 
@@ -158,6 +159,7 @@ class Simulator:
             self.tasks[task.id] = task
             self._count_active(model, +1)
             self.stats.submitted += 1
+            task.gateway = s.gateway_every > 0 and self.stats.submitted % s.gateway_every == 0
             delay = s.video_delay if task.is_video and s.task_delay is not None else s.task_delay
             if task.seconds is not None:  # the prompt's own length, even when tasks otherwise wait to be told
                 delay = task.seconds
@@ -171,12 +173,21 @@ class Simulator:
                 self._end_after(task, s.pending_limit)
         return task
 
-    def poll(self, task_id: str) -> dict[str, Any] | None:
-        """The get_result body for a task (None if unknown); counts the poll."""
+    def polling_url(self, task: Task) -> str:
+        """Where the task is to be polled: the gateway host for a gateway task, else this host."""
+        with self.lock:
+            base = self.settings.gateway_base() if task.gateway else self.settings.public_base()
+        return f"{base}/v1/get_result?id={task.id}"
+
+    def poll(self, task_id: str, host: str) -> dict[str, Any] | None:
+        """The get_result body for a task polled at ``host`` (None if unknown there); counts the poll."""
         with self.lock:
             task = self.tasks.get(task_id)
             if task is None:
                 return None
+            task.polled_hosts.append(host)
+            if task.gateway and host != urlsplit(self.settings.gateway_base()).netloc:
+                return None  # BFL's global host knows no task that lives behind a regional gateway
             task.polls += 1
             self.stats.polls_total += 1
             # Each poll of a Ready task mints a fresh link: how clients recover from expiry (unless fresh links

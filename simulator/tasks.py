@@ -83,6 +83,9 @@ class Task:
     outcome: str | None = None
     completed_at: float | None = None
     polls: int = 0
+    # Handed a polling_url on the gateway host, and the hosts (``host:port``) its polls came to, in order.
+    gateway: bool = False
+    polled_hosts: list[str] = field(default_factory=list)
     callback_plan: str | None = None
     callback_attempts: list[CallbackAttempt] = field(default_factory=list)
     timer: threading.Timer | None = field(default=None, repr=False)
@@ -177,6 +180,8 @@ class Task:
             "created_at": self.created_at,
             "completed_at": self.completed_at,
             "polls": self.polls,
+            "gateway": self.gateway,
+            "polled_hosts": list(self.polled_hosts),
             "callback_plan": self.callback_plan,
             "callback_attempts": [
                 {"at": a.at, "status_code": a.status_code, "error": a.error, "replay": a.replay}

@@ -317,7 +317,8 @@ def service_env(redis_server, simulator, spy_port: int, port: int, **overrides) 
         "PORT": str(port),
         "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
         "RESULT_HOST_ALLOWLIST": f"{sim_host},127.0.0.1:{spy_port},localhost,*.fluxhook-test.invalid",
-        "API_HOST_ALLOWLIST": sim_host,
+        # The simulator, and its gateway host (gateway_every): the same server under its other name on this machine.
+        "API_HOST_ALLOWLIST": f"{sim_host},localhost:{sim_host.rpartition(':')[2]}",
         "MAX_IMAGE_BYTES": str(MAX_IMAGE_BYTES),
         "MAX_VIDEO_BYTES": str(MAX_VIDEO_BYTES),
         "CALLBACK_GRACE_SECONDS": "2",

@@ -31,7 +31,9 @@ from fluxhook.core.models import MODEL
 from fluxhook.core.notify_rules import MAX_NOTIFY_URL, Wording, check_form, check_notify_url
 
 DEFAULT_RESULT_HOSTS = "delivery.*.bfl.ai,delivery-*.bfl.ai,bfldeliveryprod.blob.core.windows.net"
-DEFAULT_API_HOSTS = "api.bfl.ai,api.*.bfl.ai"
+# Every https host of BFL's domain one or two labels deep: BFL hands out polling URLs on regional gateways
+# (gateway.bfl.ai, api.eu.bfl.ai) whose tasks its global host answers 404 for.
+DEFAULT_API_HOSTS = "*.bfl.ai,*.*.bfl.ai"
 DEFAULT_MODEL_LIMITS = ",".join(f"{model}={limit}" for model, limit in DEFAULT_LIMITS)
 # STORAGE_URL's s3:// form: S3's rules for bucket names and key prefixes.
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")

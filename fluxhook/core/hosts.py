@@ -20,6 +20,7 @@ _PATTERN_LABEL = re.compile(r"^(?:\*|[a-z0-9*](?:[a-z0-9*-]{0,61}[a-z0-9*])?)$")
 # The port of an entry that takes any port: only this machine's loopback may be named so.
 ANY_PORT = 0
 _LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+_UNSAFE = re.compile(r"[\x00-\x20\x7f]")
 
 
 @dataclass(frozen=True)
@@ -85,10 +86,16 @@ def _glob_to_regex(pattern: str) -> re.Pattern[str]:
 
 def host_matches(pattern: HostPattern, host: str, port: int) -> bool:
     """Whether ``host:port`` is covered by ``pattern`` (globs cover port 443 only)."""
-    host = host.lower().rstrip(".")
+    host = _fqdn(host)
     if pattern.exact:
         return host == pattern.host and pattern.port in (port, ANY_PORT)
     return port == 443 and _glob_to_regex(pattern.host).fullmatch(host) is not None
+
+
+def _fqdn(host: str) -> str:
+    """``host`` in lower case without its one root dot (``a.bfl.ai.`` is ``a.bfl.ai``; ``a.bfl.ai..`` names no host)."""
+    host = host.lower()
+    return host[:-1] if host.endswith(".") else host
 
 
 @dataclass(frozen=True)
@@ -104,6 +111,9 @@ class Target:
 
 def check_url(url: str, allowlist: tuple[HostPattern, ...]) -> Target:
     """Return the URL's target if the allowlist covers it; raise HostNotAllowed otherwise."""
+    if _UNSAFE.search(url):
+        # urlsplit drops tabs and newlines that the HTTP client would not: the host checked must be the host reached.
+        raise HostNotAllowed("the URL contains whitespace or control characters")
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -114,9 +124,9 @@ def check_url(url: str, allowlist: tuple[HostPattern, ...]) -> Target:
         raise HostNotAllowed(f"scheme {scheme or 'none'!r} is not allowed; only https")
     if "@" in parts.netloc or parts.username is not None:
         raise HostNotAllowed("URLs with user information are not allowed")
-    host = (parts.hostname or "").lower().rstrip(".")
-    if not host:
-        raise HostNotAllowed("the URL has no host")
+    host = _fqdn(parts.hostname or "")
+    if not host or host.endswith("."):
+        raise HostNotAllowed("the URL has no host name")
     port = port or (443 if scheme == "https" else 80)
     for pattern in allowlist:
         if host_matches(pattern, host, port):

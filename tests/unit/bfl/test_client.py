@@ -17,10 +17,12 @@ from fluxhook.core.errors import BFLAuthFailed, BFLRateLimited, BFLRejected, BFL
 from fluxhook.net.http_client import HTTPClient
 
 
-def _client(base: str, key: str = SIMULATOR_KEY, api_hosts: str = "api.bfl.ai,api.*.bfl.ai") -> BFLClient:
+def _client(base: str, key: str = SIMULATOR_KEY, api_hosts: str | None = "api.bfl.ai,api.*.bfl.ai") -> BFLClient:
+    """A client of ``base``; ``api_hosts`` None leaves API_HOST_ALLOWLIST at its default."""
     config = Config.from_env({
         "REDIS_URL": "redis://127.0.0.1:1/0", "BFL_API_KEY": key, "BFL_API_BASE": base,
-        "SECRET_KEY": "x" * 32, "API_TOKENS": "token-123456", "API_HOST_ALLOWLIST": api_hosts,
+        "SECRET_KEY": "x" * 32, "API_TOKENS": "token-123456",
+        **({} if api_hosts is None else {"API_HOST_ALLOWLIST": api_hosts}),
     })
     return BFLClient(config, HTTPClient(), sleep=lambda seconds: None)
 
@@ -73,6 +75,19 @@ def test_polling_url_outside_the_allowlist_is_replaced_by_the_base_url(sim, unli
         assert url == f"{sim.url}/v1/get_result?id=t"
     assert client.get_result("t", f"{unlisted_spy.url}/v1/get_result?id=t")["status"] == "Task not found"
     assert unlisted_spy.hits == []
+
+
+def test_by_default_bfls_gateways_are_polled_at_their_polling_url_and_no_other_domain_gets_the_key(sim):
+    client = _client(sim.url, api_hosts=None)
+    for polling_url in ("https://gateway.bfl.ai/v1/get_result?id=t", "https://api.eu.bfl.ai/v1/get_result?id=t",
+                        "https://api.us1.bfl.ai/v1/get_result?id=t"):
+        target, url = client.poll_target("t", polling_url)
+        assert (url, target.exact) == (polling_url, False)
+    for polling_url in ("https://api.bfl.ai@evil.com/v1/get_result?id=t", "https://bfl.ai.evil.com/v1/get_result?id=t",
+                        "https://a.b.c.bfl.ai/v1/get_result?id=t", "http://gateway.bfl.ai/v1/get_result?id=t",
+                        "https://evil.com\t.bfl.ai/v1/get_result?id=t"):
+        target, url = client.poll_target("t", polling_url)
+        assert (url, target.exact) == (f"{sim.url}/v1/get_result?id=t", True), polling_url
 
 
 def test_listed_exact_polling_url_is_used(sim):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 
+from fluxhook.core.config import DEFAULT_API_HOSTS
 from fluxhook.core.errors import HostNotAllowed
 from fluxhook.core.hosts import HostPattern, check_url, host_matches, is_public_address, parse_host_pattern
 
@@ -16,6 +17,7 @@ def allowlist(*entries: str) -> tuple[HostPattern, ...]:
 
 
 DEFAULT_RESULT_HOSTS = allowlist("delivery.*.bfl.ai", "delivery-*.bfl.ai", "bfldeliveryprod.blob.core.windows.net")
+API_HOSTS = allowlist(*DEFAULT_API_HOSTS.split(","))  # where BFL's key (x-key) may go unless the operator says else
 
 
 @pytest.mark.parametrize(
@@ -281,3 +283,85 @@ def test_this_machines_loopback_may_take_any_port_and_reach_it_over_http(entry):
 def test_any_other_host_must_name_its_port(entry):
     with pytest.raises(ValueError, match="only this machine's loopback"):
         parse_host_pattern(entry)
+
+
+# --------------------------------------------------------------------------------------------
+# the default API_HOST_ALLOWLIST: every https host of bfl.ai one or two labels deep, never another domain
+# --------------------------------------------------------------------------------------------
+
+ON_BFL_AI = (
+    "https://gateway.bfl.ai/v1/get_result?id=abc",
+    "https://api.bfl.ai/v1/get_result?id=abc",
+    "https://api.eu.bfl.ai/v1/get_result?id=abc",
+    "https://api.us1.bfl.ai/v1/get_result?id=abc",
+    "https://gateway.bfl.ai:443/v1/get_result?id=abc",
+    "https://xn--gatway-9ua.bfl.ai/v1/get_result?id=abc",  # an IDN label is still a host of bfl.ai
+    # the same host as DNS names it: case, the root dot
+    "HTTPS://GATEWAY.BFL.AI/v1/get_result?id=abc",
+    "https://gateway.bfl.ai./v1/get_result?id=abc",
+)
+
+
+def test_the_default_api_hosts_take_every_host_of_bfl_ai_one_or_two_labels_deep():
+    for url in ON_BFL_AI:
+        target = check_url(url, API_HOSTS)
+        assert target.host.endswith(".bfl.ai") and (target.scheme, target.port, target.exact) == ("https", 443, False)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        # another domain, whatever it looks like
+        "https://bfl.ai.evil.com/v1/get_result?id=abc",
+        "https://gateway.bfl.ai.evil.com/v1/get_result?id=abc",
+        "https://evilbfl.ai/v1/get_result?id=abc",
+        "https://gateway.evilbfl.ai/v1/get_result?id=abc",
+        "https://gateway-bfl.ai/v1/get_result?id=abc",
+        "https://bfl.ai/v1/get_result?id=abc",  # the registrable domain itself: no label deep
+        "https://a.b.c.bfl.ai/v1/get_result?id=abc",  # three labels deep
+        "https://gateway.bfl.ai%2eevil.com/v1/get_result?id=abc",
+        "https://gateway.bfl.ai\\.evil.com/v1/get_result?id=abc",
+        "https://evil.com/gateway.bfl.ai/v1/get_result?id=abc",
+        "https://evil.com?.bfl.ai",
+        "https://evil.com#.bfl.ai",
+        # not https, or not on 443
+        "http://gateway.bfl.ai/v1/get_result?id=abc",
+        "http://gateway.bfl.ai:443/v1/get_result?id=abc",
+        "https://gateway.bfl.ai:8443/v1/get_result?id=abc",
+        "https://gateway.bfl.ai:80/v1/get_result?id=abc",
+        "ws://gateway.bfl.ai/v1/get_result?id=abc",
+        "//gateway.bfl.ai/v1/get_result?id=abc",
+        # user information: the host reached is after the '@'
+        "https://api.bfl.ai@evil.com/",
+        "https://api.bfl.ai:443@evil.com/",
+        "https://api.bfl.ai%40evil.com@evil.com/",
+        "https://x-key:k@gateway.bfl.ai/v1/get_result?id=abc",
+        "https://api.bfl.ai\\@evil.com/",
+        # IP literals, even in BFL's name's shape
+        "https://104.18.0.1/v1/get_result?id=abc",
+        "https://[2606:4700::1]/v1/get_result?id=abc",
+        "https://2130706433/v1/get_result?id=abc",
+        "https://0x7f000001/v1/get_result?id=abc",
+        # spellings that are no DNS name of bfl.ai
+        "https://GATEWAY.BFL.AI.EVIL.COM/v1/get_result?id=abc",
+        "https://gateway.bfl.ai../v1/get_result?id=abc",
+        "https://gateway..bfl.ai/v1/get_result?id=abc",
+        "https://.bfl.ai/v1/get_result?id=abc",
+        # lookalikes: Cyrillic letters, fullwidth letters, ideographic dots that IDNA maps to '.'
+        "https://gat\u0435way.bfl.ai/v1/get_result?id=abc",
+        "https://gateway.bf\u04cf.ai/v1/get_result?id=abc",
+        "https://\uff47ateway.bfl.ai/v1/get_result?id=abc",
+        "https://gateway.bfl\uff0eai/v1/get_result?id=abc",
+        "https://gateway.bfl.ai\u3002evil.com/v1/get_result?id=abc",
+        "https://evil.com\u3002gateway.bfl.ai/v1/get_result?id=abc",
+        # characters urlsplit drops and the HTTP client would not
+        "https://evil.com\t.bfl.ai/v1/get_result?id=abc",
+        "https://evil\n.gateway.bfl.ai/v1/get_result?id=abc",
+        "https://gateway.bfl.ai\r/v1/get_result?id=abc",
+        "https://gateway.bfl.ai\x00.evil.com/v1/get_result?id=abc",
+        "https://gateway.bfl.ai /v1/get_result?id=abc",
+    ],
+)
+def test_the_default_api_hosts_never_take_another_domain_or_a_trick(url):
+    with pytest.raises(HostNotAllowed):
+        check_url(url, API_HOSTS)
