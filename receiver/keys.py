@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 
 from flask import Blueprint
+from flask.blueprints import BlueprintSetupState
+from werkzeug.routing import BaseConverter
 
 from fluxhook.core.errors import KeyNotFound
 from fluxhook.lifecycle import key_admin, notifications, revoking
@@ -17,6 +19,24 @@ from .replicated import replicated
 from .request_input import json_object
 
 bp = Blueprint("keys", __name__, url_prefix="/v1")
+
+
+class EndUserConverter(BaseConverter):
+    """An end user's name as the rest of its path holds it: any name a job may carry, '/' included (a client sends it
+    percent-encoded, the server hands it over decoded), up to the route's own last word (``/block``)."""
+
+    regex = r".+?"
+    part_isolating = False
+
+
+# Its routes keep '//' as sent: merged, '/a' or 'a//b' would name another end user.
+END_USER = {"merge_slashes": False}
+
+
+# Registered before the routes that use it (a blueprint applies its records in order).
+@bp.record_once
+def _add_converter(state: BlueprintSetupState) -> None:
+    state.app.url_map.converters.setdefault("end_user", EndUserConverter)
 
 
 @bp.before_request
@@ -80,27 +100,27 @@ def end_users_top(key_id: str):
                                                               time.time())}
 
 
-@bp.get("/keys/<key_id>/end_users/<end_user>")
+@bp.get("/keys/<key_id>/end_users/<end_user:end_user>", **END_USER)
 def end_user_show(key_id: str, end_user: str):
     """One end user of the key: its limits, today's counts and spend, its block."""
     return key_admin.show_end_user(services(), key_id, end_user, time.time())
 
 
-@bp.put("/keys/<key_id>/end_users/<end_user>")
+@bp.put("/keys/<key_id>/end_users/<end_user:end_user>", **END_USER)
 @replicated
 def end_user_set(key_id: str, end_user: str):
     """The end user's own limits, in place of the key's end_user_limits."""
     return key_admin.set_end_user_limits(services(), key_id, end_user, json_object(), time.time())
 
 
-@bp.post("/keys/<key_id>/end_users/<end_user>/block")
+@bp.post("/keys/<key_id>/end_users/<end_user:end_user>/block", **END_USER)
 @replicated
 def end_user_block(key_id: str, end_user: str):
     """Block the end user until it is unblocked or the UTC day ends."""
     return key_admin.block_end_user(services(), key_id, end_user, time.time())
 
 
-@bp.post("/keys/<key_id>/end_users/<end_user>/unblock")
+@bp.post("/keys/<key_id>/end_users/<end_user:end_user>/unblock", **END_USER)
 @replicated
 def end_user_unblock(key_id: str, end_user: str):
     """Lift the end user's block of today."""
