@@ -979,7 +979,10 @@ def _instant(value: When, name: str) -> str:
 
 
 def _part(value: str) -> str:
-    return quote(str(value), safe="")
+    """``value`` as one segment of a path, whatever it holds: '/' encoded, and '.' or '..' encoded too, which a URL
+    would otherwise resolve away (an end user may be named so)."""
+    part = quote(str(value), safe="")
+    return "%2E" * len(part) if part in (".", "..") else part
 
 
 def _reason(exc: requests.RequestException) -> str:
