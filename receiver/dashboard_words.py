@@ -32,7 +32,7 @@ def duration(seconds: float) -> str:
 
 
 # A reason whose own words would widen the job list's column past its room; its description says the rest.
-SHORTER = {"end_user_max_active": "end user limit"}
+SHORTER = {"end_user_max_active": "end user limit", "end_user_daily_credits": "end user credits"}
 
 
 def reason_words(reason: str) -> str:

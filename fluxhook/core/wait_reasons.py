@@ -10,8 +10,8 @@ Two kinds of wait, told apart by where the job stands:
   and the pool pauses (``bfl_capacity``, ``until`` the pause ends), its model's own limit is reached
   (``model_limit``), or every one of ``BFL_MAX_ACTIVE``'s slots is taken (``bfl_slots``). When several hold, the
   first of that list is named: the key's own limit would still hold it back with BFL's room free.
-* **Out of line** (``Place.ASIDE``): the budget keeps it aside (the day's credits, its key's, or a price to
-  settle first), or its end user's ``max_active`` does; the reason is recorded on the job when the wait begins, with
+* **Out of line** (``Place.ASIDE``): the budget keeps it aside (the day's credits, its key's, its end user's, or a
+  price to settle first), or its end user's ``max_active`` does; the reason is recorded on the job when the wait begins, with
   ``until`` when known, and goes with the job's move out of ``queued``.
 
 A job holding a slot (``Place.SLOT``) waits for nothing: it is being sent.
@@ -40,6 +40,8 @@ class WaitReason(StrEnum):
     ACCOUNT_COOLING = "account_cooling"
     # Its app key's limit of its end user's jobs at BFL at once (``end_user_limits.max_active``).
     END_USER_MAX_ACTIVE = "end_user_max_active"
+    # Its app key's daily credits for its end user are spent for today (``end_user_limits.daily_credits``).
+    END_USER_DAILY_CREDITS = "end_user_daily_credits"
     # Storage is behind: the results BFL finished and fluxhook has not stored would take too long to store
     # (core/pacing.py); new sends go as it catches up.
     STORAGE = "storage"
@@ -56,6 +58,7 @@ DESCRIPTIONS: dict[WaitReason, str] = {
     WaitReason.BFL_CAPACITY: "BFL said it is full (429 or 503)",
     WaitReason.ACCOUNT_COOLING: "every BFL account it may use cools down after BFL's refusals (503, 5xx, 402)",
     WaitReason.END_USER_MAX_ACTIVE: "its end user has as many jobs at BFL as its app key lets one (max_active)",
+    WaitReason.END_USER_DAILY_CREDITS: "its end user's daily_credits with its app key are spent for today",
     WaitReason.STORAGE: "storage is behind: the results not yet stored would take too long to store before their "
                         "URLs lapse (STORE_PACING_SHARE); sends go on as it catches up",
 }

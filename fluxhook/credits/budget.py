@@ -12,7 +12,9 @@ reservation goes and the real price is spent, in the one atomic step that record
 it. The check and the reservation are one Lua script over a list of limits (``store/lua/budget_reserve.lua``), so two processes
 never both pass the last credit, and another limit (an app key's) is one more entry of the list.
 
-``POST /v1/jobs`` asks the budget before it creates the job, so a refused request creates nothing; it reserves nothing then. A job
+``POST /v1/jobs`` asks the budget before it creates the job, so a refused request creates nothing; it reserves nothing then,
+but for its end user's daily credits, where it holds its bound from then until it settles: an end user's burst is admitted
+as the same jobs one at a time would be, the rest refused at the door (``end_user_admit``). A job
 reserves when it is sent, holding a slot (in the request, or in a worker's sender), and BFL's answer settles it: only jobs being
 sent hold reservations, so a job that waits for a slot, its key's ``max_active``, its account's day or a cooling account holds
 none against anyone's limit. A queued job refused waits on its own, asleep until the next UTC day or its hour is up
@@ -40,7 +42,7 @@ import re
 import time
 from datetime import datetime, timedelta, timezone
 from enum import Enum
-from typing import TYPE_CHECKING, Any, Mapping, NamedTuple
+from typing import TYPE_CHECKING, Any, Mapping, NamedTuple, NoReturn
 
 from fluxhook import metrics
 from fluxhook.bfl.reports import Cost
@@ -196,8 +198,15 @@ def most(svc: "Services", model: str, body: Mapping[str, Any] | Size) -> int | N
     entry = svc.config.catalog.get(model)
     if entry is None or entry.price is None or svc.store.prices.check(model, repr(entry.price)) != PriceCheck.WITHIN:
         return None
-    size = body if isinstance(body, Size) else request_size(entry, body)
-    return bound(entry, size)
+    return _catalog_bound(entry, body)
+
+
+def _catalog_bound(entry: Model | None, body: Mapping[str, Any] | Size) -> int | None:
+    """The catalog's bound of the request's price in micro-credits, whatever BFL has charged so far; None when the
+    catalog cannot bound it."""
+    if entry is None or entry.price is None:
+        return None
+    return bound(entry, body if isinstance(body, Size) else request_size(entry, body))
 
 
 def standing(svc: "Services", now: float | None = None) -> Reservation | None:
@@ -212,13 +221,45 @@ def standing(svc: "Services", now: float | None = None) -> Reservation | None:
 def admission(svc: "Services", job_id: str, model: str, body: Mapping[str, Any], now: float | None = None,
               key: AppKey | None = None, end_user: EndUserBudget | None = None) -> None:
     """Whether a new job may be created: ``BudgetExceeded`` when the budget refuses it now, so that nothing is.
-    It reserves nothing: its sender reserves when it sends it (``reserve``; the module's doc says why)."""
+    It reserves nothing: its sender reserves when it sends it (``reserve``; the module's doc says why). A job of an
+    end user with daily credits holds its bound against them from here until it settles (``end_user_admit``), or
+    until ``give_back_admission`` when it is not made after all."""
     now = time.time() if now is None else now
     reservation = would_reserve(svc, job_id, model, body, now, key=key, end_user=end_user)
     if reservation is not None and not reservation.admitted and not reservation.waits:
-        if reservation.decided_by == END_USER_LIMIT and key is not None:
-            metrics.count(svc, "fluxhook_end_user_refusals", key=key.name, reason="budget_exceeded")
-        raise BudgetExceeded(refusal_of(svc, reservation, now, key, end_user))
+        _refuse(svc, reservation, now, key, end_user)
+    if end_user is not None:
+        held = end_user_admit(svc, job_id, model, body, now, end_user)
+        if not held.admitted:
+            _refuse(svc, held, now, key, end_user)
+
+
+def _refuse(svc: "Services", reservation: Reservation, now: float, key: AppKey | None,
+            end_user: EndUserBudget | None) -> NoReturn:
+    if reservation.decided_by == END_USER_LIMIT and key is not None:
+        metrics.count(svc, "fluxhook_end_user_refusals", key=key.name, reason="budget_exceeded")
+    raise BudgetExceeded(refusal_of(svc, reservation, now, key, end_user))
+
+
+def end_user_admit(svc: "Services", job_id: str, model: str, body: Mapping[str, Any], now: float,
+                   end_user: EndUserBudget) -> Reservation:
+    """A new job's admission against its end user's daily credits, counting what its jobs admitted and not yet
+    settled may cost (their bounds), so that a burst of them sent at once is admitted as the same jobs sent one at a
+    time would be (each while the spend is below the limit) and the rest refused at the door, never left to wait for
+    the next day: admitted, it holds the catalog's bound of its price (nothing when the catalog cannot bound it: it
+    goes alone when sent, as the module's doc says) until it settles or ends. One step in Redis over any number of
+    processes."""
+    limit = svc.store.usage.end_user_limit(accounting.utc_day(now), end_user.key_id, end_user.end_user,
+                                           accounting.to_micro(end_user.daily_credits))
+    return svc.store.usage.admit_end_user(job_id, limit, _catalog_bound(svc.config.catalog.get(model), body),
+                                          key_id=end_user.key_id, end_user=end_user.end_user, now=now,
+                                          lease=RESERVATION_LEASE)
+
+
+def give_back_admission(svc: "Services", job_id: str, end_user: EndUserBudget | None) -> None:
+    """A job ``admission`` admitted is not made after all: its hold on its end user's credits goes."""
+    if end_user is not None:
+        svc.store.usage.drop_end_user_hold(job_id, key_id=end_user.key_id, end_user=end_user.end_user)
 
 
 def _by_key(reservation: Reservation, key: AppKey | None) -> bool:
@@ -257,12 +298,19 @@ def settling_recheck(reservation: Reservation) -> float:
 
 def waiting_for(svc: "Services", reservation: Reservation, now: float, key: AppKey | None = None) -> Waiting:
     """Why a queued job the budget does not let go waits, and until when: the prices of the submissions under
-    way to settle (``budget_settling``, unknown), or the next UTC day, for its app key's ``daily_credits``
-    (``key_daily_credits``) or the account's ``BFL_DAILY_CREDIT_LIMIT`` (``daily_credits``)."""
+    way to settle (``budget_settling``, unknown), or the next UTC day, for its end user's daily credits
+    (``end_user_daily_credits``), its app key's ``daily_credits`` (``key_daily_credits``) or the account's
+    ``BFL_DAILY_CREDIT_LIMIT`` (``daily_credits``)."""
     if refusal_kind(reservation) is Refusal.SETTLING:
         return Waiting(WaitReason.BUDGET_SETTLING)
-    reason = WaitReason.KEY_DAILY_CREDITS if _by_key(reservation, key) else WaitReason.DAILY_CREDITS
-    return Waiting(reason, now + seconds_until_next_day(now))
+    return Waiting(_spent_reason(reservation, key), now + seconds_until_next_day(now))
+
+
+def _spent_reason(reservation: Reservation, key: AppKey | None) -> WaitReason:
+    """Whose day is spent, of a job refused until the next day: its end user's, its app key's, or the service's."""
+    if key is not None and reservation.decided_by == END_USER_LIMIT:
+        return WaitReason.END_USER_DAILY_CREDITS
+    return WaitReason.KEY_DAILY_CREDITS if _by_key(reservation, key) else WaitReason.DAILY_CREDITS
 
 
 def refusal_of(svc: "Services", reservation: Reservation, now: float, key: AppKey | None = None,
@@ -271,9 +319,11 @@ def refusal_of(svc: "Services", reservation: Reservation, now: float, key: AppKe
     app key is told the figures of its own limits only: the service's spend and others' reservations are the
     operator's."""
     if end_user is not None and reservation.decided_by == END_USER_LIMIT:
+        held = (f", {accounting.from_micro(reservation.reserved):g} more held by its jobs not yet sent or priced"
+                if reservation.reserved else "")
         return (f"{named(end_user.end_user)} has spent its credits for today with this app key: "
-                f"{accounting.from_micro(reservation.spent):g} of its daily_credits {end_user.daily_credits:g} (its "
-                f"end user limits); its new submissions are refused {_until_tomorrow(now)}")
+                f"{accounting.from_micro(reservation.spent):g} of its daily_credits {end_user.daily_credits:g}{held} "
+                f"(its end user limits); its new submissions are refused {_until_tomorrow(now)}")
     if key is None:
         limit = svc.config.bfl_daily_credit_limit
         assert limit is not None  # without a key's limit, only the service's refuses

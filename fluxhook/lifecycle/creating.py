@@ -3,8 +3,9 @@ alike, within the caller's app key's limits.
 
 In order: the key's models, the input as BFL's schema reads it (its 422, before anything counts), the accounts the job
 may use (``key_limits.route_of``), and the key's requests per minute; the budget's word (402 and nothing created when
-the day is spent); the record (a large input in storage, never in Redis) with its place in line, in one step, which
-makes nothing when the key's queue is full (429 ``queue_full``); then a BFL slot and the submission in this request
+the day is spent, or its end user's would be by its jobs under way: ``budget.admission``); the record (a large input in
+storage, never in Redis) with its place in line, in one step, which makes nothing when the key's queue is full (429
+``queue_full``); then a BFL slot and the submission in this request
 when the caller may wait on BFL (``submit_here``), else a worker's sender takes it from the line (``worker/sending.py``).
 """
 
@@ -22,6 +23,7 @@ from fluxhook.core.end_users import EndUserLimits
 from fluxhook.core.errors import BFLError, BudgetExceeded
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.wait_reasons import Waiting
+from fluxhook.credits import budget
 from fluxhook.credits.budget import request_size
 from fluxhook.lifecycle.steps import end_user_limits, key_limits, submission, task_inputs, timeline, waits
 from fluxhook.lifecycle.steps.admission import check_input, strict_input, unknown_input_warnings, usable_model
@@ -95,7 +97,7 @@ def create_job(svc: Services, caller: Caller, request: JobRequest, *, submit_her
     now = time.time()
     job_id = new_job_id(now)
     taken = key_limits.take_request(svc, caller, now)
-    for_end_user = None
+    for_end_user, job = None, None
     try:
         for_end_user = end_user_limits.take(svc, caller, request.end_user, job_id, now)
         with tracing.job_span("fluxhook.create", job_id):
@@ -103,9 +105,12 @@ def create_job(svc: Services, caller: Caller, request: JobRequest, *, submit_her
                            for_end_user.limits if for_end_user is not None else None)
             return replace(_admit(svc, caller, request, model, job, submit_here), warnings=warnings)
     except BaseException:
-        # Only accepted submissions count against requests_per_minute: a refused one gives its count back.
+        # Only accepted submissions count against requests_per_minute: a refused one gives its count back, and the
+        # hold its admission took on its end user's credits.
         key_limits.give_back_request(svc, taken)
         end_user_limits.give_back(svc, for_end_user)
+        if job is not None:
+            budget.give_back_admission(svc, job_id, budget.end_user_of(job))
         raise
 
 

@@ -123,19 +123,22 @@ class CountStored:
 @dataclass(frozen=True)
 class ReleaseBudget:
     """Drop the job's reservation of credits against the daily limit (``Keys.budget_held``), and against its
-    app key's (``Keys.key_budget_held``) and its BFL account's (``Keys.bfl_account_budget_held``) when named."""
+    app key's (``Keys.key_budget_held``) and its BFL account's (``Keys.bfl_account_budget_held``) when named; and
+    its end user's, with the hold its admission took there (``Keys.end_user_admitted``)."""
 
     job_id: str
     key_id: str | None = None
     account: str | None = None
     # The job's end user, when its key limits that end user's credits (``Job.end_user_daily_credits``).
     end_user: str | None = None
+    # Whether its admission's hold on its end user's credits goes too: not while the job is still to be sent.
+    admission: bool = True
 
     @classmethod
-    def of(cls, job: Job, account: str | None = None) -> ReleaseBudget:
-        """The job's reservations, wherever it may hold one."""
+    def of(cls, job: Job, account: str | None = None, *, admission: bool = True) -> ReleaseBudget:
+        """The job's reservations, wherever it may hold one (``admission``: and its admission's hold)."""
         limited = job.end_user if job.end_user_daily_credits is not None else None
-        return cls(job.id, job.key_id, account, limited)
+        return cls(job.id, job.key_id, account, limited, admission)
 
 
 @dataclass(frozen=True)
@@ -233,7 +236,9 @@ def encode(effects: Sequence[Effect], store_keys, keys: list[str], timeline_ttl:
             held = [store_keys.budget_held] + ([store_keys.key_budget_held(effect.key_id)] if effect.key_id else []) \
                 + ([store_keys.bfl_account_budget_held(effect.account)] if effect.account else []) \
                 + ([store_keys.end_user_budget_held(effect.key_id, effect.end_user)]
-                   if effect.key_id and effect.end_user else [])
+                   if effect.key_id and effect.end_user else []) \
+                + ([store_keys.end_user_admitted(effect.key_id, effect.end_user)]
+                   if effect.key_id and effect.end_user and effect.admission else [])
             entries += [{"release": place(keys, key), "member": effect.job_id} for key in held]
         elif isinstance(effect, AccountAccepted):
             strikes = [store_keys.strikes(effect.pool, effect.account), store_keys.strikes(ACCOUNT_WIDE, effect.account)]

@@ -541,6 +541,11 @@ class Keys:
         """Credits reserved against an end user's daily_credits, as ``key_budget_held`` holds its key's."""
         return f"{self.prefix}budget:held:eu:{key_id}:{end_user}"
 
+    def end_user_admitted(self, key_id: str, end_user: str) -> str:
+        """The bounds of an end user's jobs admitted and not yet settled, held against its daily_credits from their
+        admission (``lua/end_user_admit.lua``): job id -> '<deadline ms> <micro-credits>'."""
+        return f"{self.prefix}budget:admitted:eu:{key_id}:{end_user}"
+
     def signed_out(self, session: str) -> str:
         """Set once the dashboard session ``session`` (a digest of its id) was signed out, for its cookie's lifetime."""
         return f"{self.prefix}signedout:{session}"

@@ -79,6 +79,7 @@ class UsageStore:
         # The process's hourly counts not yet written (the store's): written before the hours are read.
         self.tallies = tallies
         self._reserve = LuaScript(connection, "budget_reserve")
+        self._admit_end_user = LuaScript(connection, "end_user_admit")
         self._read = LuaScript(connection, "counters_read")
         self._set_balance = LuaScript(connection, "balance_set")
 
@@ -123,6 +124,21 @@ class UsageStore:
         decided = limits[index - 1].kind if state != 1 and index >= 1 else ""
         return Reservation(state == 1, spent, reserved, amount, waits=state == 2, limit_index=max(0, index - 1),
                            decided_by=decided, alone=alone == 1)
+
+    def admit_end_user(self, job_id: str, limit: Limit, bound: int | None, *, key_id: str, end_user: str,
+                       now: float, lease: float) -> Reservation:
+        """Admit a new job of ``end_user`` (of app key ``key_id``) within its daily credits ``limit`` (``end_user_limit``)
+        while the day's spend and what its jobs admitted and not yet settled may cost stay below it, holding ``bound``
+        (the most the job may cost; None if unknown) for ``lease`` seconds or until it settles (``ReleaseBudget``), in
+        one step (``lua/end_user_admit.lua``). Refused, ``reserved`` is what the others not yet settled may cost."""
+        admitted, spent, others = (int(v) for v in self._admit_end_user(
+            [limit.spend_key, limit.held_key, self.keys.end_user_admitted(key_id, end_user)],
+            [job_id, int(now * 1000), int(lease * 1000), bound or 0, limit.limit, limit.spend_field]))
+        return Reservation(admitted == 1, spent, others, 0, decided_by="" if admitted else limit.kind)
+
+    def drop_end_user_hold(self, job_id: str, *, key_id: str, end_user: str) -> None:
+        """The job ``admit_end_user`` admitted is not made after all: its hold goes."""
+        self.connection.hdel(self.keys.end_user_admitted(key_id, end_user), job_id)
 
     def held(self, job_id: str) -> int:
         """Micro-credits the job's own reservation holds in the service's limit (0 if none)."""

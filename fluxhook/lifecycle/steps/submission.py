@@ -268,10 +268,11 @@ def _submit(svc: Services, job: Job, task_input: dict | None, primary: str | Non
         return reconciling.await_task(svc, job, account,
                                       _stand_in(svc, job, measured, reservation.amount if reservation else 0))
     except BaseException as exc:
-        # Not sent: back in line or failed, the job holds nothing against anyone's limit.
+        # Not sent: back in line or failed, the job holds nothing against anyone's limit; its admission's hold on its
+        # end user's credits stays while it may still be sent (its end drops it).
         end_user_limits.give_back_active(svc, job)
         if reservation is not None:
-            svc.store.effects.apply([ReleaseBudget.of(job, account.name)])
+            svc.store.effects.apply([ReleaseBudget.of(job, account.name, admission=False)])
         if not isinstance(exc, FluxhookError):
             raise
         return _not_sent(svc, job, account, exc, attempt.lock)

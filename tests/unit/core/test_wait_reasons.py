@@ -32,7 +32,7 @@ def _line(**changes) -> LineState:
 def test_the_reasons_are_the_specs_words_each_with_its_description():
     assert [str(r) for r in WaitReason] == ["bfl_slots", "model_limit", "key_max_active", "key_daily_credits",
                                            "daily_credits", "budget_settling", "bfl_capacity", "account_cooling",
-                                           "end_user_max_active", "storage"]
+                                           "end_user_max_active", "end_user_daily_credits", "storage"]
     assert set(DESCRIPTIONS) == set(WaitReason) and all(DESCRIPTIONS.values())
     assert describe("model_limit") == DESCRIPTIONS[WaitReason.MODEL_LIMIT] and describe("not_a_reason") == ""
 
