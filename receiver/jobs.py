@@ -16,6 +16,7 @@ from fluxhook.core.job import Job, prompt_warnings
 from fluxhook.core.job_filters import JobFilter, parse_listing
 from fluxhook.core.json_body import refuse_unknown
 from fluxhook.core.models import MODEL
+from fluxhook.lifecycle import batching
 from fluxhook.lifecycle.creating import Created, JobRequest, create_job
 from fluxhook.lifecycle.notifications import ask_events, requested_events, requested_url
 from fluxhook.lifecycle.removal import remove_job
@@ -163,8 +164,16 @@ def track():
 
 @bp.get("/jobs/<job_id>")
 def show(job_id: str):
-    """One job; with ``Prefer: wait=N``, as soon as it is terminal or after N seconds."""
-    return _answer_after_wait(_load(job_id), 200)
+    """One job; with ``Prefer: wait=N``, as soon as it is terminal or after N seconds. A batch item that ended unsent
+    keeps no record and is answered from what its batch keeps (``batching.aborted_item``)."""
+    try:
+        job = _load(job_id)
+    except JobNotFound:
+        aborted = batching.aborted_item(services(), require_bearer(), job_id)
+        if aborted is None:
+            raise
+        job, g.job_id = aborted, aborted.id
+    return _answer_after_wait(job, 200)
 
 
 def _answer_after_wait(job: Job, status: int, warnings: list[str] | None = None, created: Created | None = None):
@@ -197,7 +206,7 @@ def index():
     _refuse_unknown_model(svc, filters)
     svc.jobs.prompt_chars_read()  # this request's searching is counted from here
     try:
-        jobs, cursor = svc.jobs.list(filters, listing.limit, listing.cursor)
+        jobs, cursor = batching.list_jobs(svc, filters, listing.limit, listing.cursor)
     finally:
         # A cold search's prompts read from Redis are paid for after the fact, also when it ran past its bound.
         key_limits.charge_search(svc.store.app_keys, svc.config, caller, svc.jobs.prompt_chars_read(), time.time())

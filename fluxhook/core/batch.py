@@ -12,11 +12,16 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from fluxhook.core import job as st
-from fluxhook.core.job import iso, job_id_floor, new_job_id
+from fluxhook.core.job import CROCKFORD, is_job_id, iso, job_id_floor, spaced_id
 from fluxhook.core.wait_reasons import Waiting
 
 MAX_ITEMS = 10_000
 _BATCH_ID = re.compile(r"^bat_[0-9A-HJKMNP-TV-Z]{26}$")
+# An item's job id is its batch's id with the item's index in its last ITEM_DIGITS digits, which a batch id leaves 0:
+# so an item that keeps no record of its own (it ended unsent) still answers by its id, and its batch's items sort by
+# their index (32**3 = 32,768 indexes, MAX_ITEMS of them used).
+ITEM_DIGITS = 3
+_ITEMS_ROOM = 32**ITEM_DIGITS
 
 
 class BatchStatus(StrEnum):
@@ -31,8 +36,31 @@ class BatchStatus(StrEnum):
 
 
 def new_batch_id(now: float | None = None) -> str:
-    """A batch id, ``bat_`` then 26 characters, sorting by creation time as job ids do."""
-    return "bat_" + new_job_id(now).removeprefix("job_")
+    """A batch id, ``bat_`` then 26 characters, sorting by creation time as job ids do, its last ``ITEM_DIGITS`` 0
+    (its items' ids are there: ``item_job_id``)."""
+    return "bat_" + spaced_id(now, _ITEMS_ROOM).removeprefix("job_")
+
+
+def item_job_id(batch_id: str, index: int) -> str:
+    """The job id of the ``index``-th item (0 the first) of the batch ``batch_id`` (one ``new_batch_id`` made)."""
+    digits = "".join(CROCKFORD[(index >> shift) & 31] for shift in range(5 * (ITEM_DIGITS - 1), -5, -5))
+    return "job_" + batch_id[4:-ITEM_DIGITS] + digits
+
+
+def item_of(job_id: str) -> tuple[str, int] | None:
+    """The batch id and index a job id would be ``item_job_id``'s of (whether that batch exists and has the item is for
+    the store to say); None for a text that is no job id."""
+    if not is_job_id(job_id):
+        return None
+    index = 0
+    for digit in job_id[-ITEM_DIGITS:]:
+        index = index * 32 + CROCKFORD.index(digit)
+    return "bat_" + job_id[4:-ITEM_DIGITS] + "0" * ITEM_DIGITS, index
+
+
+def derives_items(batch_id: str) -> bool:
+    """Whether the batch's items have ``item_job_id``'s ids (a batch made before they did has its last digits set)."""
+    return batch_id.endswith("0" * ITEM_DIGITS)
 
 
 def batch_id_floor(when: float) -> str:

@@ -241,7 +241,7 @@ def deadline_passed(deadline: float | None, now: float) -> bool:
 # --- The record ---
 
 _JOB_ID = re.compile(r"^job_[0-9A-HJKMNP-TV-Z]{26}$")
-_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 COUNTERS = ("webhooks", "polls", "downloads")
 BFL_URL_FIELDS = ("result_url", "polling_url", "draft_cache_source")
 # The record's field that says a callback body came before the job's task was known, kept beside it
@@ -262,7 +262,8 @@ HOLD_KEEPS = ("polling_url",)
 SEALED_FIELDS = ("result_url", "draft_cache_source")
 # How much of the task's prompt a job keeps.
 MAX_PROMPT_CHARS = 2000
-_last_id_value = 0
+# The last id value made in this process, for each spacing of ids (``spaced_id``).
+_last_values: dict[int, int] = {}
 _id_lock = threading.Lock()
 
 
@@ -271,13 +272,20 @@ def new_job_id(now: float | None = None) -> str:
 
     Within one process ids are also strictly increasing, even for two made in the same millisecond.
     """
-    global _last_id_value
+    return spaced_id(now, 1)
+
+
+def spaced_id(now: float | None, spacing: int) -> str:
+    """An id as ``new_job_id`` makes one, its value a multiple of ``spacing``: the ``spacing`` - 1 values above it are
+    no other id's of that spacing (a batch's, whose items' ids are those values), nor, but by a chance of 2**-65, a
+    job's (each spacing keeps its own last value, so no job id is one above a batch's)."""
     millis = int((time.time() if now is None else now) * 1000)
-    value = (millis << 80) | int.from_bytes(os.urandom(10), "big")
+    value = (millis << 80) | (int.from_bytes(os.urandom(10), "big") // spacing * spacing)
     with _id_lock:
-        if value <= _last_id_value and millis == _last_id_value >> 80:
-            value = _last_id_value + 1
-        _last_id_value = value
+        last = _last_values.get(spacing, 0)
+        if value <= last and millis == last >> 80:
+            value = last + spacing
+        _last_values[spacing] = value
     return _encode_id(value)
 
 
@@ -288,7 +296,7 @@ def job_id_floor(when: float) -> str:
 
 def _encode_id(value: int) -> str:
     # 26 Crockford digits of 5 bits each, the most significant first.
-    return "job_" + "".join(_CROCKFORD[(value >> shift) & 31] for shift in range(125, -5, -5))
+    return "job_" + "".join(CROCKFORD[(value >> shift) & 31] for shift in range(125, -5, -5))
 
 
 def is_job_id(text: str) -> bool:

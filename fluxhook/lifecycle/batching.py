@@ -16,7 +16,6 @@ import logging
 import os
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager as ContextManager
@@ -31,7 +30,16 @@ from redis.exceptions import RedisError
 from fluxhook.core import job as st
 from fluxhook.core import tracing
 from fluxhook.core.accounts import pool_for
-from fluxhook.core.batch import MAX_ITEMS, Batch, BatchStatus, interrupted, new_batch_id
+from fluxhook.core.batch import (
+    MAX_ITEMS,
+    Batch,
+    BatchStatus,
+    derives_items,
+    interrupted,
+    item_job_id,
+    item_of,
+    new_batch_id,
+)
 from fluxhook.core.batch_items import NAMED_FIELDS, NAMED_ITEMS, BatchItem, ItemSpool
 from fluxhook.core.end_users import EndUserLimits
 from fluxhook.core.errors import (
@@ -45,11 +53,20 @@ from fluxhook.core.errors import (
 )
 from fluxhook.core.heartbeats import beating
 from fluxhook.core.holds import BATCH_MAKING_LEASE, CLAIM_LEASE
-from fluxhook.core.job import ABORTED_AT_DEADLINE, ABORTED_WITH_BATCH, Job, batch_cancel_ending, new_job_id
+from fluxhook.core.job import ABORTED_AT_DEADLINE, ABORTED_WITH_BATCH, Job, batch_cancel_ending, job_id_floor
+from fluxhook.core.job_filters import JobFilter
 from fluxhook.core.pacing import NONE
 from fluxhook.core.wait_reasons import Waiting, WaitReason
 from fluxhook.credits.budget import request_size
-from fluxhook.lifecycle.steps import end_user_limits, ending, key_limits, submission, task_inputs, timeline
+from fluxhook.lifecycle.steps import (
+    batch_inputs,
+    end_user_limits,
+    ending,
+    key_limits,
+    submission,
+    task_inputs,
+    timeline,
+)
 from fluxhook.lifecycle.steps.admission import check_input, strict_input, strict_refusal, unknown_input, usable_model
 from fluxhook.lifecycle.steps.callers import Caller
 from fluxhook.lifecycle.steps.presenting import present
@@ -239,23 +256,24 @@ def _create(svc: Services, caller: Caller, request: BatchRequest, model, making:
         batch = Batch(id=making.held, model=model.name, total=request.items.count, created_at=now,
                       key_id=caller.key_id, metadata=request.metadata, notify_url=request.notify_url,
                       notify_events=request.job_events)
-        items = _end_user_items(request)
-        credits = end_user_limits.for_batch(svc, caller, set(items), now)
+        credits = end_user_limits.for_batch(svc, caller, _end_users(request), now)
+        # Kept before any item is made, so that every item's line has its metadata whatever becomes of its record.
+        whose = batch_inputs.keep(svc, batch.id, request.items, request.end_user)
         # Each item one request and one queued job of its end user: refused whole (429) past one, as for its key.
-        for_end_users = end_user_limits.take_batch(svc, caller, items, credits, now)
-        placed = _Placed(route, credits, for_end_users.job_ids() if for_end_users is not None else {})
-        item_job = partial(_item_job, svc, caller, request, batch, placed, now)
-        # Admitted as one job would be: 402 and nothing made when the day's credits leave nothing. (A job of its own
-        # id: the ids counted are the items'.)
+        for_end_users = end_user_limits.take_batch(
+            svc, caller, {end_user: [item_job_id(batch.id, i) for i in indexes] for end_user, indexes in whose.items()},
+            credits, now)
+        item_job = partial(_item_job, svc, caller, request, batch, _Placed(route, credits), now)
+        # Admitted as one job would be: 402 and nothing made when the day's credits leave nothing.
         first = next(request.items.trips(1))[0]
         assert first is not None  # checked: no item was refused
-        looked_at = _item_job(svc, caller, request, batch, replace(placed, job_ids={}), now, 0, first)
-        submission.check_budget(svc, looked_at, key=caller.key)
+        submission.check_budget(svc, item_job(0, first), key=caller.key)
         svc.store.batches.create(batch, making_until=time.time() + BATCH_MAKING_LEASE)
         making.batch_id = batch.id
     except BaseException:
         key_limits.give_back_request(svc, taken)
         end_user_limits.give_back_batch(svc, for_end_users)
+        batch_inputs.drop(svc, making.held)
         raise
     with tracing.job_span("fluxhook.batch", batch.id):
         try:
@@ -338,33 +356,28 @@ def _field_problem(model: str, detail: dict) -> dict:
     return {"field": where, "message": f"BFL's schema for {model} refuses it: {said}; fix {where!r}"}
 
 
-def _end_user_items(request: BatchRequest) -> Counter[str]:
-    """The end users a batch's items are for, each with how many: theirs, and the batch's for those that name none."""
-    items = Counter(request.items.end_users)
-    unnamed = request.items.count - request.items.refused - sum(items.values())
-    if request.end_user is not None and unnamed > 0:
-        items[request.end_user] += unnamed
-    return items
+def _end_users(request: BatchRequest) -> set[str]:
+    """The end users a batch's items are for: theirs, and the batch's when some name none."""
+    named = request.items.end_users
+    unnamed = request.items.count - request.items.refused - sum(named.values())
+    return set(named) | ({request.end_user} if request.end_user is not None and unnamed > 0 else set())
 
 
 @dataclass(frozen=True)
 class _Placed:
-    """What the items' jobs are made with: their route, the limits of each of the batch's end users, and the ids
-    of the jobs of those its end users' max_queued counted, in their items' order (``TakenBatch.job_ids``)."""
+    """What the items' jobs are made with: their route, and the limits of each of the batch's end users."""
 
     route: str | None
     limits: dict[str, EndUserLimits]
-    job_ids: dict[str, Iterator[str]]
 
 
 def _item_job(svc: Services, caller: Caller, request: BatchRequest, batch: Batch, placed: _Placed, now: float,
               index: int, item: BatchItem) -> Job:
-    """An item's job; its id the next its end user's queue counted (``placed``), else a new one."""
+    """An item's job, its id its batch's and index's (``item_job_id``: the ids its end user's queue counted)."""
     end_user = item.end_user if item.end_user is not None else request.end_user
     own = placed.limits.get(end_user or "", EndUserLimits())
-    counted = placed.job_ids.get(end_user or "")
     return Job(end_user=end_user, end_user_daily_credits=own.daily_credits, end_user_max_active=own.max_active,
-               id=next(counted) if counted is not None else new_job_id(now), status=st.QUEUED,
+               id=item_job_id(batch.id, index), status=st.QUEUED,
                model=batch.model, metadata=item.metadata, input=item.input,
                pool=pool_for(batch.model, svc.config.pooled_limits), created_at=now, updated_at=now, route=placed.route,
                notify_url=request.notify_url if request.job_events else None, key_id=caller.key_id,
@@ -546,26 +559,89 @@ def result_of(svc: Services, job: Job) -> dict:
             "end_user": job.end_user, kept: shown[kept], "cost": shown["cost"], "error": job.error}
 
 
-def unsent_line(index: int, by_cancel: bool) -> dict:
-    """The line of an item that ended unsent and keeps no record of its own (``Batches.prune_unsent``): its index and
-    how it ended; its job id and metadata went with its record."""
+def unsent_job(batch: Batch, index: int, by_cancel: bool, kept: batch_inputs.ItemLine | None) -> Job:
+    """The job of an item that ended unsent and keeps no record of its own (``Batches.prune_unsent``), from what its
+    batch keeps: how it ended (its bits), its id (its batch's and index's: ``item_job_id``) and what its input in
+    storage says (``kept``: its metadata and end user; None for a batch made before it was kept)."""
     ended = ABORTED_WITH_BATCH if by_cancel else ABORTED_AT_DEADLINE
-    return {"index": index, "job_id": None, "status": st.ABORTED, "metadata": None, "end_user": None, "image": None,
-            "cost": None,
-            "error": {"code": ended.code, "message": ended.message}}
+    at = batch.canceled_at if by_cancel and batch.canceled_at is not None else batch.created_at
+    return Job(id=item_job_id(batch.id, index), status=st.ABORTED, model=batch.model, key_id=batch.key_id,
+               batch_id=batch.id, batch_index=index, created_at=batch.created_at, updated_at=at, completed_at=at,
+               error={"code": ended.code, "message": ended.message},
+               metadata=kept.metadata if kept is not None else {}, end_user=kept.end_user if kept is not None else None)
+
+
+def aborted_item(svc: Services, caller: Caller, job_id: str) -> Job | None:
+    """The job of the caller's batch item ``job_id`` that ended unsent and keeps no record of its own, as
+    ``unsent_job`` shows it, for as long as its batch lives; None for any other id (or another key's)."""
+    found = item_of(job_id)
+    if found is None:
+        return None
+    batch = svc.store.batches.get(found[0])
+    if batch is None or not (caller.admin or batch.key_id == caller.key_id) or not batch.counts.get(st.ABORTED):
+        return None
+    by_cancel = svc.store.batches.unsent_at(batch.id, found[1])
+    if by_cancel is None:
+        return None
+    return unsent_job(batch, found[1], by_cancel, batch_inputs.line(svc, batch.id, found[1]))
+
+
+def list_jobs(svc: Services, filters: JobFilter, limit: int, cursor: str | None) -> tuple[list[Job], str | None]:
+    """Jobs newest first as ``Jobs.list`` pages them, and for a batch's items (``filters.batch_id``) those that ended
+    unsent without a record of their own among them, in their place (``unsent_job``), where the filters admit them."""
+    jobs, next_cursor = svc.jobs.list(filters, limit, cursor)
+    unsent = _unsent_listed(svc, filters, cursor, next_cursor)
+    if not unsent:
+        return jobs, next_cursor
+    merged = sorted([*jobs, *unsent], key=lambda job: job.id, reverse=True)
+    if len(merged) <= limit:
+        return merged, next_cursor
+    return merged[:limit], merged[limit - 1].id
+
+
+def _unsent_listed(svc: Services, filters: JobFilter, cursor: str | None, listed_to: str | None) -> list[Job]:
+    """The jobs ``unsent_job`` shows of ``filters.batch_id``'s items that the filters admit, whose ids are below
+    ``cursor`` and, while the listed page has a next one, above its end ``listed_to`` (the page's own span)."""
+    batch = svc.store.batches.get(filters.batch_id) if filters.batch_id else None
+    if batch is None or not batch.counts.get(st.ABORTED) or not derives_items(batch.id) \
+            or filters.account is not None or filters.text is not None \
+            or filters.status not in (None, st.ABORTED) or filters.model not in (None, batch.model) \
+            or (filters.key_id is not None and filters.key_id != batch.key_id):
+        return []
+    def admitted(job_id: str) -> bool:
+        return ((filters.since is None or job_id >= job_id_floor(filters.since))
+                and (filters.until is None or job_id < job_id_floor(filters.until))
+                and (cursor is None or job_id < cursor) and (listed_to is None or job_id > listed_to))
+
+    wanted = {index: by_cancel for index, by_cancel in svc.store.batches.unsent(batch.id).items()
+              if admitted(item_job_id(batch.id, index))}
+    if not wanted:
+        return []
+    kept = enumerate(batch_inputs.lines(svc, batch.id))
+    found = [unsent_job(batch, index, by_cancel, next((line for at, line in kept if at == index), None))
+             for index, by_cancel in sorted(wanted.items())]
+    return [job for job in found if filters.end_user is None or job.end_user == filters.end_user]
 
 
 def _lines(svc: Services, batch: Batch) -> Iterator[dict]:
-    """Every item's line in the items' order: those with a record, and between them those ended unsent without one."""
+    """Every item's line in the items' order: those with a record, and between them those ended unsent without one
+    (``unsent_job``), their metadata read from the batch's input in storage as they come."""
     unsent = sorted(svc.store.batches.unsent(batch.id).items()) if batch.counts.get(st.ABORTED) else []
+    kept = enumerate(batch_inputs.lines(svc, batch.id)) if unsent else iter(())
+
+    def line(index: int, by_cancel: bool) -> dict:
+        shown = result_of(svc, unsent_job(batch, index, by_cancel, next((x for at, x in kept if at == index), None)))
+        # A batch made before its items' ids were its own and its index's: its unsent items' ids went with them.
+        return shown if derives_items(batch.id) else {**shown, "job_id": None}
+
     at = 0
     for job in items(svc, batch):
         while at < len(unsent) and unsent[at][0] < (job.batch_index or 0):
-            yield unsent_line(*unsent[at])
+            yield line(*unsent[at])
             at += 1
         yield result_of(svc, job)
     for index, by_cancel in unsent[at:]:
-        yield unsent_line(index, by_cancel)
+        yield line(index, by_cancel)
 
 
 def results(svc: Services, batch: Batch) -> Iterator[bytes]:

@@ -7,6 +7,7 @@ import time
 
 from fluxhook.core.batch import batch_id_floor
 from fluxhook.lifecycle.removal import remove_job
+from fluxhook.lifecycle.steps import batch_inputs
 from fluxhook.services import Services
 
 log = logging.getLogger("fluxhook.retention")
@@ -24,9 +25,10 @@ def purge_expired(svc: Services, now: float | None = None) -> int:
         for job_id in ids:
             remove_job(svc, job_id)
             removed += 1
-    # A batch goes with its items: its record, counts and indexes (its items are jobs, removed above).
+    # A batch goes with its items: its record, counts and indexes (its items are jobs, removed above), and its input.
     while batches := svc.store.batches.created_before(batch_id_floor(cutoff), BATCH):
         for batch_id in batches:
+            batch_inputs.drop(svc, batch_id)
             svc.store.batches.forget(batch_id)
     files = svc.storage.remove_older_than(cutoff, partial_before=now - 3600)
     if removed or files:

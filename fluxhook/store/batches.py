@@ -127,6 +127,15 @@ class Batches:
                     found[(byte_at * 8 + bit) // 2] = bool(byte & (0x80 >> (bit + 1)))
         return found
 
+    def unsent_at(self, batch_id: str, index: int) -> bool | None:
+        """Whether the batch's ``index``-th item ended unsent and was pruned (``prune_unsent``): True when its batch's
+        cancel ended it, False its deadline; None when it was not pruned."""
+        pipe = self.connection.pipeline(transaction=False)
+        pipe.getbit(self.keys.batch_unsent(batch_id), 2 * index)
+        pipe.getbit(self.keys.batch_unsent(batch_id), 2 * index + 1)
+        pruned, by_cancel = pipe.execute()
+        return bool(by_cancel) if pruned else None
+
     def get(self, batch_id: str) -> Batch | None:
         """The batch with this id, its counts as they are now; None if there is none. One round trip."""
         return self.get_many([batch_id])[0]

@@ -20,14 +20,14 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterator, Mapping
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 from fluxhook import metrics
 from fluxhook.core import job as st
 from fluxhook.core.batch_items import MAX_END_USERS
 from fluxhook.core.end_users import BLOCKED_ENDINGS, BlockReason, EndUserLimits, named
 from fluxhook.core.errors import EndUserBlocked, FluxhookError, InvalidRequest, QueueFull, RateLimited
-from fluxhook.core.job import Ending, Job, new_job_id
+from fluxhook.core.job import Ending, Job
 from fluxhook.core.wait_reasons import Waiting, WaitReason
 from fluxhook.credits import accounting
 from fluxhook.credits.budget import seconds_until_next_day
@@ -117,14 +117,11 @@ class TakenBatch:
     prefix: str
     asks: tuple[BatchAsk, ...]
 
-    def job_ids(self) -> dict[str, Iterator[str]]:
-        """For each end user counted under its max_queued, the ids of its items' jobs, in its items' order."""
-        return {ask.end_user: iter(ask.job_ids) for ask in self.asks if ask.job_ids}
 
-
-def take_batch(svc: "Services", caller: Caller, items: Mapping[str, int], limits: Mapping[str, EndUserLimits],
-               now: float) -> TakenBatch | None:
-    """Count a batch's items (``items``: how many for each end user; ``limits``: each one's, from ``for_batch``) against
+def take_batch(svc: "Services", caller: Caller, items: Mapping[str, Sequence[str]],
+               limits: Mapping[str, EndUserLimits], now: float) -> TakenBatch | None:
+    """Count a batch's items (``items``: each end user's items' job ids, in their order; ``limits``: each one's, from
+    ``for_batch``) against
     their end users' ``requests_per_minute`` and ``max_queued``, each item one request and one queued job as a job of
     its own would be, all or none in one step (``lua/end_user_take_batch.lua``); or raise the refusal a job of the first
     end user past one meets, naming it (429 ``rate_limited`` or ``queue_full``): the batch is refused whole, nothing
@@ -132,11 +129,11 @@ def take_batch(svc: "Services", caller: Caller, items: Mapping[str, int], limits
     if caller.key is None:
         return None
     asks = []
-    for end_user, count in sorted(items.items()):
+    for end_user, job_ids in sorted(items.items()):
         own = limits.get(end_user) or EndUserLimits()
-        rate, queue = own.requests_per_minute or 0, own.max_queued or 0
+        rate, queue, count = own.requests_per_minute or 0, own.max_queued or 0, len(job_ids)
         if rate or queue:
-            ids = tuple(new_job_id(now) for _ in range(count)) if queue and count <= queue else ()
+            ids = tuple(job_ids) if queue and count <= queue else ()
             asks.append(BatchAsk(end_user, rate, queue, count, ids))
     if not asks:
         return None

@@ -1,6 +1,7 @@
 """What is left of a batch's items that end without being sent (fluxhook/store/lua/batch_prune.lua, run from
 ``steps.ending.end_unsent``), in-process on a real Redis and the simulator: a canceled batch's unsent items keep
-nothing of their own (two bits at their index), the results still give every index in order, an item BFL has is never
+nothing of their own (two bits at their index), the results still give every index in order with its job id and
+metadata, an item BFL has is never
 pruned, and another key's batch beside the one canceled keeps every record."""
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import time
 import pytest
 
 from fluxhook.core import job as st
+from fluxhook.core.batch import item_job_id
 from fluxhook.core.holds import CLAIM_LEASE
 from fluxhook.lifecycle import deadlines, submitting
 from fluxhook.lifecycle.batching import cancel_batch, create_batch, finish_cancels, get_batch, results
@@ -64,7 +66,9 @@ def test_a_canceled_batchs_unsent_items_keep_nothing_but_their_count_and_index(s
     assert svc.redis.zrange(KEYS.outbox, 0, -1) == [f"{batch.id}|batch.ended".encode()]  # the batch's end alone
     lines = _lines(svc, shown)
     assert [x["index"] for x in lines] == list(range(1000))
-    assert {(x["status"], x["job_id"], x["error"]["code"]) for x in lines} == {(st.ABORTED, None, "batch_canceled")}
+    assert {(x["status"], x["error"]["code"]) for x in lines} == {(st.ABORTED, "batch_canceled")}
+    # Each line still maps back to its item: its own job id (its batch's and index's) and metadata, from storage.
+    assert [(x["job_id"], x["metadata"]) for x in lines] == [(item_job_id(batch.id, i), {"sku": i}) for i in range(1000)]
     # B's batch beside it: every item still a job in line, its own record and index.
     assert get_batch(svc, b, theirs.id).counts == {st.QUEUED: 20}
     assert svc.redis.zcard(KEYS.batch_jobs(theirs.id)) == 20
@@ -81,7 +85,8 @@ def test_an_item_bfl_has_is_never_pruned_and_the_results_keep_the_items_order(sv
 
     lines = _lines(svc, get_batch(svc, a, batch.id))
     assert [x["index"] for x in lines] == [0, 1, 2, 3, 4]
-    kept = [x for x in lines if x["job_id"] is not None]
+    assert [x["job_id"] for x in lines] == [item_job_id(batch.id, i) for i in range(5)]
+    kept = [x for x in lines if x["status"] != st.ABORTED]
     assert sorted(x["job_id"] for x in kept) == sorted(sent) and {x["status"] for x in kept} == {st.SUBMITTED}
     assert [x["metadata"] for x in kept] == [{"sku": x["index"]} for x in kept]
     assert all(svc.jobs.get(job_id).status == st.SUBMITTED for job_id in sent)
@@ -102,8 +107,8 @@ def test_an_item_aborted_at_its_deadline_is_pruned_unless_its_own_end_is_to_be_t
     assert deadlines.enforce_deadlines(svc, time.time()) == 5
 
     lines = _lines(svc, get_batch(svc, a, quiet.id))
-    assert [(x["index"], x["job_id"], x["error"]["code"]) for x in lines] == [
-        (i, None, "deadline_exceeded") for i in range(3)]
+    assert [(x["index"], x["job_id"], x["metadata"], x["error"]["code"]) for x in lines] == [
+        (i, item_job_id(quiet.id, i), {"sku": i}, "deadline_exceeded") for i in range(3)]
     # Its item's job.ended message is owed: the record stays for it, in the outbox.
     kept = _lines(svc, get_batch(svc, a, told.id))
     assert [x["job_id"] is not None and x["status"] == st.ABORTED for x in kept] == [True, True]

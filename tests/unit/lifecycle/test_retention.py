@@ -9,8 +9,11 @@ import time
 import pytest
 
 from fluxhook.core import job as st
+from fluxhook.core.batch import Batch, new_batch_id
+from fluxhook.core.batch_items import BatchItem, ItemSpool
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.lifecycle.retention import purge_expired
+from fluxhook.lifecycle.steps import batch_inputs
 from fluxhook.store.keys import KEYS
 
 DAY = 86400
@@ -82,3 +85,19 @@ def test_stray_files_and_old_partials_are_removed_but_nothing_else(svc):
     purge_expired(svc, now)
     assert not stray.exists() and not partial.exists()
     assert fresh_partial.exists() and foreign.exists()
+
+
+def test_a_batchs_input_in_storage_goes_with_the_batch(svc):
+    """Its file written now (so no age of its own removes it): it goes because its batch does."""
+    now = time.time()
+    made = {}
+    for name, made_at in (("old", now - 31 * DAY), ("recent", now - 29 * DAY)):
+        batch = Batch(id=new_batch_id(made_at), model="flux-2-pro", total=1, created_at=made_at)
+        svc.store.batches.create(batch, making_until=made_at)
+        batch_inputs.keep(svc, batch.id, ItemSpool.of([BatchItem({"prompt": name}, {"sku": name})]), None)
+        made[name] = batch.id
+
+    purge_expired(svc, now)
+
+    assert svc.store.batches.get(made["old"]) is None and list(batch_inputs.lines(svc, made["old"])) == []
+    assert [line.metadata for line in batch_inputs.lines(svc, made["recent"])] == [{"sku": "recent"}]
