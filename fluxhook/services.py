@@ -16,6 +16,7 @@ from rq import Queue
 from fluxhook.bfl.client import BFLClient
 from fluxhook.core.config import Config
 from fluxhook.core.errors import BFLAuthFailed
+from fluxhook.core.holds import DAY, PAST_RETENTION_DAYS
 from fluxhook.media.storage import Storage, storage_from_url
 from fluxhook.net.http_client import HTTPClient
 from fluxhook.store import Store
@@ -88,8 +89,7 @@ def build_services(config: Config) -> Services:
     return Services(
         config=config,
         redis=redis,
-        # Two days past retention: the retention task removes records (and their images) first.
-        store=Store(redis, config, ttl=(config.job_retention_days + 2) * 86400),
+        store=Store(redis, config, ttl=(config.job_retention_days + PAST_RETENTION_DAYS) * DAY),
         queue=task_queue(redis),
         storage=storage_from_url(config.storage_url, endpoint_url=config.s3_endpoint_url, region=config.s3_region),
         http=http,

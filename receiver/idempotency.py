@@ -11,9 +11,9 @@ from typing import Callable
 import redis
 from flask import Flask, Response, g, make_response, request
 
-from fluxhook.core.bfl_limits import CALL_BOUND
 from fluxhook.core.end_users import HEADER as END_USER_HEADER
 from fluxhook.core.errors import IdempotencyKeyInUse, IdempotencyKeyReused, NotReplicated, RateLimited
+from fluxhook.core.holds import KEY_HOLD_LEASE
 from fluxhook.store.idempotency import DONE, FULL, IN_USE, MADE, MAX_KEYS_PER_CALLER, REUSED, Hold, IdempotencyStore
 from fluxhook.store.replication import Replication
 from receiver import idempotency_keys
@@ -21,14 +21,11 @@ from receiver import idempotency_keys
 from .auth import presented_token
 from .context import services
 from .replicated import in_error_shape
-from .request_input import MAX_WAIT, json_object
+from .request_input import json_object
 
 log = logging.getLogger("fluxhook.idempotency")
 
 REPLAYED = "Idempotent-Replayed"
-# The hold outlasts the longest a first request can take (a BFL call, then a Prefer: wait), so a
-# repeat never acts while the first may still; a process that dies with it frees the key after it.
-KEY_HOLD_LEASE = CALL_BOUND + MAX_WAIT + 30
 # A key whose release Redis refused or its replicas did not confirm (a failover, Redis out of reach a moment) is freed
 # again from a thread, every RELEASE_INTERVAL s for RELEASE_TRIES tries (a failover's worth): else the client's retry
 # of the 5xx, which docs/api.md allows, is answered 409 until the whole hold lapses.

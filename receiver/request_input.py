@@ -22,6 +22,7 @@ from fluxhook.core.chunks import CHUNK
 from fluxhook.core.end_users import FIELD, parse_end_user
 from fluxhook.core.end_users import HEADER as END_USER_HEADER
 from fluxhook.core.errors import InvalidRequest
+from fluxhook.core.holds import PREFER_WAIT_LONGEST
 from fluxhook.core.job import CANCEL_AFTER as CANCEL_AFTER_HEADER
 from fluxhook.core.job import parse_cancel_after
 from fluxhook.core.json_body import NOT_AN_OBJECT
@@ -93,7 +94,7 @@ def _read() -> bytearray:
 
 # --- what the headers ask of its handling ---
 
-MIN_WAIT, MAX_WAIT = 1, 60
+MIN_WAIT, MAX_WAIT = 1, PREFER_WAIT_LONGEST
 
 
 def requested_wait(header: str | None) -> int | None:

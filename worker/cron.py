@@ -23,7 +23,7 @@ from rq.cron import CronScheduler
 from rq.scheduler import RQScheduler
 
 from fluxhook.core.config import Config
-from fluxhook.core.holds import PURGE_TIMEOUT
+from fluxhook.core.holds import FAILED_TASK_KEPT, HOUR, PURGE_QUEUED_TTL, PURGE_RESULT_KEPT, PURGE_TIMEOUT
 from fluxhook.store.queues import QUEUE_NAME, earliest_retry, retries_watched
 from fluxhook.store.wakes import STOPPED, TIMEOUT, WORK, Wakes
 
@@ -32,7 +32,7 @@ from .retention import purge
 
 log = logging.getLogger("fluxhook.worker")
 
-RETENTION_INTERVAL = 3600
+RETENTION_INTERVAL = HOUR
 # How often the cron tells RQ's registry of cron schedulers it is alive: RQ counts one silent for 120 s as gone.
 CRON_HEARTBEAT_INTERVAL = 90
 
@@ -120,8 +120,8 @@ class CronThread(Loop):
 
     def _start(self) -> tuple[CronScheduler, RQScheduler]:
         cron = CronScheduler(connection=self.connection, logging_level=self.config.log_level)
-        cron.register(purge, QUEUE_NAME, interval=RETENTION_INTERVAL, ttl=RETENTION_INTERVAL,
-                      job_timeout=PURGE_TIMEOUT, result_ttl=86400, failure_ttl=7 * 86400)
+        cron.register(purge, QUEUE_NAME, interval=RETENTION_INTERVAL, ttl=PURGE_QUEUED_TTL,
+                      job_timeout=PURGE_TIMEOUT, result_ttl=PURGE_RESULT_KEPT, failure_ttl=FAILED_TASK_KEPT)
         cron.register_birth()
         # Not registered as a running scheduler (its record would need a beat every 15 s): it holds its locks only
         # while it moves retries.

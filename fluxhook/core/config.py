@@ -26,6 +26,7 @@ from fluxhook.core.accounts import DEFAULT_MODEL_LIMITS as DEFAULT_LIMITS
 from fluxhook.core.catalog import SHIPPED_CATALOG, Catalog
 from fluxhook.core.catalog import load as load_catalog
 from fluxhook.core.errors import ConfigError, InvalidRequest
+from fluxhook.core.holds import IMAGE_URL_TTL
 from fluxhook.core.hosts import HostPattern, parse_host_pattern
 from fluxhook.core.models import MODEL
 from fluxhook.core.notify_rules import MAX_NOTIFY_URL, Wording, check_form, check_notify_url
@@ -125,7 +126,7 @@ class Config:
     # The largest video (and draft cache) accepted.
     max_video_bytes: int = 2_147_483_648
     job_retention_days: int = 30
-    image_url_ttl_seconds: int = 3600
+    image_url_ttl_seconds: int = IMAGE_URL_TTL
     # Every read of a job within a window of this many seconds gives the same signed links (a cache keeps them);
     # 1: a new link every second.
     image_url_window_seconds: int = 3600

@@ -9,13 +9,19 @@ anywhere else in the tree, Python or Lua).
 
 Two rules recover work (docs/architecture.md, "Held one way"): a download-and-store task is RQ's, held by its heartbeat
 (``JOB_MONITORING_INTERVAL`` + ``HEARTBEAT_GRACE``); everything else is held by a lease here, and once it lapsed the work
-is due again. Not here: what holds a request's own place while the request lives (an ``Idempotency-Key``'s hold, a
-stream's lease, a variant's making, a waiter in a batch-making line), and records kept for a time (not work).
+is due again. A request's own place is held the same way, while the request lives: an ``Idempotency-Key``'s hold, a
+stream's lease, a variant's making, a waiter in a batch-making line.
+
+Records kept for a time are not work: a day's counters, a job's record past retention, a failed task's record, a
+balance's reading, a caller's answered ``Idempotency-Key``. Their lengths are named in the last section, "Records
+kept", not counted among the independent values (a record's length is a promise to whoever reads it, written in days
+and hours); still no TTL anywhere else is written as a number.
 """
 
 from __future__ import annotations
 
 from fluxhook.core.bfl_limits import CALL_BOUND, TASK_DEADLINE
+from fluxhook.core.pacing import RATE_WINDOW
 
 # --- A live holder's hold ---
 # How long a hold outlives its holder's last sign of life. A holder whose work goes on renews it every third of it (a
@@ -119,6 +125,32 @@ ATTEMPT_DEADLINE = 15.0
 # only a process that died lets it lapse.
 ATTEMPT_LEASE = 4 * ATTEMPT_DEADLINE
 
+# --- A request's own place (receiver/, store/streams.py, store/batch_turns.py, lifecycle/variants.py) ---
+# An open stream's lease in its caller's limit: its request renews it every third of it while the stream lives, so only
+# a process that died lets it lapse. Four live leases: a web worker's renewals share it with its requests' work.
+STREAM_LEASE = 4 * LIVE_LEASE
+# A waiter in a batch-making line: a request that no longer looks for this long (its process died) leaves the line.
+# It looks as often as a live holder renews, a third of a live lease at most apart, two of them missed.
+WAITER_LEASE = 2 * LIVE_LEASE / 3
+# A wake-up pushed to a waiter in that line is kept this long: it blocks on it within its lease, or it has given up.
+WAKE_KEPT = 4 * LIVE_LEASE
+# The longest a variant is waited for once a maker has it: a 2048-px AVIF of the largest image takes a few seconds; one
+# far past that is stuck, and its request is answered rather than held. As long as an open stream's lease.
+VARIANT_MAKE_BOUND = STREAM_LEASE
+# How long a maker holds a variant's lock: the longest make and half as long again for its turn among the makers, so it
+# lapses only with a process that died, never under a make still running (which another process would make again).
+VARIANT_MAKING_LEASE = 3 * VARIANT_MAKE_BOUND // 2
+# The longest ``Prefer: wait`` the API allows (docs/api.md): a request's own wait for its job.
+PREFER_WAIT_LONGEST = STREAM_LEASE
+# An ``Idempotency-Key``'s hold outlasts the longest a first request can take (a BFL call, then a Prefer: wait, then a
+# live holder's two leases), so a repeat never acts while the first may still; a process that dies with it frees the key
+# after it.
+KEY_HOLD_LEASE = CALL_BOUND + PREFER_WAIT_LONGEST + 2 * LIVE_LEASE
+# The longest one blocking wait on Redis lasts (store/wakes.py): a wait for longer waits again. As long as a quiet lane
+# sleeps between beats: a process at rest sends a command or two each five minutes. The waits' connection's socket
+# timeout must outlast it.
+LONGEST_WAIT = float(QUIET_BEAT_EVERY)
+
 # --- A migration ---
 # The migrating process holds its lock as a live holder, renewed every third of it; one that died frees it by then.
 MIGRATION_LOCK_SECONDS = LIVE_LEASE
@@ -147,3 +179,49 @@ STOP_TIMEOUT = (max(IMMINENT_SHUTDOWN_DELAY + HAND_BACK_GRACE, SEND_STOP_TIMEOUT
                 + PLATFORM_STOP_GRACE) / 2
 assert NOTIFY_STOP_TIMEOUT >= ATTEMPT_DEADLINE + 1  # an attempt taken up to a second after the signal ends within it
 assert STOP_TIMEOUT < PLATFORM_STOP_GRACE  # every wait ends before the platform kills the lot
+
+
+# --- Records kept ---
+# Not holds of work: how long a record is kept for whoever reads it, not counted among the independent values above
+# (tests/unit/core/test_holds.py reads this section as the module's last). Whole seconds, as Redis keeps a key's TTL.
+HOUR = 3600
+DAY = 24 * HOUR
+# Usage counters outlive the year GET /v1/usage can ask for; hourly outcomes serve the dashboard's recent view.
+USAGE_TTL = 400 * DAY
+HOURLY_TTL = 35 * DAY
+# An owner's end users' counters of a day: what GET /v1/usage?group_by=end_user reads, and what an end user's daily
+# limits read today; a few weeks, so an app with a million end users a month holds a bounded amount (docs/scaling.md).
+END_USER_TTL = 35 * DAY
+# A minute's stored counts outlive the window a key's rate is read over (core/pacing.py), and the minute before it.
+STORED_TTL = 3 * RATE_WINDOW
+# What goes with a job's record kept without a TTL (tests, tools), its timeline and its variants' hash, expires after
+# the longest default retention.
+DEFAULT_TTL = 32 * DAY
+# A job's record outlives its retention by two days: the retention task removes records (and their images) first.
+PAST_RETENTION_DAYS = 2
+# An end user's queued ids (and its ids at BFL) are kept after its last: longer than a queued job may wait (its hour),
+# and than a task BFL runs (its hour).
+QUEUED_LIFE = 2 * HOUR
+# A caller's refusals by a pool in a row are forgotten an hour after the last.
+STRIKES_TTL = HOUR
+# The static URL's reports of tasks no job tracks yet, per UTC hour: each kept the hour it is read for, the one after,
+# and a minute for a clock's drift.
+REPORTS_HOUR = HOUR
+REPORTS_KEPT = 2 * REPORTS_HOUR + 60
+# A key's items of the day are counted until an hour past its day's end (a clock's drift, a day read late).
+DAY_ITEMS_PAST = HOUR
+# A caller's set of its live ``Idempotency-Key``s outlives the last answer it holds by a minute.
+KEYS_INDEX_PAST = 60
+# An answered ``Idempotency-Key`` is kept a day for its replay (docs/api.md).
+ANSWER_KEPT = DAY
+# A balance not refreshed for this many of its refresh intervals (at least an hour) is forgotten: no figure beats a
+# stale one.
+BALANCE_KEPT_INTERVALS = 10
+BALANCE_KEPT_AT_LEAST = HOUR
+# A signed image link's default life (IMAGE_URL_TTL_SECONDS).
+IMAGE_URL_TTL = HOUR
+# RQ's records of a task: a retention purge's run kept a day, a failed task's (any kind) a week, to look at; a purge
+# queued waits no longer than the hour to the next one.
+PURGE_RESULT_KEPT = DAY
+FAILED_TASK_KEPT = 7 * DAY
+PURGE_QUEUED_TTL = HOUR

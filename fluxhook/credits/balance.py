@@ -35,16 +35,13 @@ from typing import Iterable
 from fluxhook.bfl.client import BFLClient
 from fluxhook.core.accounts import NO_CREDITS_RECHECK, Account, CoolingReason
 from fluxhook.core.errors import FluxhookError
-from fluxhook.core.holds import REREAD_LOCK
+from fluxhook.core.holds import BALANCE_KEPT_AT_LEAST, BALANCE_KEPT_INTERVALS, REREAD_LOCK
 from fluxhook.core.outcomes import RefreshOutcome
 from fluxhook.services import Services
 from fluxhook.store.usage import Balance
 
 log = logging.getLogger("fluxhook.balance")
 
-# A balance not refreshed for this many intervals (at least an hour) is forgotten: no figure beats a stale one.
-KEEP_INTERVALS = 10
-MIN_KEEP = 3600
 
 # How often a worker's clock checks whether the interval has passed (see the module's docstring).
 CHECKS_PER_INTERVAL = 5
@@ -90,7 +87,7 @@ def keep(svc: Services, account: Account, reading: Balance) -> None:
     """Keep ``reading`` as ``account``'s balance, where every view reads it (a later reading kept meanwhile stays);
     one above zero ends a cooldown for want of credits."""
     svc.store.usage.set_balance(reading.credits, reading.at, account=account,
-                                ttl=max(MIN_KEEP, KEEP_INTERVALS * svc.config.bfl_credits_refresh_seconds))
+                                ttl=max(BALANCE_KEPT_AT_LEAST, BALANCE_KEPT_INTERVALS * svc.config.bfl_credits_refresh_seconds))
     cooling = svc.store.cooldowns.of(account.name, reading.at) if reading.credits > 0 else None
     if cooling is not None and cooling.reason == CoolingReason.INSUFFICIENT_CREDITS \
             and svc.store.cooldowns.lift(account.name, CoolingReason.INSUFFICIENT_CREDITS, reading.at):

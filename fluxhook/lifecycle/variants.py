@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Callable, Protocol
 
 from fluxhook.core.errors import Gone, JobNotFound, VariantFailed, VariantsBusy
+from fluxhook.core.holds import VARIANT_MAKE_BOUND, VARIANT_MAKING_LEASE
 from fluxhook.core.job import Job
 from fluxhook.core.variants import Variant, storage_key
 from fluxhook.media import posters
@@ -25,12 +26,9 @@ from fluxhook.store.variants import Stored
 
 log = logging.getLogger("fluxhook.variants")
 
-# The longest a variant is waited for once a maker has it (``Makers.make``'s bound): a 2048-px AVIF of the largest image
-# takes a few seconds; one far past that is stuck, and its request is answered rather than held.
-MAKE_SECONDS = 60
-# How long a maker holds a variant's lock: the longest make and half a minute for its turn among the makers, so it
-# lapses only with a process that died, never under a make still running (which another process would make again).
-MAKING_LEASE = MAKE_SECONDS + 30
+# The longest a variant is waited for once a maker has it (``Makers.make``'s bound), and a maker's hold on it.
+MAKE_SECONDS = VARIANT_MAKE_BOUND
+MAKING_LEASE = VARIANT_MAKING_LEASE
 # An original larger than this is not read into memory to be made into a variant (FLUX's are a few MB).
 MAX_SOURCE_BYTES = 64 * 1024 * 1024
 # How long a request waits for a variant made elsewhere before it is answered 503 (asked again, it is served).

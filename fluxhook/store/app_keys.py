@@ -25,6 +25,7 @@ from redis.typing import EncodableT, FieldT
 from fluxhook.core import job as st
 from fluxhook.core.config import Config
 from fluxhook.core.end_users import EndUserLimits
+from fluxhook.core.holds import DAY_ITEMS_PAST
 from fluxhook.core.recent import Recent
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.owners import DEFAULT_WEIGHT
@@ -288,7 +289,7 @@ class AppKeys:
         day, left_ms = utc_day_left(now)
         refused, wait_ms = self._take_items(
             [self.keys.key_items(key_id), self.keys.key_items_today(key_id, day)],
-            [int(now * 1000), 60_000 / per_minute, burst, min(items, burst), per_day, left_ms])
+            [int(now * 1000), 60_000 / per_minute, burst, min(items, burst), per_day, left_ms, DAY_ITEMS_PAST * 1000])
         return ("", "minute", "day")[int(refused)], int(wait_ms) / 1000
 
     def give_back_items(self, key_id: str, items: int, per_minute: int, now: float) -> None:

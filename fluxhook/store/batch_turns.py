@@ -20,14 +20,10 @@ from typing import NamedTuple
 
 from redis import Redis
 
+from fluxhook.core.holds import WAITER_LEASE, WAKE_KEPT
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.owners import DEFAULT_WEIGHT, owner_of
 from fluxhook.store.scripts import LuaScript, text
-
-# A waiter's lease: one whose request no longer looks for this long (its process died) leaves the line.
-WAITER_LEASE = 10.0
-# How long a wake-up push is kept for its waiter: it blocks on it within this (or has given up, and it goes).
-WAKE_KEPT = 60.0
 
 
 @dataclass(frozen=True)
@@ -102,7 +98,7 @@ class BatchTurns:
         member, holds, turned = self._turns(
             [k.batches_making, k.batch_turn_line, k.batch_turn_waiting, k.batch_turn_passes, k.share_weights],
             [op, int(now * 1000), rules.items_at_once, int(rules.lease * 1000), int(WAITER_LEASE * 1000),
-             DEFAULT_WEIGHT, member_or_owner, items])
+             DEFAULT_WEIGHT, member_or_owner, items, int(max(rules.lease, 1) * 1000)])
         member = text(member)
         # Wake each other waiter given a turn (the caller knows its own); one woken by nobody (this process died
         # here) finds its turn at its next look.

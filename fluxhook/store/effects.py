@@ -39,9 +39,9 @@ from typing import Any, Callable, Iterable, NamedTuple, Sequence, Union
 from redis import Redis
 from redis.exceptions import RedisError
 
-from fluxhook.core.holds import MOVE_LEASE
+from fluxhook.core.holds import END_USER_TTL, HOURLY_TTL, MOVE_LEASE, STORED_TTL, USAGE_TTL
 from fluxhook.core.job import Job
-from fluxhook.core.pacing import RATE_BUCKET, RATE_WINDOW
+from fluxhook.core.pacing import RATE_BUCKET
 from fluxhook.store.cooldowns import ACCOUNT_WIDE
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.owners import ADMIN_OWNER, DEFAULT_WEIGHT
@@ -186,16 +186,6 @@ def split(effects: Sequence[Effect]) -> tuple[list[Effect], list[Effect]]:
             [effect for effect in effects if isinstance(effect, TALLIED)])
 
 
-# Usage counters outlive the year GET /v1/usage can ask for; hourly outcomes serve the dashboard's recent view.
-USAGE_TTL = 400 * 86400
-HOURLY_TTL = 35 * 86400
-# An owner's end users' counters of a day: what GET /v1/usage?group_by=end_user reads, and what an end user's daily
-# limits read today; a few weeks, so an app with a million end users a month holds a bounded amount (docs/scaling.md).
-END_USER_TTL = 35 * 86400
-
-
-# A minute's stored counts outlive the window the rate is read over, and the minute before it.
-STORED_TTL = 3 * RATE_WINDOW
 
 
 def counters_key(keys, effect: Union[CountUsage, CountEndUser, CountHourly, CountStored]) -> tuple[str, int]:

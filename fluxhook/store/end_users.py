@@ -19,13 +19,11 @@ from redis.client import Pipeline
 
 from fluxhook.core import job as st
 from fluxhook.core.end_users import EndUserLimits
+from fluxhook.core.holds import QUEUED_LIFE
 from fluxhook.store.app_keys import RATE_WINDOW
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.scripts import LuaScript, text
 
-# How long an end user's queued ids (and its ids at BFL) are kept after its last: longer than a queued job may wait
-# (its hour), and than a task BFL runs (its hour).
-QUEUED_LIFE = 2 * 3600.0
 # How long after an end user's job was counted its record may still be on its way (its request's creation).
 UNMADE_GRACE = 60.0
 # The statuses of a job that holds its place under its end user's max_active: being sent (still queued: a send that

@@ -9,12 +9,13 @@ from typing import NamedTuple
 from redis import Redis
 
 from fluxhook.core.errors import FailedOver
+from fluxhook.core.holds import ANSWER_KEPT, KEYS_INDEX_PAST
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.scripts import LuaScript, text
 
 HELD, REUSED, IN_USE, MADE, DONE, FULL = "held", "reused", "in_use", "made", "done", "full"
 # How long the first answer is replayed.
-KEEP_SECONDS = 24 * 3600
+KEEP_SECONDS = ANSWER_KEPT
 # Keys one bearer token may hold at once (answers kept, and holds of requests under way): past it,
 # 429 until the oldest goes. Only answers of requests that created or found a job are kept, so it
 # is reached only by a caller making that many jobs a day; it bounds what Redis keeps for any one.
@@ -86,7 +87,8 @@ class IdempotencyStore:
 
     def finish(self, use: KeyUse, ticket: str, status: int, body: bytes) -> bool:
         """Keep the answer to replay for 24 hours; False if the hold had lapsed (nothing is kept)."""
-        return bool(self._finish(record_keys(self.keys, use), [ticket, status, body, KEEP_SECONDS, _now_ms()]))
+        return bool(self._finish(record_keys(self.keys, use), [ticket, status, body, KEEP_SECONDS, _now_ms(),
+                                                                    KEYS_INDEX_PAST * 1000]))
 
     def abandon(self, use: KeyUse, ticket: str) -> bool:
         """Give the key up so that the client may retry with it, unless the request made a job that still

@@ -25,6 +25,7 @@ from redis import Redis
 from fluxhook.core import job as st
 from fluxhook.core.accounts import DEFAULT_ACCOUNT, POOLS
 from fluxhook.core.errors import InvalidRequest, SearchTooLong
+from fluxhook.core.holds import DEFAULT_TTL
 from fluxhook.core.job import (
     COUNTERS,
     ENDED_DROPS,
@@ -805,9 +806,6 @@ class JobStore:
 SHOW_ATTEMPTS = 5
 # The record's fields of a recorded wait (``Job.waiting_reason``, ``Job.waiting_until``): gone once it leaves ``queued``.
 WAIT_FIELDS = ("waiting_reason", "waiting_until")
-# What goes with a record kept without a TTL (tests, tools), its timeline and its variants' hash, expires after the
-# longest default retention.
-DEFAULT_TTL = 32 * 86400
 # A page filtered by two indexes or more (status, model, key) reads at most this many ids of one, this many at a time.
 BOTH_FILTERS_READ = 2000
 BOTH_FILTERS_BATCH = 200

@@ -10,12 +10,12 @@ from typing import Callable, cast
 
 from redis import Redis
 
+from fluxhook.core.holds import REPORTS_HOUR, REPORTS_KEPT
 from fluxhook.core.job import ACTIVE, EARLY_KEPT
 from fluxhook.core.signing import Sealer
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.scripts import LuaScript
 
-KEEP_SECONDS = 3600
 # The static URL's reports of tasks no job tracks yet: a bitmap of MARK_BITS per account and UTC hour, a bit set
 # per reported task id's hash, read for the hour a track comes in and the one before (so a report is kept one to
 # two hours). Its size is fixed, whoever reports and however many: a flood of made-up task ids sets bits and
@@ -45,15 +45,15 @@ class KeptCallbacks:
 
     def mark_reported(self, account: str, bfl_id: str) -> None:
         """Remember for an hour or two that ``account``'s static secret reported the task ``bfl_id``."""
-        key = self.keys.kept_marks(account, int(self.clock()) // KEEP_SECONDS)
+        key = self.keys.kept_marks(account, int(self.clock()) // REPORTS_HOUR)
         pipe = self.connection.pipeline(transaction=False)
         pipe.setbit(key, _bit(bfl_id), 1)
-        pipe.expire(key, 2 * KEEP_SECONDS + 60)
+        pipe.expire(key, REPORTS_KEPT)
         pipe.execute()
 
     def was_reported(self, account: str, bfl_id: str) -> bool:
         """Whether ``account``'s static secret reported the task within the last hour (or two), as far as its bit says."""
-        hour, bit = int(self.clock()) // KEEP_SECONDS, _bit(bfl_id)
+        hour, bit = int(self.clock()) // REPORTS_HOUR, _bit(bfl_id)
         pipe = self.connection.pipeline(transaction=False)
         for h in (hour, hour - 1):
             pipe.getbit(self.keys.kept_marks(account, h), bit)
@@ -64,13 +64,13 @@ class KeptCallbacks:
         kept meanwhile), its record's flag (``EARLY_KEPT``) saying so in the same step; False, keeping nothing, for
         a job gone or ended. One per job, proven by the job's own secret: bounded by the jobs."""
         return bool(self._keep([self.keys.job(job_id), self.keys.kept_for_job(job_id)],
-                               [EARLY_KEPT, self.sealer.seal(body), KEEP_SECONDS, int(putting_back), *ACTIVE]))
+                               [EARLY_KEPT, self.sealer.seal(body), REPORTS_HOUR, int(putting_back), *ACTIVE]))
 
     def flag(self, job_id: str) -> bool:
         """Say on the job's record that a body is kept for it (``EARLY_KEPT``): what a body kept by an older
         release lacks (``store.migrations``); False for a job gone or ended."""
         return bool(self._keep([self.keys.job(job_id), self.keys.kept_for_job(job_id)],
-                               [EARLY_KEPT, "", KEEP_SECONDS, 0, *ACTIVE]))
+                               [EARLY_KEPT, "", REPORTS_HOUR, 0, *ACTIVE]))
 
     def take_for_job(self, job_id: str) -> bytes | None:
         """Take what was kept for the job on its own URL (before it knew its task)."""

@@ -41,7 +41,7 @@ from fluxhook.core import job as st
 from fluxhook.core.accounts import ANY_ROUTE, DEFAULT_ACCOUNT, Account, Cooling, pool_for, pools
 from fluxhook.core.config import Config
 from fluxhook.core.errors import QueueFull
-from fluxhook.core.holds import QUEUE_ROOM_LEASE, SLOT_LEASE, SUBMIT_LEASE
+from fluxhook.core.holds import QUEUE_ROOM_LEASE, SLOT_LEASE, STRIKES_TTL, SUBMIT_LEASE
 from fluxhook.core.job import Job
 from fluxhook.core.wait_reasons import LineState, Place
 from fluxhook.store import cooldowns
@@ -65,8 +65,6 @@ from fluxhook.store.wakes import push
 # MAX_RETRY_AFTER (30 s), so the client hands the refusal to its caller (who decides) rather than sleeping through it.
 QUEUE_FULL_RETRY = 60
 
-# Refusals in a row are forgotten an hour after the last.
-STRIKES_TTL = 3600
 
 
 @dataclass(frozen=True)

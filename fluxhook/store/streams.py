@@ -3,7 +3,7 @@ written (docs/operating.md: at most ``MAX_ANSWERS_PER_CALLER``), counted in Redi
 
 Each open stream is a lease (``Keys.streams_of``: stream id -> when it ends): taken by ``open``, renewed by its web
 process every ``RENEW_SECONDS`` while the stream lives, given back by ``close``. A process killed outright leaks
-nothing: its streams stop counting once their leases end, within ``LEASE_SECONDS``.
+nothing: its streams stop counting once their leases end, within ``STREAM_LEASE``.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from typing import Callable, Iterable
 
 from redis import Redis
 
+from fluxhook.core.holds import STREAM_LEASE
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.scripts import LuaScript
 
-LEASE_SECONDS = 60
 RENEW_SECONDS = 20
 
 
@@ -33,15 +33,15 @@ class StreamLeases:
     def open(self, caller: str, stream_id: str, limit: int) -> bool:
         """Lease one more stream to ``caller``; False (nothing taken) if it holds ``limit`` already."""
         now = int(self.clock() * 1000)
-        return bool(self._open([self._key(caller)], [now, LEASE_SECONDS * 1000, limit, stream_id]))
+        return bool(self._open([self._key(caller)], [now, STREAM_LEASE * 1000, limit, stream_id]))
 
     def renew(self, held: Iterable[tuple[str, str]]) -> None:
         """Extend the leases of these (caller, stream id)s, in one round trip; a lease already gone stays gone."""
         held = list(held)
-        ends = int((self.clock() + LEASE_SECONDS) * 1000)
+        ends = int((self.clock() + STREAM_LEASE) * 1000)
         pipe = self.connection.pipeline(transaction=False)
         for caller in {caller for caller, _ in held}:
-            pipe.pexpire(self._key(caller), LEASE_SECONDS * 1000)
+            pipe.pexpire(self._key(caller), STREAM_LEASE * 1000)
         for caller, stream_id in held:
             pipe.zadd(self._key(caller), {stream_id: ends}, xx=True)
         pipe.execute()

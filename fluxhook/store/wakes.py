@@ -25,11 +25,9 @@ from typing import Mapping, Sequence
 
 from redis import Redis
 
-from fluxhook.core.holds import STOP_LIST_TTL
+from fluxhook.core.holds import LONGEST_WAIT, STOP_LIST_TTL
 from fluxhook.store.keys import KEYS, Keys
 
-# The longest one wait lasts: a wait for longer waits again. The waits' connection's socket timeout must outlast it.
-LONGEST_WAIT = 300.0
 # Woken by the list waited on, by the process's stop, or by neither within the timeout.
 WORK, STOPPED, TIMEOUT = "work", "stop", "timeout"
 

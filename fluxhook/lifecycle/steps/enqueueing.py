@@ -19,7 +19,7 @@ from rq.job import Job as RQJob
 from rq.job import JobStatus
 
 from fluxhook.core.backoff import backoff_schedule
-from fluxhook.core.holds import DOWNLOAD_LOCK_TTL, DOWNLOAD_TIMEOUT
+from fluxhook.core.holds import DOWNLOAD_LOCK_TTL, DOWNLOAD_TIMEOUT, FAILED_TASK_KEPT
 from fluxhook.media.fetch import HOUR_URL_LIFE, IMAGE_URL_LIFE, model_url_life
 from fluxhook.store.effects import AddWork, Handed
 from fluxhook.store.jobs import Lock
@@ -56,7 +56,7 @@ DOWNLOAD_RETRY_CAP = 600
 # they would stay in memory for hours among the millions of keys a retention keeps. A failed run is kept a week, to look
 # at: a job's tasks fail in RQ only when they did not get to end (a worker killed, Redis failing) or gave up, so few.
 KEEPS_NOTHING = 1  # the result_ttl that marks a task keeping nothing of its success
-_KEEP = {"result_ttl": KEEPS_NOTHING, "failure_ttl": 7 * 86400}
+_KEEP = {"result_ttl": KEEPS_NOTHING, "failure_ttl": FAILED_TASK_KEPT}
 
 
 # RQ states in which a task will still run (or is running).

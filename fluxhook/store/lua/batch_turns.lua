@@ -21,7 +21,7 @@
 --         lease renewed, its place kept), `leave` (waiter ARGV[7] gives up, unless its turn came), `end` (the turn
 --         of ARGV[7] ends)
 -- ARGV[2] now (ms); ARGV[3] items made at once, all told; ARGV[4] a turn's lease (ms); ARGV[5] a waiter's lease (ms);
--- ARGV[6] the weight of an owner without one
+-- ARGV[6] the weight of an owner without one; ARGV[9] the making set's life (ms): a turn's lease, a second at least
 -- Returns {member, holds (1: member holds a turn now), the members given a turn by this call (to be woken)}.
 local making, line, waiting, passes, weights = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local op, now, items_at_once = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -96,7 +96,7 @@ if #heads > 0 then
     if next_member == member then mine = true end
   end
 end
-if redis.call('EXISTS', making) == 1 then redis.call('PEXPIRE', making, math.max(turn_lease, 1000)) end
+if redis.call('EXISTS', making) == 1 then redis.call('PEXPIRE', making, tonumber(ARGV[9])) end
 if redis.call('EXISTS', waiting) == 1 then
   redis.call('PEXPIRE', waiting, wait_lease)
   redis.call('PEXPIRE', line, wait_lease)

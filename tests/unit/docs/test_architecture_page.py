@@ -11,6 +11,7 @@ import re
 from fnmatch import fnmatch
 from pathlib import Path
 
+from devtools.holds_scan import holds_values
 from devtools.processes import ROOT
 from fluxhook.core import holds
 from worker import run
@@ -165,12 +166,9 @@ def test_the_rows_waiting_on_wake_up_lists_are_the_waiters_a_stop_ends():
     assert len(waiting) == run.WAITERS, waiting
 
 
-def _hold_expressions() -> dict[str, ast.expr]:
-    """The values holds.py defines (not those it imports), by name: what each is written as."""
-    tree = ast.parse(Path(holds.__file__).read_text())
-    return {target.id: node.value for node in tree.body if isinstance(node, (ast.Assign, ast.AnnAssign))
-            for target in (node.targets if isinstance(node, ast.Assign) else [node.target])
-            if isinstance(target, ast.Name) and target.id.isupper() and node.value is not None}
+def _hold_expressions() -> tuple[dict[str, ast.expr], dict[str, ast.expr]]:
+    """What holds.py defines (not what it imports), by name, as written: its holds, then its records kept."""
+    return holds_values(Path(holds.__file__).read_text())
 
 
 def _written_as(value: ast.expr) -> str:
@@ -181,17 +179,24 @@ def _written_as(value: ast.expr) -> str:
     return "`" + re.sub(r"\bfloat\((\w+)\)", r"\1", ast.unparse(value)) + "`"
 
 
-def test_every_hold_has_a_row_with_its_number_and_what_it_is_written_as():
-    rows = {row[0].strip("`"): row for row in _table(_section(_page(), "### Holds"))}
-    values = _hold_expressions()
+def _check_rows(section: str, values: dict[str, ast.expr], seconds: int, written_as: int) -> None:
+    rows = {row[0].strip("`"): row for row in _table(_section(_page(), section))}
     assert sorted(rows) == sorted(values), (f"in holds.py, no row: {sorted(set(values) - set(rows))}; "
                                             f"a row, not in holds.py: {sorted(set(rows) - set(values))}")
-    wrong = {name: (getattr(holds, name), rows[name][2]) for name in values
-             if float(rows[name][2]) != float(getattr(holds, name))}
+    wrong = {name: (getattr(holds, name), rows[name][seconds]) for name in values
+             if float(rows[name][seconds]) != float(getattr(holds, name))}
     assert not wrong, f"the page's numbers differ from holds.py's (code, page): {wrong}"
-    written = {name: (_written_as(value), rows[name][3]) for name, value in values.items()
-               if _written_as(value) != rows[name][3]}
+    written = {name: (_written_as(value), rows[name][written_as]) for name, value in values.items()
+               if _written_as(value) != rows[name][written_as]}
     assert not written, f"the page's expressions differ from holds.py's (code, page): {written}"
+
+
+def test_every_hold_has_a_row_with_its_number_and_what_it_is_written_as():
+    _check_rows("### Holds", _hold_expressions()[0], seconds=2, written_as=3)
+
+
+def test_every_record_kept_has_a_row_with_its_number_and_what_it_is_written_as():
+    _check_rows("### Records kept", _hold_expressions()[1], seconds=1, written_as=2)
 
 
 # --- The facts the worker's pages state, against the code ---

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import threading
 
+from fluxhook.core.holds import STREAM_LEASE
 from fluxhook.store.keys import Keys
-from fluxhook.store.streams import LEASE_SECONDS, StreamLeases
+from fluxhook.store.streams import StreamLeases
 
 KEYS = Keys(prefix="streams-test:")
 
@@ -35,7 +36,7 @@ def test_a_lease_not_renewed_lapses_and_a_renewed_one_lives_on(connection):
     now = [1000.0]
     leases = StreamLeases(connection, keys=KEYS, clock=lambda: now[0])
     assert leases.open("key_a", "kept", 2) and leases.open("key_a", "lost", 2)
-    now[0] += LEASE_SECONDS - 1
+    now[0] += STREAM_LEASE - 1
     leases.renew([("key_a", "kept")])
     now[0] += 2  # past the end of the lease never renewed (its process died)
     assert leases.open("key_a", "new", 2)
