@@ -508,6 +508,12 @@ class Client:
             return self._json("GET", path)
         return self._json("POST", path + ("/block" if block else "/unblock"))
 
+    def set_end_user_limits(self, key_id: str, end_user: str, **limits: float | None) -> dict:
+        """Set one end user's own limits of app key ``key_id`` (``PUT /v1/keys/{id}/end_users/{end_user}``, an
+        admin's): ``requests_per_minute``, ``max_active``, ``max_queued``, ``daily_credits``; each left out (or
+        ``None``) is the key's ``end_user_limits``' again. The end user as ``end_user`` reads it."""
+        return self._json("PUT", f"/v1/keys/{_part(key_id)}/end_users/{_part(end_user)}", json=limits)
+
     def keys(self) -> builtins.list[dict]:
         """Every app key, newest first, without secrets."""
         return self._json("GET", "/v1/keys")["keys"]
@@ -703,9 +709,11 @@ class Batches:
 
     def create(self, model: str, items: Iterable[Mapping[str, Any]], *, metadata: Mapping[str, Any] | None = None,
                notify_url: str | None = None, notify_events: builtins.list[str] | None = None,
-               cancel_after: str | None = None, idempotency_key: str | None = None) -> Batch:
+               cancel_after: str | None = None, idempotency_key: str | None = None,
+               end_user: str | None = None) -> Batch:
         """Make a batch of ``model`` (``POST /v1/batches``); each item is ``{"input": {BFL's request fields},
-        "metadata"?: {...}}``, 1 to 10,000 of them, sent as one JSON body.
+        "metadata"?: {...}, "end_user"?: "..."}``, 1 to 10,000 of them, sent as one JSON body; ``end_user`` names the
+        end user of every item that names none of its own.
 
         Every item is checked as ``submit`` checks one before anything is made: ``InvalidRequest`` (``invalid_items``)
         names each refused item by its index, and nothing is made. ``notify_url`` gets ``batch.ended`` (the batch)
@@ -723,6 +731,8 @@ class Batches:
             body["notify_url"] = notify_url
         if notify_events is not None:
             body["notify_events"] = builtins.list(notify_events)
+        if end_user is not None:
+            body["end_user"] = end_user
         headers = {"Cancel-After": cancel_after} if cancel_after is not None else {}
         return Batch(self._client._json("POST", "/v1/batches", json=body, headers=headers,
                                         idempotency_key=_key(idempotency_key)))
