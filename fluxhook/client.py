@@ -40,7 +40,8 @@ from requests.auth import AuthBase
 
 __all__ = [
     "Client", "Job", "Page", "Batch", "Batches", "STATUSES", "TERMINAL",
-    "APIError", "InvalidRequest", "AuthenticationError", "InsufficientCredits", "NotFound", "Gone", "Conflict",
+    "APIError", "InvalidRequest", "AuthenticationError", "InsufficientCredits", "EndUserCreditsSpent", "NotFound",
+    "Gone", "Conflict",
     "ServiceUnavailable", "RateLimited", "ChecksumMismatch", "WaitTimeout",
 ]
 
@@ -124,9 +125,25 @@ class AuthenticationError(APIError):
 
 class InsufficientCredits(APIError):
     """402: BFL has no credits left (``insufficient_credits``), or fluxhook's daily limit is spent
-    (``budget_exceeded``)."""
+    (``budget_exceeded``); ``retry_after``: seconds until it may succeed, when the server said."""
 
     default_code = "insufficient_credits"
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs):
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
+class EndUserCreditsSpent(InsufficientCredits):
+    """402 ``budget_exceeded`` from ``submit`` for its ``end_user``: that end user's ``daily_credits`` with the app key
+    are spent while the key and its other end users go on; ``retry_after``: seconds until its allowance comes back
+    (the next UTC day)."""
+
+    default_code = "budget_exceeded"
+
+    def __init__(self, message: str, *, end_user: str, **kwargs):
+        super().__init__(message, **kwargs)
+        self.end_user = end_user
 
 
 class NotFound(APIError):
@@ -321,8 +338,14 @@ class Client:
             body["notify_events"] = list(notify_events)
         if end_user is not None:
             body["end_user"] = end_user
-        return Job(self._json("POST", "/v1/jobs", json=body, wait=wait, idempotency_key=_key(idempotency_key),
-                              headers={"Cancel-After": cancel_after} if cancel_after is not None else None))
+        try:
+            return Job(self._json("POST", "/v1/jobs", json=body, wait=wait, idempotency_key=_key(idempotency_key),
+                                  headers={"Cancel-After": cancel_after} if cancel_after is not None else None))
+        except InsufficientCredits as exc:
+            if end_user is None or not _end_users_day(exc):
+                raise
+            raise EndUserCreditsSpent(exc.message, code=exc.code, status=exc.status, end_user=end_user,
+                                      retry_after=exc.retry_after) from None
 
     def track(self, bfl_id: str, *, polling_url: str | None = None, model: str | None = None,
               metadata: Mapping[str, Any] | None = None, notify_url: str | None = None,
@@ -928,9 +951,17 @@ def _error_from(response: requests.Response) -> APIError:
                                           "is the URL right?"
     if cls is RateLimited:
         return RateLimited(message, code=code, status=status, retry_after=_retry_after(response))
+    if cls is InsufficientCredits:
+        return InsufficientCredits(message, code=code, status=status, retry_after=_retry_after(response))
     refused = cls(message, code=code, status=status)
     refused.items = items
     return refused
+
+
+def _end_users_day(exc: InsufficientCredits) -> bool:
+    """Whether a 402 is an end user's spent day: of fluxhook's ``budget_exceeded`` answers, the one that says when
+    (its key's and the service's days say nothing)."""
+    return exc.code == "budget_exceeded" and exc.retry_after is not None
 
 
 def _retryable(exc: APIError) -> bool:

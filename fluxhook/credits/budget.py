@@ -46,7 +46,7 @@ from fluxhook.bfl.reports import Cost
 from fluxhook.core.accounts import Account
 from fluxhook.core.catalog import MEGAPIXEL, Model
 from fluxhook.core.end_users import named
-from fluxhook.core.errors import BudgetExceeded
+from fluxhook.core.errors import BudgetExceeded, EndUserBudgetExceeded
 from fluxhook.core.holds import RESERVATION_LEASE
 from fluxhook.core.job import Job
 from fluxhook.core.wait_reasons import Waiting, WaitReason
@@ -217,7 +217,7 @@ def admission(svc: "Services", job_id: str, model: str, body: Mapping[str, Any],
     if reservation is not None and not reservation.admitted and not reservation.waits:
         if reservation.decided_by == END_USER_LIMIT and key is not None:
             metrics.count(svc, "fluxhook_end_user_refusals", key=key.name, reason="budget_exceeded")
-        raise BudgetExceeded(refusal_of(svc, reservation, now, key, end_user))
+        raise refusal_error(svc, reservation, now, key, end_user)
 
 
 def _by_key(reservation: Reservation, key: AppKey | None) -> bool:
@@ -262,6 +262,16 @@ def waiting_for(svc: "Services", reservation: Reservation, now: float, key: AppK
         return Waiting(WaitReason.BUDGET_SETTLING)
     reason = WaitReason.KEY_DAILY_CREDITS if _by_key(reservation, key) else WaitReason.DAILY_CREDITS
     return Waiting(reason, now + seconds_until_next_day(now))
+
+
+def refusal_error(svc: "Services", reservation: Reservation, now: float, key: AppKey | None = None,
+                  end_user: EndUserBudget | None = None) -> BudgetExceeded:
+    """The 402 of a refusal by whichever limit decided it (``refusal_of``'s message); an end user's with the seconds
+    until its next UTC day."""
+    message = refusal_of(svc, reservation, now, key, end_user)
+    if end_user is not None and reservation.decided_by == END_USER_LIMIT:
+        return EndUserBudgetExceeded(message, retry_after=seconds_until_next_day(now))
+    return BudgetExceeded(message)
 
 
 def refusal_of(svc: "Services", reservation: Reservation, now: float, key: AppKey | None = None,
