@@ -317,9 +317,14 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     with client_for(args) as client:
-        filters: api.ListFilters = {"end_user": args.end_user} if args.end_user else {}
-        page = next(client.pages(status=args.status, model=args.model, page_size=args.limit, cursor=args.cursor,
-                                 **filters))
+        filters: api.ListFilters = {}
+        if args.status:
+            filters["status"] = args.status
+        if args.model:
+            filters["model"] = args.model
+        if args.end_user:
+            filters["end_user"] = args.end_user
+        page = next(client.pages(page_size=args.limit, cursor=args.cursor, **filters))
     if args.json:
         print_json({"jobs": page.jobs, "next_cursor": page.next_cursor})
         return ExitCode.OK
