@@ -40,7 +40,8 @@ from requests.auth import AuthBase
 
 __all__ = [
     "Client", "Job", "Page", "Batch", "Batches", "STATUSES", "TERMINAL",
-    "APIError", "InvalidRequest", "AuthenticationError", "InsufficientCredits", "NotFound", "Gone", "Conflict",
+    "APIError", "InvalidRequest", "AuthenticationError", "InsufficientCredits", "EndUserCreditsSpent", "NotFound",
+    "Gone", "Conflict",
     "ServiceUnavailable", "RateLimited", "ChecksumMismatch", "WaitTimeout",
 ]
 
@@ -124,9 +125,25 @@ class AuthenticationError(APIError):
 
 class InsufficientCredits(APIError):
     """402: BFL has no credits left (``insufficient_credits``), or fluxhook's daily limit is spent
-    (``budget_exceeded``)."""
+    (``budget_exceeded``); ``retry_after``: seconds until it may succeed, when the server said."""
 
     default_code = "insufficient_credits"
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs):
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
+class EndUserCreditsSpent(InsufficientCredits):
+    """402 ``budget_exceeded`` from ``submit`` for its ``end_user``: that end user's ``daily_credits`` with the app key
+    are spent while the key and its other end users go on; ``retry_after``: seconds until its allowance comes back
+    (the next UTC day)."""
+
+    default_code = "budget_exceeded"
+
+    def __init__(self, message: str, *, end_user: str, **kwargs):
+        super().__init__(message, **kwargs)
+        self.end_user = end_user
 
 
 class NotFound(APIError):
@@ -321,8 +338,14 @@ class Client:
             body["notify_events"] = list(notify_events)
         if end_user is not None:
             body["end_user"] = end_user
-        return Job(self._json("POST", "/v1/jobs", json=body, wait=wait, idempotency_key=_key(idempotency_key),
-                              headers={"Cancel-After": cancel_after} if cancel_after is not None else None))
+        try:
+            return Job(self._json("POST", "/v1/jobs", json=body, wait=wait, idempotency_key=_key(idempotency_key),
+                                  headers={"Cancel-After": cancel_after} if cancel_after is not None else None))
+        except InsufficientCredits as exc:
+            if end_user is None or not _end_users_day(exc):
+                raise
+            raise EndUserCreditsSpent(exc.message, code=exc.code, status=exc.status, end_user=end_user,
+                                      retry_after=exc.retry_after) from None
 
     def track(self, bfl_id: str, *, polling_url: str | None = None, model: str | None = None,
               metadata: Mapping[str, Any] | None = None, notify_url: str | None = None,
@@ -507,6 +530,12 @@ class Client:
         if block is None:
             return self._json("GET", path)
         return self._json("POST", path + ("/block" if block else "/unblock"))
+
+    def set_end_user_limits(self, key_id: str, end_user: str, **limits: float | None) -> dict:
+        """Set one end user's own limits of app key ``key_id`` (``PUT /v1/keys/{id}/end_users/{end_user}``, an
+        admin's): ``requests_per_minute``, ``max_active``, ``max_queued``, ``daily_credits``; each left out (or
+        ``None``) is the key's ``end_user_limits``' again. The end user as ``end_user`` reads it."""
+        return self._json("PUT", f"/v1/keys/{_part(key_id)}/end_users/{_part(end_user)}", json=limits)
 
     def keys(self) -> builtins.list[dict]:
         """Every app key, newest first, without secrets."""
@@ -703,9 +732,11 @@ class Batches:
 
     def create(self, model: str, items: Iterable[Mapping[str, Any]], *, metadata: Mapping[str, Any] | None = None,
                notify_url: str | None = None, notify_events: builtins.list[str] | None = None,
-               cancel_after: str | None = None, idempotency_key: str | None = None) -> Batch:
+               cancel_after: str | None = None, idempotency_key: str | None = None,
+               end_user: str | None = None) -> Batch:
         """Make a batch of ``model`` (``POST /v1/batches``); each item is ``{"input": {BFL's request fields},
-        "metadata"?: {...}}``, 1 to 10,000 of them, sent as one JSON body.
+        "metadata"?: {...}, "end_user"?: "..."}``, 1 to 10,000 of them, sent as one JSON body; ``end_user`` names the
+        end user of every item that names none of its own.
 
         Every item is checked as ``submit`` checks one before anything is made: ``InvalidRequest`` (``invalid_items``)
         names each refused item by its index, and nothing is made. ``notify_url`` gets ``batch.ended`` (the batch)
@@ -723,6 +754,8 @@ class Batches:
             body["notify_url"] = notify_url
         if notify_events is not None:
             body["notify_events"] = builtins.list(notify_events)
+        if end_user is not None:
+            body["end_user"] = end_user
         headers = {"Cancel-After": cancel_after} if cancel_after is not None else {}
         return Batch(self._client._json("POST", "/v1/batches", json=body, headers=headers,
                                         idempotency_key=_key(idempotency_key)))
@@ -918,9 +951,17 @@ def _error_from(response: requests.Response) -> APIError:
                                           "is the URL right?"
     if cls is RateLimited:
         return RateLimited(message, code=code, status=status, retry_after=_retry_after(response))
+    if cls is InsufficientCredits:
+        return InsufficientCredits(message, code=code, status=status, retry_after=_retry_after(response))
     refused = cls(message, code=code, status=status)
     refused.items = items
     return refused
+
+
+def _end_users_day(exc: InsufficientCredits) -> bool:
+    """Whether a 402 is an end user's spent day: of fluxhook's ``budget_exceeded`` answers, the one that says when
+    (its key's and the service's days say nothing)."""
+    return exc.code == "budget_exceeded" and exc.retry_after is not None
 
 
 def _retryable(exc: APIError) -> bool:

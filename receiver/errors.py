@@ -12,7 +12,7 @@ import redis
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
 
-from fluxhook.core.errors import FluxhookError, InvalidItems, RangeNotSatisfiable, RateLimited
+from fluxhook.core.errors import EndUserBudgetExceeded, FluxhookError, InvalidItems, RangeNotSatisfiable, RateLimited
 
 from .bulkheads import remember_refusal
 
@@ -81,7 +81,8 @@ def init_app(app: Flask) -> None:
             response.headers["Content-Range"] = f"bytes */{exc.size}"
             response.headers["Accept-Ranges"] = "bytes"
         retry_after = getattr(exc, "retry_after", None)
-        if exc.status in (429, 503) and retry_after:
+        # An end user's 402 says when its day ends, so its app can tell that user when to come back.
+        if (exc.status in (429, 503) or isinstance(exc, EndUserBudgetExceeded)) and retry_after:
             response.headers["Retry-After"] = retry_after_header(retry_after)
             if exc.code == RateLimited.code and request.method == "GET":
                 remember_refusal(retry_after)  # a read over its key's rate: its next ones refused before a permit

@@ -10,7 +10,6 @@ from fluxhook.core.end_users import parse_end_user
 from fluxhook.core.errors import InvalidRequest
 from fluxhook.credits.reports import end_user_report, usage_report
 from fluxhook.lifecycle.steps.callers import is_key_id
-from fluxhook.store.owners import owner_of
 
 from .auth import require_bearer
 from .context import services
@@ -39,7 +38,7 @@ def show():
         raise InvalidRequest("'group_by' may be 'end_user' (rows per end user and day), or left out")
     days = request.args.get("from") or None, request.args.get("to") or None
     if group_by or end_user:
-        return end_user_report(svc, *days, time.time(), owner_of(key_id), parse_end_user(end_user))
+        return end_user_report(svc, *days, time.time(), key_id, parse_end_user(end_user))
     limit = None
     if key_id is not None:
         key = caller.key if caller.key_id == key_id else svc.store.app_keys.get(key_id)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -251,7 +252,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
         raise CLIError("give the task a --prompt (or its BFL request fields with --input-json)")
     metadata = json_object(args.metadata_json, "--metadata-json") if args.metadata_json else None
     with client_for(args) as client:
-        job = client.submit(args.model, task_input, metadata=metadata, cancel_after=args.cancel_after)
+        job = client.submit(args.model, task_input, metadata=metadata, cancel_after=args.cancel_after,
+                            end_user=args.end_user)
         if not args.wait:
             print_json(job)
             return ExitCode.OK
@@ -315,7 +317,14 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     with client_for(args) as client:
-        page = next(client.pages(status=args.status, model=args.model, page_size=args.limit, cursor=args.cursor))
+        filters: api.ListFilters = {}
+        if args.status:
+            filters["status"] = args.status
+        if args.model:
+            filters["model"] = args.model
+        if args.end_user:
+            filters["end_user"] = args.end_user
+        page = next(client.pages(page_size=args.limit, cursor=args.cursor, **filters))
     if args.json:
         print_json({"jobs": page.jobs, "next_cursor": page.next_cursor})
         return ExitCode.OK
@@ -323,5 +332,6 @@ def cmd_list(args: argparse.Namespace) -> int:
     if page.next_cursor:
         print(f"more: fluxhook list --cursor {page.next_cursor}"
               + (f" --status {args.status}" if args.status else "")
-              + (f" --model {args.model}" if args.model else ""), file=sys.stderr)
+              + (f" --model {args.model}" if args.model else "")
+              + (f" --end-user {shlex.quote(args.end_user)}" if args.end_user else ""), file=sys.stderr)
     return ExitCode.OK

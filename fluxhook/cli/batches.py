@@ -63,6 +63,8 @@ def add_commands(command: Callable[..., argparse.ArgumentParser], target: argpar
                         help="its items' notifications too, comma-separated: job.submitted, job.progress, job.ended")
     submit.add_argument("--cancel-after", metavar="DURATION", help="each item's deadline, 5s to 24h (30s, 5m, 1h30m): "
                         "not sent by then it ends aborted, sent but not stored canceled")
+    submit.add_argument("--end-user", metavar="END_USER", help="your app's own user every item is for, unless its "
+                        "line names its own end_user (the key's limits per end user apply)")
     submit.add_argument("--idempotency-key", metavar="KEY", help="sent again with the same key and file, the batch "
                         "is not made twice (within 24 h)")
     submit.add_argument("--no-wait", action="store_true", help="print the batch's id at once and return")
@@ -279,7 +281,7 @@ def _submit(args: argparse.Namespace) -> int:
         try:
             batch = fluxhook.batches.create(args.model, items, metadata=metadata, notify_url=args.notify_url,
                                             notify_events=args.notify_events, cancel_after=args.cancel_after,
-                                            idempotency_key=args.idempotency_key)
+                                            idempotency_key=args.idempotency_key, end_user=args.end_user)
         except api.InvalidRequest as exc:
             if exc.code == "invalid_items" and exc.items:  # each bad item on a line of its own, with its line
                 raise CLIError(f"{exc}:\n{bad_lines(exc.items, numbers, name)}") from None

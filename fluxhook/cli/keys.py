@@ -4,6 +4,7 @@ token."""
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from typing import Any, Callable
 
@@ -43,6 +44,8 @@ _PLACES: dict[str, tuple[str, Callable[[str], Any], str]] = {
     "region": ("--region", str.strip, "the region its jobs must stay in (the accounts' BFL_<NAME>_REGION), or 'any' "
                                       "(default: any)"),
 }
+# The limits a key sets for each of its end users (its end_user_limits), and one end user for itself.
+END_USER_LIMITS = ("requests_per_minute", "max_active", "max_queued", "daily_credits")
 KEY_COLUMNS = ("ID", "NAME", "PREFIX", "STATE", "SPENT TODAY", "ACTIVE/QUEUED", "WAITING FOR", "RATE", "WEIGHT",
                "ACCOUNTS", "LAST USED")
 
@@ -72,10 +75,19 @@ def add_commands(command: Callable[..., argparse.ArgumentParser], target: argpar
     rotate.add_argument("key_id", metavar="KEY_ID")
 
     end_users = action("end-users", _end_users, "a key's end users of today with the most credits spent; with "
-                                                "--block or --unblock END_USER, block or unblock one for the day")
+                                                "--show, --set-limits, --block or --unblock END_USER, one end user")
     end_users.add_argument("key_id", metavar="KEY_ID")
-    end_users.add_argument("--block", metavar="END_USER", help="block this end user until the UTC day ends")
-    end_users.add_argument("--unblock", metavar="END_USER", help="lift this end user's block of today")
+    one = end_users.add_mutually_exclusive_group()
+    one.add_argument("--show", metavar="END_USER", help="print this end user: its own limits, those that hold for it, "
+                                                        "today's counts and spend, its block")
+    one.add_argument("--set-limits", metavar="END_USER", help="set this end user's own limits to the limit options "
+                     "given; one left out is the key's end_user_limits' again (--set-limits NAME alone clears them)")
+    one.add_argument("--block", metavar="END_USER", help="block this end user until the UTC day ends")
+    one.add_argument("--unblock", metavar="END_USER", help="lift this end user's block of today")
+    for field in END_USER_LIMITS:
+        option, read, _ = _LIMITS[field]
+        end_users.add_argument(option, dest=field, type=_value(read, removable=False), metavar="VALUE",
+                               help=f"with --set-limits: its {field}")
     end_users.add_argument("--json", action="store_true", help="print the API's JSON instead of a table")
 
     enable = action("notify-enable", _enable, "send a key's notifications again to the targets a 410 disabled")
@@ -97,6 +109,10 @@ def _limit_options(parser: argparse.ArgumentParser, removable: bool) -> None:
                             help=help_text + (removal if removable else ""))
     for field, (option, read, help_text) in _PLACES.items():
         parser.add_argument(option, dest=field, type=_place(read), metavar="VALUE", help=help_text)
+    parser.add_argument("--end-user-limits", dest="end_user_limits", type=_value(_end_user_limits, removable),
+                        metavar="JSON", help="the limits each of its end users has unless set for one (keys "
+                        "end-users --set-limits), a JSON object of " + ", ".join(END_USER_LIMITS)
+                        + (", e.g. '{\"daily_credits\": 5}'" + ("; 'none' removes them" if removable else "")))
 
 
 def _place(read: Callable[[str], Any]) -> Callable[[str], Any]:
@@ -121,12 +137,20 @@ def _value(read: Callable[[str], Any], removable: bool) -> Callable[[str], Any]:
     return parse
 
 
+def _end_user_limits(text: str) -> dict:
+    value = json.loads(text)
+    if not isinstance(value, dict):
+        raise ValueError("not a JSON object")
+    return value
+
+
 # An option given as 'none' (or 'any' for a place): the limit is removed (sent as null).
 _NONE = object()
 
 
 def _limits(args: argparse.Namespace) -> dict[str, Any]:
-    given = {field: getattr(args, field) for field in (*_LIMITS, *_PLACES) if getattr(args, field) is not None}
+    given = {field: getattr(args, field) for field in (*_LIMITS, *_PLACES, "end_user_limits")
+             if getattr(args, field) is not None}
     return {field: (None if value is _NONE else value) for field, value in given.items()}
 
 
@@ -203,9 +227,17 @@ END_USER_COLUMNS = ("END USER", "JOBS", "CREDITS", "STORED", "FAILED", "CANCELED
 
 
 def _end_users(args: argparse.Namespace) -> int:
+    limits = {field: getattr(args, field) for field in END_USER_LIMITS if getattr(args, field) is not None}
+    if limits and not args.set_limits:
+        print("fluxhook keys end-users: the limit options go with --set-limits END_USER", file=sys.stderr)
+        return 2
     with client_for(args) as fluxhook:
-        if args.block or args.unblock:
-            print_json(fluxhook.end_user(args.key_id, args.block or args.unblock, block=bool(args.block)))
+        if args.set_limits:
+            print_json(fluxhook.set_end_user_limits(args.key_id, args.set_limits, **limits))
+            return 0
+        if args.show or args.block or args.unblock:
+            block = None if args.show else bool(args.block)
+            print_json(fluxhook.end_user(args.key_id, args.show or args.block or args.unblock, block=block))
             return 0
         users = fluxhook.end_users(args.key_id)
     if args.json:

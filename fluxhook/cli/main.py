@@ -78,6 +78,8 @@ def _add_job_commands(command: Callable[..., argparse.ArgumentParser], target: a
     submit.add_argument("--prompt", help="the prompt (sets input.prompt)")
     submit.add_argument("--input-json", metavar="JSON", help="more BFL request fields, e.g. '{\"width\": 1024}'")
     submit.add_argument("--metadata-json", metavar="JSON", help="your own metadata to keep with the job")
+    submit.add_argument("--end-user", metavar="END_USER", help="your app's own user the job is for, at most 128 "
+                        "characters, never sent to BFL (the key's limits per end user apply)")
     submit.add_argument("--wait", action="store_true",
                         help="show progress until the job ends, then save its image (exit 0 stored, 1 not)")
     submit.add_argument("--timeout", type=positive_float, metavar="S", help="with --wait: give up after S seconds "
@@ -97,6 +99,7 @@ def _add_job_commands(command: Callable[..., argparse.ArgumentParser], target: a
     listing = command("list", cmd_list, "list jobs, newest first", [target])
     listing.add_argument("--status", choices=api.STATUSES, help="only jobs with this status")
     listing.add_argument("--model", help="only jobs of this model")
+    listing.add_argument("--end-user", metavar="END_USER", help="only jobs made for this end user")
     listing.add_argument("--limit", type=int, default=20, help="jobs per page, 1-100 (default 20)")
     listing.add_argument("--cursor", help="continue after this cursor (printed as 'more: ...')")
     listing.add_argument("--json", action="store_true", help="print the API's JSON instead of a table")

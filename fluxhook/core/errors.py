@@ -384,6 +384,15 @@ class BudgetExceeded(FluxhookError):
     status = 402
 
 
+class EndUserBudgetExceeded(BudgetExceeded):
+    """One end user's ``daily_credits`` with its app key are spent: its new submissions are refused until the next UTC
+    day (``retry_after``, the seconds until then, its answer's ``Retry-After``: the one 402 that has it), while the
+    key's other end users go on."""
+
+    def __init__(self, message: str, *, retry_after: float):
+        super().__init__(message, retry_after=retry_after)
+
+
 class HostNotAllowed(FluxhookError):
     """A URL points to a host that the allowlists or address rules refuse."""
 

@@ -49,7 +49,7 @@ from fluxhook.bfl.reports import Cost
 from fluxhook.core.accounts import Account
 from fluxhook.core.catalog import MEGAPIXEL, Model
 from fluxhook.core.end_users import named
-from fluxhook.core.errors import BudgetExceeded
+from fluxhook.core.errors import BudgetExceeded, EndUserBudgetExceeded
 from fluxhook.core.holds import RESERVATION_LEASE
 from fluxhook.core.job import Job
 from fluxhook.core.wait_reasons import Waiting, WaitReason
@@ -238,7 +238,7 @@ def _refuse(svc: "Services", reservation: Reservation, now: float, key: AppKey |
             end_user: EndUserBudget | None) -> NoReturn:
     if reservation.decided_by == END_USER_LIMIT and key is not None:
         metrics.count(svc, "fluxhook_end_user_refusals", key=key.name, reason="budget_exceeded")
-    raise BudgetExceeded(refusal_of(svc, reservation, now, key, end_user))
+    raise refusal_error(svc, reservation, now, key, end_user)
 
 
 def end_user_admit(svc: "Services", job_id: str, model: str, body: Mapping[str, Any], now: float,
@@ -311,6 +311,16 @@ def _spent_reason(reservation: Reservation, key: AppKey | None) -> WaitReason:
     if key is not None and reservation.decided_by == END_USER_LIMIT:
         return WaitReason.END_USER_DAILY_CREDITS
     return WaitReason.KEY_DAILY_CREDITS if _by_key(reservation, key) else WaitReason.DAILY_CREDITS
+
+
+def refusal_error(svc: "Services", reservation: Reservation, now: float, key: AppKey | None = None,
+                  end_user: EndUserBudget | None = None) -> BudgetExceeded:
+    """The 402 of a refusal by whichever limit decided it (``refusal_of``'s message); an end user's with the seconds
+    until its next UTC day."""
+    message = refusal_of(svc, reservation, now, key, end_user)
+    if end_user is not None and reservation.decided_by == END_USER_LIMIT:
+        return EndUserBudgetExceeded(message, retry_after=seconds_until_next_day(now))
+    return BudgetExceeded(message)
 
 
 def refusal_of(svc: "Services", reservation: Reservation, now: float, key: AppKey | None = None,

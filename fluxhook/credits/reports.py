@@ -15,11 +15,14 @@ from fluxhook.credits.accounting import (
     LATENCY,
     LATENCY_BUCKETS,
     MICRO,
+    SPENT,
     from_micro,
     spent_field,
     utc_day,
     utc_hour,
 )
+from fluxhook.store.effects import END_USER_TTL
+from fluxhook.store.owners import owner_of
 
 if TYPE_CHECKING:
     from fluxhook.services import Services
@@ -155,22 +158,55 @@ MAX_END_USER_ROWS = 1000
 _END_USER_COUNTS = ("jobs", "stored", "failed", "canceled", "moderated")
 
 
-def end_user_report(svc: "Services", first: str | None, last: str | None, now: float, owner: str,
+def owner_totals(counters: Mapping[str, int], key_id: str | None) -> dict[str, int]:
+    """What one day's usage ``counters`` hold of app key ``key_id``'s jobs (None: the admin tokens', the account's
+    beyond its keys): jobs, stored, failed (moderated among them), canceled, and its spend in micro-credits as its
+    end users' credits count it (``credits``: BFL's price, or what was reserved when BFL stated none)."""
+    rows = [row for row in key_rows({"": counters}, key_id) if row["key_id"] == key_id]
+    totals = {counter: sum(row[counter] for row in rows) for counter in ("jobs", "stored", "failed", "canceled")}
+    # The account's spend holds every key's: the admin tokens' is what is left of it.
+    keys_spend = 0 if key_id else sum(value for name, value in counters.items() if name.startswith(f"{SPENT}@"))
+    totals["credits"] = counters.get(spent_field(key_id), 0) - keys_spend
+    return totals
+
+
+def without_end_user(totals: Mapping[str, int], end_users: Mapping[str, Mapping[str, int]]) -> dict[str, Any] | None:
+    """The day's row of the jobs that named no end user (``end_user`` None): its owner's ``totals`` (``owner_totals``)
+    less what its ``end_users`` counted, so a day's rows add up to the owner's; None when none was made. Its
+    ``moderated`` is None: the usage counters count a moderated job as failed, apart only for an end user's."""
+    named = {counter: sum(counts.get(counter, 0) for counts in end_users.values())
+             for counter in (*_END_USER_COUNTS, "credits")}
+    rest = {counter: totals.get(counter, 0) - named[counter] for counter in ("jobs", "stored", "canceled", "credits")}
+    rest["failed"] = totals.get("failed", 0) - named["failed"] - named["moderated"]
+    if not any(rest.values()):
+        return None
+    return {"end_user": None, "jobs": rest["jobs"], "stored": rest["stored"], "failed": rest["failed"],
+            "canceled": rest["canceled"], "moderated": None, "credits": from_micro(rest["credits"])}
+
+
+def end_user_report(svc: "Services", first: str | None, last: str | None, now: float, key_id: str | None,
                     end_user: str | None = None) -> dict:
     """``GET /v1/usage?group_by=end_user`` (``&end_user=`` for one): jobs, how they ended and credits per end user of
-    ``owner`` (an app key, or the admin tokens) and UTC day, from the end users' day counters (kept some weeks:
-    older days read as none). At most ``MAX_END_USER_ROWS`` rows, those with the most credits first; ``truncated``
-    says some were left out."""
+    app key ``key_id`` (None: the admin tokens) and UTC day, from the end users' day counters (kept
+    ``END_USER_TTL``: older days read as none); without ``end_user``, each day's jobs that named none in a row of
+    their own (``without_end_user``), so the rows add up to the key's spend. At most ``MAX_END_USER_ROWS`` rows,
+    those with the most credits first; ``truncated`` says some were left out."""
     today = datetime.fromtimestamp(now, timezone.utc).date()
     start, end = parse_range(first, last, today)
+    names = days_between(start, end)
+    kept = [day for day in names if (today - date.fromisoformat(day)).days * 86400 < END_USER_TTL]
+    usage = svc.store.usage.days(kept) if end_user is None else {}
     found: list[dict[str, Any]] = []
-    for day, users in svc.store.end_users.counters(owner, days_between(start, end)).items():
+    for day, users in svc.store.end_users.counters(owner_of(key_id), names).items():
         for name, counts in users.items():
             if end_user is None or name == end_user:
                 found.append({"date": day, "end_user": name, **{c: counts.get(c, 0) for c in _END_USER_COUNTS},
                               "credits": from_micro(counts.get("credits", 0))})
-    found.sort(key=lambda row: (-row["credits"], -row["jobs"], row["date"], row["end_user"]))
-    shown = sorted(found[:MAX_END_USER_ROWS], key=lambda row: (row["date"], -row["credits"], row["end_user"]))
+        rest = without_end_user(owner_totals(usage[day], key_id), users) if day in usage else None
+        if rest is not None:
+            found.append({"date": day, **rest})
+    found.sort(key=lambda row: (-row["credits"], -row["jobs"], row["date"], row["end_user"] or ""))
+    shown = sorted(found[:MAX_END_USER_ROWS], key=lambda row: (row["date"], -row["credits"], row["end_user"] or ""))
     return {"from": start.isoformat(), "to": end.isoformat(), "group_by": "end_user", "days": shown,
             "total_credits": from_micro(sum(round(row["credits"] * MICRO) for row in found)),
             "truncated": len(found) > MAX_END_USER_ROWS}

@@ -303,7 +303,7 @@ def _refused(svc: Services, job: Job, reservation: Reservation, account: Account
     if in_request and refusal is Refusal.SPENT:
         # Others took the last credits between the request's look and now: refused as at its look.
         metrics.count(svc, "fluxhook_submissions", outcome="budget_exceeded")
-        raise BudgetExceeded(budget.refusal_of(svc, reservation, time.time(), key, budget.end_user_of(job)))
+        raise budget.refusal_error(svc, reservation, time.time(), key, budget.end_user_of(job))
     return _over_budget(svc, job, reservation, key, refusal, lock)
 
 
