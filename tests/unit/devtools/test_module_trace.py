@@ -24,6 +24,7 @@ MODULES = {
         "from fluxhook.store import later, never\n"
         "from worker import threaded\n"
         "early.run()\n"
+        "print('ready', flush=True)\n"
         "input()\n"
         "later.run()\n"
         "thread = threading.Thread(target=threaded.run, name='started-later')\n"
@@ -48,6 +49,8 @@ def test_a_process_records_what_ran_after_the_reset_on_each_thread(tmp_path):
     try:
         recorders = Recorders(hooks, root)
         wait_until(recorders.live, message="the process to record")
+        # Its imports and early's run done: a reset told before them (a loaded machine) would record them as after it.
+        assert process.stdout.readline() == "ready\n"
         assert recorders.tell("reset") == [process.pid]
         process.stdin.write("\n")
         process.stdin.flush()
