@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from fluxhook import client as api
 from fluxhook.cli.dev_run import dev_run_path, read_dev_run
-from fluxhook.cli.exits import CLIError, ExitCode
+from fluxhook.cli.exits import CLIError, ExitCode, going_on
 
 DEFAULT_URL = "http://localhost:8000"
 EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "video/mp4": "mp4"}
@@ -156,6 +156,11 @@ def api_target(url: str | None, token: str | None, environ: Mapping[str, str],
     return url, token
 
 
+def job_goes_on(job_id: str) -> str:
+    """What a Ctrl-C leaves of a submitted job, and how to follow or stop it."""
+    return f"the job goes on: fluxhook show {job_id} (fluxhook cancel {job_id} stops it)"
+
+
 def status_line(job: Mapping[str, Any], elapsed: float, note: str = "") -> str:
     """``job_… submitted (BFL: Pending) 3.2 s``: what the progress indicator shows."""
     text = f"{job.get('id')} {job.get('status')}"
@@ -252,6 +257,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     metadata = json_object(args.metadata_json, "--metadata-json") if args.metadata_json else None
     with client_for(args) as client:
         job = client.submit(args.model, task_input, metadata=metadata, cancel_after=args.cancel_after)
+        going_on(job_goes_on(job.id))
         if not args.wait:
             print_json(job)
             return ExitCode.OK
@@ -269,9 +275,8 @@ def _wait_and_save(client: api.Client, job: api.Job, timeout: float, output: str
     try:
         job = client.wait(job.id, timeout, on_update=show)
     except KeyboardInterrupt:
-        progress.clear()
-        print(f"interrupted; the job goes on: fluxhook show {job.id}", file=sys.stderr)
-        return ExitCode.INTERRUPTED
+        progress.clear()  # main says what goes on, on a line of its own
+        raise
     except api.WaitTimeout as exc:
         progress.clear()
         seen = exc.job or job
@@ -281,6 +286,7 @@ def _wait_and_save(client: api.Client, job: api.Job, timeout: float, output: str
     except api.APIError:
         progress.clear()
         raise
+    going_on(None)
     progress.finish(job, time.monotonic() - start)
     code = exit_code_for_job(job)
     if code != ExitCode.OK:

@@ -19,7 +19,7 @@ from fluxhook.cli.api_commands import (
     exit_code_for_error,
     positive_float,
 )
-from fluxhook.cli.exits import EXIT_CODES_HELP, CLIError, ExitCode
+from fluxhook.cli.exits import EXIT_CODES_HELP, CLIError, ExitCode, interrupted_now
 
 
 def _operator(name: str):
@@ -105,6 +105,15 @@ def _add_job_commands(command: Callable[..., argparse.ArgumentParser], target: a
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)  # a usage error exits 2 here
     try:
+        return _run(args)
+    except KeyboardInterrupt:
+        # Outside the other handlers: a Ctrl-C while an error is being said still says what goes on.
+        print(interrupted_now(), file=sys.stderr)
+        return ExitCode.INTERRUPTED
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
         return int(args.func(args))
     except CLIError as exc:
         print(f"fluxhook {args.command}: {exc.message}", file=sys.stderr)
@@ -112,9 +121,6 @@ def main(argv: list[str] | None = None) -> int:
     except api.APIError as exc:
         print(f"fluxhook {args.command}: {exc}", file=sys.stderr)
         return exit_code_for_error(exc)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return ExitCode.INTERRUPTED
     except BrokenPipeError:
         # `fluxhook list | head`: the reader left; say nothing more.
         devnull = os.open(os.devnull, os.O_WRONLY)
