@@ -61,7 +61,7 @@ def print_rows(headers: Iterable[str], rows: list[list[str]], none_text: str) ->
     if rows:
         print(format_table(headers, rows))
     else:
-        print(none_text, file=sys.stderr)
+        tell(none_text)
 
 
 def job_row(job: Mapping[str, Any]) -> list[str]:
@@ -209,6 +209,12 @@ class Progress:
             self.stream.flush()
 
 
+def tell(text: str) -> None:
+    """``text`` as a line on stderr, written in one piece: a Ctrl-C while it is written leaves the line whole, so what
+    the interrupt says starts a line of its own (``print`` writes the newline apart, and an interrupt can drop it)."""
+    sys.stderr.write(text + "\n")
+
+
 def print_json(value: Any) -> None:
     """``value`` as indented JSON on stdout."""
     print(json.dumps(value, indent=2, ensure_ascii=False))
@@ -301,8 +307,8 @@ def _wait_and_save(client: api.Client, job: api.Job, timeout: float, output: str
     except OSError as exc:
         raise CLIError(f"cannot write {path}: {exc.strerror or exc}") from None
     print_json(job)
-    print(f"saved {path} ({media.get('content_type')}, {media.get('width')}x{media.get('height')}, "
-          f"{human_size(media.get('size') or 0)})", file=sys.stderr)
+    tell(f"saved {path} ({media.get('content_type')}, {media.get('width')}x{media.get('height')}, "
+         f"{human_size(media.get('size') or 0)})")
     return ExitCode.OK
 
 
@@ -327,7 +333,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         return ExitCode.OK
     print_rows(JOB_COLUMNS, [job_row(job) for job in page.jobs], "no jobs")
     if page.next_cursor:
-        print(f"more: fluxhook list --cursor {page.next_cursor}"
-              + (f" --status {args.status}" if args.status else "")
-              + (f" --model {args.model}" if args.model else ""), file=sys.stderr)
+        tell(f"more: fluxhook list --cursor {page.next_cursor}"
+             + (f" --status {args.status}" if args.status else "")
+             + (f" --model {args.model}" if args.model else ""))
     return ExitCode.OK

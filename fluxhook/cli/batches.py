@@ -33,6 +33,7 @@ from fluxhook.cli.api_commands import (
     positive_float,
     print_json,
     print_rows,
+    tell,
 )
 from fluxhook.cli.exits import EXIT_CODES_HELP, CLIError, ExitCode, going_on
 from fluxhook.credits.figures import format_credits
@@ -300,15 +301,15 @@ def _submit(args: argparse.Namespace) -> int:
         going_on(batch_goes_on(batch.id))
         if args.no_wait:
             print(batch.id)
-            print(f"batch {batch.id}: {batch.counts['total']} items of {batch.model}; follow it with "
-                  f"`fluxhook batch show {batch.id}`", file=sys.stderr)
+            tell(f"batch {batch.id}: {batch.counts['total']} items of {batch.model}; follow it with "
+                 f"`fluxhook batch show {batch.id}`")
             return ExitCode.OK
         return _watch(fluxhook, batch, args.timeout)
 
 
 def _watch(fluxhook: api.Client, batch: api.Batch, timeout: float | None) -> int:
-    print(f"batch {batch.id}: {batch.counts['total']} items of {batch.model} (Ctrl-C stops watching; the batch goes "
-          "on)", file=sys.stderr)
+    tell(f"batch {batch.id}: {batch.counts['total']} items of {batch.model} (Ctrl-C stops watching; the batch goes "
+         "on)")
     try:
         batch = _follow(fluxhook, batch, timeout, BatchProgress(sys.stderr), drawn_at_once=True)
     except api.WaitTimeout as exc:
@@ -327,7 +328,7 @@ def _watch(fluxhook: api.Client, batch: api.Batch, timeout: float | None) -> int
         raise CLIError(f"batch {batch.id} {how}: {batch.counts.get('stored', 0)} of {batch.counts['total']} items "
                        f"stored ({others}); `{download}` writes the stored files and results.jsonl, which says why "
                        "each other item ended", code)
-    print(f"every item stored; `{download}` writes the files", file=sys.stderr)
+    tell(f"every item stored; `{download}` writes the files")
     return ExitCode.OK
 
 
@@ -361,19 +362,19 @@ def _cancel(args: argparse.Namespace) -> int:
         if not args.wait or batch.ended:
             print_json(batch)
             if batch.ended:
-                print(f"batch {batch.id} canceled and ended: {counts_text(batch)}", file=sys.stderr)
+                tell(f"batch {batch.id} canceled and ended: {counts_text(batch)}")
             else:
                 # Its items at BFL go on (BFL has no cancel), so these counts move until they end.
-                print(f"batch {batch.id} canceled: {counts_text(batch)} (so far: the items BFL has go on until they "
-                      f"end; `fluxhook batch cancel {batch.id} --wait` or `fluxhook batch show {batch.id}` gives the "
-                      "final counts)", file=sys.stderr)
+                tell(f"batch {batch.id} canceled: {counts_text(batch)} (so far: the items BFL has go on until they "
+                     f"end; `fluxhook batch cancel {batch.id} --wait` or `fluxhook batch show {batch.id}` gives the "
+                     "final counts)")
             return ExitCode.OK
-        print(f"batch {batch.id} canceled: {counts_text(batch)}; waiting for the items BFL has to end (Ctrl-C stops "
-              "waiting)", file=sys.stderr)
+        tell(f"batch {batch.id} canceled: {counts_text(batch)}; waiting for the items BFL has to end (Ctrl-C stops "
+             "waiting)")
         batch = _until_ended(fluxhook, batch, args.timeout)
     going_on(None)
     print_json(batch)
-    print(f"batch {batch.id} canceled and ended: {counts_text(batch)}", file=sys.stderr)
+    tell(f"batch {batch.id} canceled and ended: {counts_text(batch)}")
     return ExitCode.OK
 
 
@@ -437,7 +438,7 @@ def _download(args: argparse.Namespace) -> int:
                 "ends for the rest")
     elif files < total:
         note = f"; {total - files} of {total} items have no file: results.jsonl says why"
-    print(f"wrote {files} files ({human_size(size)}) and results.jsonl to {directory}{note}", file=sys.stderr)
+    tell(f"wrote {files} files ({human_size(size)}) and results.jsonl to {directory}{note}")
     return ExitCode.OK
 
 

@@ -18,6 +18,7 @@ from fluxhook.cli.api_commands import (
     cmd_submit,
     exit_code_for_error,
     positive_float,
+    tell,
 )
 from fluxhook.cli.exits import EXIT_CODES_HELP, CLIError, ExitCode, interrupted_now
 
@@ -108,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         return _run(args)
     except KeyboardInterrupt:
         # Outside the other handlers: a Ctrl-C while an error is being said still says what goes on.
-        print(interrupted_now(), file=sys.stderr)
+        tell(interrupted_now())
         return ExitCode.INTERRUPTED
 
 
@@ -116,10 +117,10 @@ def _run(args: argparse.Namespace) -> int:
     try:
         return int(args.func(args))
     except CLIError as exc:
-        print(f"fluxhook {args.command}: {exc.message}", file=sys.stderr)
+        tell(f"fluxhook {args.command}: {exc.message}")
         return exc.exit_code
     except api.APIError as exc:
-        print(f"fluxhook {args.command}: {exc}", file=sys.stderr)
+        tell(f"fluxhook {args.command}: {exc}")
         return exit_code_for_error(exc)
     except BrokenPipeError:
         # `fluxhook list | head`: the reader left; say nothing more.
