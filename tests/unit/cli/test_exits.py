@@ -1,4 +1,5 @@
-"""The command's exit codes (fluxhook/cli/exits.py), and the one each API refusal, failure and job end exits with."""
+"""The command's exit codes (fluxhook/cli/exits.py), the one each API refusal, failure and job end exits with, and what
+a Ctrl-C says."""
 
 from __future__ import annotations
 
