@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from fluxhook import client as api
 from fluxhook.cli.dev_run import dev_run_path, read_dev_run
-from fluxhook.cli.exits import CLIError, ExitCode
+from fluxhook.cli.exits import CLIError, ExitCode, going_on
 
 DEFAULT_URL = "http://localhost:8000"
 EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "video/mp4": "mp4"}
@@ -62,7 +62,7 @@ def print_rows(headers: Iterable[str], rows: list[list[str]], none_text: str) ->
     if rows:
         print(format_table(headers, rows))
     else:
-        print(none_text, file=sys.stderr)
+        tell(none_text)
 
 
 def job_row(job: Mapping[str, Any]) -> list[str]:
@@ -157,6 +157,11 @@ def api_target(url: str | None, token: str | None, environ: Mapping[str, str],
     return url, token
 
 
+def job_goes_on(job_id: str) -> str:
+    """What a Ctrl-C leaves of a submitted job, and how to follow or stop it."""
+    return f"the job goes on: fluxhook show {job_id} (fluxhook cancel {job_id} stops it)"
+
+
 def status_line(job: Mapping[str, Any], elapsed: float, note: str = "") -> str:
     """``job_… submitted (BFL: Pending) 3.2 s``: what the progress indicator shows."""
     text = f"{job.get('id')} {job.get('status')}"
@@ -203,6 +208,12 @@ class Progress:
         if self.tty and self.drawn:
             self.stream.write("\r\x1b[K")
             self.stream.flush()
+
+
+def tell(text: str) -> None:
+    """``text`` as a line on stderr, written in one piece: a Ctrl-C while it is written leaves the line whole, so what
+    the interrupt says starts a line of its own (``print`` writes the newline apart, and an interrupt can drop it)."""
+    sys.stderr.write(text + "\n")
 
 
 def print_json(value: Any) -> None:
@@ -254,6 +265,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     with client_for(args) as client:
         job = client.submit(args.model, task_input, metadata=metadata, cancel_after=args.cancel_after,
                             end_user=args.end_user)
+        going_on(job_goes_on(job.id))
         if not args.wait:
             print_json(job)
             return ExitCode.OK
@@ -271,9 +283,8 @@ def _wait_and_save(client: api.Client, job: api.Job, timeout: float, output: str
     try:
         job = client.wait(job.id, timeout, on_update=show)
     except KeyboardInterrupt:
-        progress.clear()
-        print(f"interrupted; the job goes on: fluxhook show {job.id}", file=sys.stderr)
-        return ExitCode.INTERRUPTED
+        progress.clear()  # main says what goes on, on a line of its own
+        raise
     except api.WaitTimeout as exc:
         progress.clear()
         seen = exc.job or job
@@ -283,6 +294,7 @@ def _wait_and_save(client: api.Client, job: api.Job, timeout: float, output: str
     except api.APIError:
         progress.clear()
         raise
+    going_on(None)
     progress.finish(job, time.monotonic() - start)
     code = exit_code_for_job(job)
     if code != ExitCode.OK:
@@ -297,8 +309,8 @@ def _wait_and_save(client: api.Client, job: api.Job, timeout: float, output: str
     except OSError as exc:
         raise CLIError(f"cannot write {path}: {exc.strerror or exc}") from None
     print_json(job)
-    print(f"saved {path} ({media.get('content_type')}, {media.get('width')}x{media.get('height')}, "
-          f"{human_size(media.get('size') or 0)})", file=sys.stderr)
+    tell(f"saved {path} ({media.get('content_type')}, {media.get('width')}x{media.get('height')}, "
+         f"{human_size(media.get('size') or 0)})")
     return ExitCode.OK
 
 
@@ -330,8 +342,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         return ExitCode.OK
     print_rows(JOB_COLUMNS, [job_row(job) for job in page.jobs], "no jobs")
     if page.next_cursor:
-        print(f"more: fluxhook list --cursor {page.next_cursor}"
-              + (f" --status {args.status}" if args.status else "")
-              + (f" --model {args.model}" if args.model else "")
-              + (f" --end-user {shlex.quote(args.end_user)}" if args.end_user else ""), file=sys.stderr)
+        tell(f"more: fluxhook list --cursor {page.next_cursor}"
+             + (f" --status {args.status}" if args.status else "")
+             + (f" --model {args.model}" if args.model else "")
+             + (f" --end-user {shlex.quote(args.end_user)}" if args.end_user else ""))
     return ExitCode.OK

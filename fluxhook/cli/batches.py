@@ -33,8 +33,9 @@ from fluxhook.cli.api_commands import (
     positive_float,
     print_json,
     print_rows,
+    tell,
 )
-from fluxhook.cli.exits import EXIT_CODES_HELP, CLIError, ExitCode
+from fluxhook.cli.exits import EXIT_CODES_HELP, CLIError, ExitCode, going_on
 from fluxhook.credits.figures import format_credits
 from fluxhook.media.archives import file_names
 
@@ -254,6 +255,16 @@ def batch_row(batch: Mapping[str, Any]) -> list[str]:
             f"{total}: {counts_text(batch)}"]
 
 
+def batch_goes_on(batch_id: str) -> str:
+    """What a Ctrl-C leaves of a submitted batch, and how to follow or stop it."""
+    return f"the batch goes on: fluxhook batch show {batch_id} (fluxhook batch cancel {batch_id} stops it)"
+
+
+def canceled_batch_goes_on(batch_id: str) -> str:
+    """What a Ctrl-C leaves of a canceled batch that has not ended: its items at BFL (which has no cancel)."""
+    return f"batch {batch_id} stays canceled and its items at BFL go on: fluxhook batch show {batch_id}"
+
+
 def exit_code_for_batch(batch: Mapping[str, Any]) -> ExitCode:
     """0 when every item is stored; 1 when the batch ended with some item that is not."""
     counts = batch.get("counts") or {}
@@ -289,31 +300,27 @@ def _submit(args: argparse.Namespace) -> int:
             if not where:
                 raise
             raise CLIError(f"{exc} ({where})") from None
+        going_on(batch_goes_on(batch.id))
         if args.no_wait:
             print(batch.id)
-            print(f"batch {batch.id}: {batch.counts['total']} items of {batch.model}; follow it with "
-                  f"`fluxhook batch show {batch.id}`", file=sys.stderr)
+            tell(f"batch {batch.id}: {batch.counts['total']} items of {batch.model}; follow it with "
+                 f"`fluxhook batch show {batch.id}`")
             return ExitCode.OK
         return _watch(fluxhook, batch, args.timeout)
 
 
 def _watch(fluxhook: api.Client, batch: api.Batch, timeout: float | None) -> int:
-    print(f"batch {batch.id}: {batch.counts['total']} items of {batch.model} (Ctrl-C stops watching; the batch goes "
-          "on)", file=sys.stderr)
-    progress = BatchProgress(sys.stderr)
-    progress.update(batch, 0.0)
+    tell(f"batch {batch.id}: {batch.counts['total']} items of {batch.model} (Ctrl-C stops watching; the batch goes "
+         "on)")
     try:
-        batch = _follow(fluxhook, batch, timeout, progress)
-    except KeyboardInterrupt:
-        print(f"interrupted; the batch goes on: fluxhook batch show {batch.id} (fluxhook batch cancel {batch.id} "
-              "stops it)", file=sys.stderr)
-        return ExitCode.INTERRUPTED
+        batch = _follow(fluxhook, batch, timeout, BatchProgress(sys.stderr), drawn_at_once=True)
     except api.WaitTimeout as exc:
         seen = exc.batch if exc.batch and exc.batch.counts else batch  # no event within the time: as made
         print_json(seen)
         raise CLIError(f"batch {batch.id} is still {seen.status} after {timeout:g} s ({ended_items(seen)} of "
                        f"{seen.counts['total']} items ended); it goes on: fluxhook batch show {batch.id}",
                        ExitCode.TIMEOUT) from None
+    going_on(None)
     print_json(batch)
     download = f"fluxhook batch download {batch.id} DIR"
     code = exit_code_for_batch(batch)
@@ -323,7 +330,7 @@ def _watch(fluxhook: api.Client, batch: api.Batch, timeout: float | None) -> int
         raise CLIError(f"batch {batch.id} {how}: {batch.counts.get('stored', 0)} of {batch.counts['total']} items "
                        f"stored ({others}); `{download}` writes the stored files and results.jsonl, which says why "
                        "each other item ended", code)
-    print(f"every item stored; `{download}` writes the files", file=sys.stderr)
+    tell(f"every item stored; `{download}` writes the files")
     return ExitCode.OK
 
 
@@ -352,32 +359,31 @@ def _cancel(args: argparse.Namespace) -> int:
         raise CLIError("--timeout goes with --wait: add --wait, or drop --timeout")
     with client_for(args) as fluxhook:
         batch = fluxhook.batches.cancel(args.batch_id)
+        if not batch.ended:
+            going_on(canceled_batch_goes_on(batch.id))
         if not args.wait or batch.ended:
             print_json(batch)
             if batch.ended:
-                print(f"batch {batch.id} canceled and ended: {counts_text(batch)}", file=sys.stderr)
+                tell(f"batch {batch.id} canceled and ended: {counts_text(batch)}")
             else:
                 # Its items at BFL go on (BFL has no cancel), so these counts move until they end.
-                print(f"batch {batch.id} canceled: {counts_text(batch)} (so far: the items BFL has go on until they "
-                      f"end; `fluxhook batch cancel {batch.id} --wait` or `fluxhook batch show {batch.id}` gives the "
-                      "final counts)", file=sys.stderr)
+                tell(f"batch {batch.id} canceled: {counts_text(batch)} (so far: the items BFL has go on until they "
+                     f"end; `fluxhook batch cancel {batch.id} --wait` or `fluxhook batch show {batch.id}` gives the "
+                     "final counts)")
             return ExitCode.OK
-        print(f"batch {batch.id} canceled: {counts_text(batch)}; waiting for the items BFL has to end (Ctrl-C stops "
-              "waiting)", file=sys.stderr)
+        tell(f"batch {batch.id} canceled: {counts_text(batch)}; waiting for the items BFL has to end (Ctrl-C stops "
+             "waiting)")
         batch = _until_ended(fluxhook, batch, args.timeout)
+    going_on(None)
     print_json(batch)
-    print(f"batch {batch.id} canceled and ended: {counts_text(batch)}", file=sys.stderr)
+    tell(f"batch {batch.id} canceled and ended: {counts_text(batch)}")
     return ExitCode.OK
 
 
 def _until_ended(fluxhook: api.Client, batch: api.Batch, timeout: float | None) -> api.Batch:
-    """The batch once it has ended (``_follow``); ``CLIError`` (exit 4 or 130) when ``timeout`` passes or Ctrl-C stops
-    the wait first."""
+    """The batch once it has ended (``_follow``); ``CLIError`` (exit 4) when ``timeout`` passes first."""
     try:
         return _follow(fluxhook, batch, timeout, BatchProgress(sys.stderr))
-    except KeyboardInterrupt:
-        raise CLIError(f"interrupted; batch {batch.id} stays canceled and its items at BFL go on: fluxhook batch "
-                       f"show {batch.id}", ExitCode.INTERRUPTED) from None
     except api.WaitTimeout as exc:
         seen = exc.batch if exc.batch and exc.batch.counts else batch
         print_json(seen)
@@ -385,9 +391,10 @@ def _until_ended(fluxhook: api.Client, batch: api.Batch, timeout: float | None) 
                        f"go on: fluxhook batch show {batch.id}", ExitCode.TIMEOUT) from None
 
 
-def _follow(fluxhook: api.Client, batch: api.Batch, timeout: float | None, progress: BatchProgress) -> api.Batch:
-    """The batch once it has ended, followed on its event stream with its ``progress``, which an error or Ctrl-C
-    clears."""
+def _follow(fluxhook: api.Client, batch: api.Batch, timeout: float | None, progress: BatchProgress, *,
+            drawn_at_once: bool = False) -> api.Batch:
+    """The batch once it has ended, followed on its event stream with its ``progress`` (``drawn_at_once``: from the
+    batch as given, before the first event), which an error or Ctrl-C clears."""
     start = time.monotonic()
 
     def show(latest: api.Batch | None, error: api.APIError | None) -> None:
@@ -397,6 +404,8 @@ def _follow(fluxhook: api.Client, batch: api.Batch, timeout: float | None, progr
         progress.update(latest or batch, time.monotonic() - start, "fluxhook unreachable, retrying" if error else "")
 
     try:
+        if drawn_at_once:
+            progress.update(batch, 0.0)
         ended = fluxhook.batches.wait(batch.id, timeout, on_update=show)
     except BaseException:
         progress.clear()
@@ -431,7 +440,7 @@ def _download(args: argparse.Namespace) -> int:
                 "ends for the rest")
     elif files < total:
         note = f"; {total - files} of {total} items have no file: results.jsonl says why"
-    print(f"wrote {files} files ({human_size(size)}) and results.jsonl to {directory}{note}", file=sys.stderr)
+    tell(f"wrote {files} files ({human_size(size)}) and results.jsonl to {directory}{note}")
     return ExitCode.OK
 
 

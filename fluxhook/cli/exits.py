@@ -1,4 +1,5 @@
-"""The ``fluxhook`` command's exit codes, one table for every command, and the error that carries one."""
+"""The ``fluxhook`` command's exit codes, one table for every command, the error that carries one, and what a Ctrl-C
+says."""
 
 from __future__ import annotations
 
@@ -35,3 +36,26 @@ class CLIError(Exception):
         super().__init__(message)
         self.message = message
         self.exit_code = exit_code
+
+
+# What a Ctrl-C leaves running and how to follow or stop it, once the command has named a job or a batch; main's one
+# KeyboardInterrupt handler says it, so no window is left between a command naming the id and handling the interrupt.
+_going_on: str | None = None
+
+
+def going_on(what: str | None) -> None:
+    """From now on a Ctrl-C says ``what`` (``None`` once nothing goes on). Set before the line naming the id is
+    written: an interrupt while that line is written still says it."""
+    global _going_on
+    _going_on = what
+
+
+def interrupted(what: str | None) -> str:
+    """The line a Ctrl-C prints: ``interrupted``, and what goes on and how to follow or stop it when a job or batch
+    does."""
+    return f"interrupted; {what}" if what else "interrupted"
+
+
+def interrupted_now() -> str:
+    """What a Ctrl-C says at this moment of the command."""
+    return interrupted(_going_on)

@@ -18,8 +18,9 @@ from fluxhook.cli.api_commands import (
     cmd_submit,
     exit_code_for_error,
     positive_float,
+    tell,
 )
-from fluxhook.cli.exits import EXIT_CODES_HELP, CLIError, ExitCode
+from fluxhook.cli.exits import EXIT_CODES_HELP, CLIError, ExitCode, interrupted_now
 
 
 def _operator(name: str):
@@ -108,16 +109,22 @@ def _add_job_commands(command: Callable[..., argparse.ArgumentParser], target: a
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)  # a usage error exits 2 here
     try:
+        return _run(args)
+    except KeyboardInterrupt:
+        # Outside the other handlers: a Ctrl-C while an error is being said still says what goes on.
+        tell(interrupted_now())
+        return ExitCode.INTERRUPTED
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
         return int(args.func(args))
     except CLIError as exc:
-        print(f"fluxhook {args.command}: {exc.message}", file=sys.stderr)
+        tell(f"fluxhook {args.command}: {exc.message}")
         return exc.exit_code
     except api.APIError as exc:
-        print(f"fluxhook {args.command}: {exc}", file=sys.stderr)
+        tell(f"fluxhook {args.command}: {exc}")
         return exit_code_for_error(exc)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return ExitCode.INTERRUPTED
     except BrokenPipeError:
         # `fluxhook list | head`: the reader left; say nothing more.
         devnull = os.open(os.devnull, os.O_WRONLY)

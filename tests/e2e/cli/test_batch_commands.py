@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 
-from cli_helpers import clean_env, run_cli
+from cli_helpers import clean_env, run_cli, started_cli
 from conftest import API_TOKEN
 from devtools.processes import ROOT, free_port, wait_until
 from fluxhook import client as fc
@@ -207,12 +207,7 @@ def test_watching_gives_up_after_its_timeout_with_exit_4_and_a_canceled_batch_ex
 
 def _watching(stack, path, token: str) -> subprocess.Popen:
     """``batch submit`` running on, its stderr read a line at a time."""
-    argv = ["batch", "submit", str(path), "--model", "flux-2-pro", "--url", stack.base_url, "--token", token]
-    # As a terminal runs a command in the foreground: Ctrl-C (SIGINT) at its default, whatever this process
-    # inherited (a suite started in the background by a shell ignores SIGINT, and so would the command).
-    return subprocess.Popen([sys.executable, "-m", "fluxhook.cli", *argv], cwd=ROOT, env=clean_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    return started_cli("batch", "submit", str(path), "--model", "flux-2-pro", "--url", stack.base_url, "--token", token)
 
 
 def test_a_bad_file_is_refused_naming_its_line(stack, api, sim, tmp_path):

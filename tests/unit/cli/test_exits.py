@@ -1,4 +1,5 @@
-"""The command's exit codes (fluxhook/cli/exits.py), and the one each API refusal, failure and job end exits with."""
+"""The command's exit codes (fluxhook/cli/exits.py), the one each API refusal, failure and job end exits with, and what
+a Ctrl-C says."""
 
 from __future__ import annotations
 
@@ -24,3 +25,17 @@ def test_exit_codes():
     assert [api_commands.exit_code_for_job({"status": s}) for s in ("failed", "moderated", "expired")] == [1, 1, 1]
     with pytest.raises(ValueError):
         api_commands.exit_code_for_job({"status": "submitted"})
+
+
+def test_a_ctrl_c_says_what_goes_on_from_the_moment_a_command_names_it_until_it_ends():
+    assert exits.interrupted(None) == "interrupted"
+    assert exits.interrupted("the job goes on: fluxhook show job_1") == (
+        "interrupted; the job goes on: fluxhook show job_1")
+    try:
+        assert exits.interrupted_now() == "interrupted"  # nothing named yet
+        exits.going_on("the batch goes on: fluxhook batch show bat_1")
+        assert exits.interrupted_now() == "interrupted; the batch goes on: fluxhook batch show bat_1"
+        exits.going_on(None)  # it ended: nothing goes on
+        assert exits.interrupted_now() == "interrupted"
+    finally:
+        exits.going_on(None)
