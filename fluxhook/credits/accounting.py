@@ -39,7 +39,15 @@ from fluxhook.bfl.reports import Cost
 from fluxhook.core import job as st
 from fluxhook.core.accounts import DEFAULT_ACCOUNT
 from fluxhook.core.job import Job
-from fluxhook.store.effects import AccountJobEnded, CountEndUser, CountHourly, CountMetrics, CountUsage, Effect
+from fluxhook.store.effects import (
+    AccountJobEnded,
+    CountEndUser,
+    CountHourly,
+    CountMetrics,
+    CountUsage,
+    Effect,
+    WakeEndUserWaiting,
+)
 from fluxhook.store.owners import owner_of
 
 MICRO = 1_000_000
@@ -162,6 +170,9 @@ def on_end(job: Job, status: str, now: float, latency: float | None = None, key_
     if job.usage_day and job.account:
         # A job the account ran (and was charged for) ended: its balance is read again soon (``credits.balance``).
         effects.append(AccountJobEnded(job.account, now))
+    if job.end_user_max_active is not None and job.key_id and job.end_user:
+        # Its place at BFL under its end user's max_active is free: the jobs waiting for one are looked at now.
+        effects.append(WakeEndUserWaiting(job.key_id, job.end_user))
     return effects
 
 

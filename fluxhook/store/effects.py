@@ -44,7 +44,7 @@ from fluxhook.core.job import Job
 from fluxhook.core.pacing import RATE_BUCKET
 from fluxhook.store.cooldowns import ACCOUNT_WIDE
 from fluxhook.store.keys import KEYS, Keys
-from fluxhook.store.owners import ADMIN_OWNER, DEFAULT_WEIGHT
+from fluxhook.store.owners import ADMIN_OWNER, DEFAULT_WEIGHT, end_user_ranges, owner_of
 from fluxhook.store.queues import QUEUE_KEY
 from fluxhook.store.scripts import LuaScript, text
 from fluxhook.store.timeline import TIMELINE_CAP
@@ -160,6 +160,15 @@ class AccountJobEnded:
     at: float
 
 
+@dataclass(frozen=True)
+class WakeEndUserWaiting:
+    """A job of app key ``key_id``'s ``end_user`` left BFL: that end user's jobs waiting aside for a place under its
+    ``max_active`` come due now, each looked at by the sweep at once rather than at its reason's end."""
+
+    key_id: str
+    end_user: str
+
+
 # Work an effect took for RQ at once (``AddWork``): kind -> members (``<owner>:<job id>``), each job held by its move's
 # lease (``lua/work_moves.lua``) until the caller queues its task (``lifecycle.steps.enqueueing.queue_handed``).
 Handed = dict[str, list[str]]
@@ -174,7 +183,7 @@ def handed(reply) -> Handed:
 
 
 Effect = Union[AddWork, AddTimelineEntry, CountMetrics, CountUsage, CountEndUser, CountHourly, CountStored,
-               ReleaseBudget, AccountAccepted, AccountJobEnded]
+               ReleaseBudget, AccountAccepted, AccountJobEnded, WakeEndUserWaiting]
 
 # The effects not done in Redis's step but tallied in the process (``Tallies``).
 TALLIED = (CountMetrics, CountHourly, CountStored)
@@ -246,6 +255,11 @@ def encode(effects: Sequence[Effect], store_keys, keys: list[str], timeline_ttl:
                             "queue": place(keys, QUEUE_KEY), "due": place(keys, store_keys.due), "lease": MOVE_LEASE,
                             "ahead": AHEAD, "now": repr(now), "passes": place(keys, store_keys.work_passes(kind)),
                             "weights": place(keys, store_keys.share_weights), "default_weight": DEFAULT_WEIGHT})
+        elif isinstance(effect, WakeEndUserWaiting):
+            entries.append({"wake_aside": place(keys, store_keys.aside), "owner": owner_of(effect.key_id),
+                            "ranges": end_user_ranges(owner_of(effect.key_id), effect.end_user),
+                            "due": place(keys, store_keys.due), "wake": place(keys, store_keys.sweep_added),
+                            "now": repr(now)})
         else:
             raise TypeError(f"not an effect done in Redis's step: {effect!r}")
     return entries

@@ -34,6 +34,7 @@ from fluxhook.credits.budget import seconds_until_next_day
 from fluxhook.lifecycle.steps import ending, waits
 from fluxhook.lifecycle.steps.callers import Caller
 from fluxhook.store.app_keys import AppKey
+from fluxhook.store.effects import WakeEndUserWaiting
 from fluxhook.store.end_users import RATE_WINDOW, BatchAsk, BatchTaken, EndUserRecord, Taken, Verdict
 from fluxhook.store.jobs import Lock
 
@@ -44,8 +45,10 @@ log = logging.getLogger("fluxhook.end_users")
 
 # How soon a refused end user's full queue is worth asking again about.
 QUEUE_RETRY = 5.0
-# How often a job waiting for its end user's max_active looks again: a task BFL runs takes seconds.
-ACTIVE_RECHECK = 2.0
+# How long a job waiting for its end user's max_active sleeps at most: the end of any of its end user's jobs (its
+# ``WakeEndUserWaiting`` effect), a place given back and a raised limit each wake it at once, so this is only what a
+# wake lost with a failed-over Redis costs.
+ACTIVE_RECHECK = 600.0
 # Most jobs a block ends in the step that blocks, a few Redis round trips each; the rest end as their turn comes.
 ENDS_AT_ONCE = 500
 
@@ -247,8 +250,11 @@ def take_active(svc: "Services", job: Job) -> bool:
 
 
 def give_back_active(svc: "Services", job: Job) -> None:
+    """The job was not sent after all: its place at BFL comes back, and its end user's jobs waiting for one are
+    looked at now."""
     if job.end_user_max_active is not None and job.key_id is not None and job.end_user is not None:
         svc.store.end_users.give_back_active(job.key_id, job.end_user, job.id)
+        svc.store.effects.apply([WakeEndUserWaiting(job.key_id, job.end_user)])
 
 
 def still_waits_for_active(svc: "Services", job: Job) -> bool:
@@ -261,7 +267,8 @@ def still_waits_for_active(svc: "Services", job: Job) -> bool:
 
 def wait_for_active(svc: "Services", job: Job, lock: Lock | None = None) -> str:
     """The job waits aside, its slot (and its send's ``lock``) given back, while its end user has ``max_active`` jobs at
-    BFL: looked at again every ``ACTIVE_RECHECK`` s, its key's other end users going on meanwhile; ``queued``."""
+    BFL: asleep until one of them leaves BFL (``ACTIVE_RECHECK`` s at most), its key's other end users going on
+    meanwhile; ``queued``."""
     waits.begin(svc, job, Waiting(WaitReason.END_USER_MAX_ACTIVE))
     svc.slots.requeue(job, wait=ACTIVE_RECHECK, unlock=lock)
     return st.QUEUED

@@ -42,6 +42,19 @@ function effects.apply(list, records)
     elseif effect.ended then
       -- A job the account ran ended: its balance read before now is read again (credits/balance.py).
       redis.call('HSET', KEYS[effect.ended], effect.account, effect.at)
+    elseif effect.wake_aside then
+      -- Its end user's jobs waiting aside for a place at BFL come due now (never later than they were), a sweeper woken.
+      local woken = 0
+      for _, range in ipairs(effect.ranges) do
+        for _, item in ipairs(redis.call('ZRANGEBYLEX', KEYS[effect.wake_aside], range[1], range[2])) do
+          woken = woken + redis.call('ZADD', KEYS[effect.due], 'XX', 'LT', 'CH', effect.now,
+                                     members.member_job(effect.owner, item))
+        end
+      end
+      if woken > 0 then
+        redis.call('LPUSH', KEYS[effect.wake], 1)
+        redis.call('LTRIM', KEYS[effect.wake], 0, 0)
+      end
     elseif effect.work then
       -- A job's member in a work line (store/work_lines.py): its owner is its app key, or the admin owner.
       -- A record always has a status: none, and the job is gone.

@@ -245,3 +245,31 @@ def test_a_job_its_block_missed_is_ended_by_its_sender_not_sent(svc, sim):
     assert (ended.status, ended.error["code"], ended.bfl_id) == (st.CANCELED, "end_user_blocked", None)
     assert sim.stats()["submitted"] == sent_before + 1  # y's alone
     assert not svc.slots.holds(ended)  # its slot went back with it
+
+
+def test_a_job_waiting_for_its_end_users_place_sleeps_until_one_of_its_jobs_ends_and_no_other_wakes_it(svc, sim):
+    from fluxhook.credits import accounting as counting
+    from fluxhook.lifecycle.steps import end_user_limits
+
+    a = app_caller(svc, end_user_limits={"max_active": 1})
+    b = app_caller(svc, end_user_limits={"max_active": 1})
+
+    def sent(caller: Caller, end_user: str):
+        return create_job(svc, caller, JobRequest(PRO, {"prompt": "[pending] at bfl"}, end_user=end_user),
+                          submit_here=True).job
+
+    first, waiting = sent(a, "x"), sent(a, "x")
+    theirs_first, theirs_waiting = sent(b, "x"), sent(b, "x")
+    assert (waiting.status, theirs_waiting.status) == (st.QUEUED, st.QUEUED)
+    now = time.time()
+    # Asleep: nothing looks at it before its end user's place frees, up to the safety net's bound.
+    assert svc.jobs.due_at(waiting.id) >= now + end_user_limits.ACTIVE_RECHECK - 5
+    theirs_due = svc.jobs.due_at(theirs_waiting.id)
+
+    at_bfl = svc.jobs.get(first.id)
+    svc.jobs.transition(first.id, st.FAILED, only_from=(st.SUBMITTED,),
+                        effects=counting.on_end(at_bfl, st.FAILED, time.time()))
+
+    assert svc.jobs.due_at(waiting.id) <= time.time()  # its end user's job left BFL: due now
+    assert svc.jobs.due_at(theirs_waiting.id) == theirs_due  # another key's end user of the same name sleeps on
+    assert svc.jobs.get(theirs_first.id).status == st.SUBMITTED
