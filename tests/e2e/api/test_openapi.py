@@ -78,7 +78,7 @@ def test_document_names_every_route_of_the_app(stack):
     app = create_app(Config.from_env(stack.env))
     def documented_path(rule: str) -> str:
         return (rule.replace("<job_id>", "{id}").replace("<key_id>", "{id}").replace("<message_id>", "{id}")
-                .replace("<batch_id>", "{id}").replace("<end_user>", "{end_user}")
+                .replace("<batch_id>", "{id}").replace("<end_user:end_user>", "{end_user}")
                 .replace("<token>", "{token}")
                 .replace("<bfl_model:model>", "{model}"))
 
