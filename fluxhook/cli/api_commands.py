@@ -1,4 +1,4 @@
-"""The API commands (``submit``, ``show``, ``list``, ``cancel``): fluxhook over HTTP through :mod:`fluxhook.client`,
+"""The API commands (``submit``, ``wait``, ``show``, ``list``, ``cancel``): fluxhook over HTTP through :mod:`fluxhook.client`,
 like any app."""
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from fluxhook.cli.dev_run import dev_run_path, read_dev_run
 from fluxhook.cli.exits import CLIError, ExitCode, going_on
 
 DEFAULT_URL = "http://localhost:8000"
+# How long ``submit --wait`` and ``wait`` wait for a job without ``--timeout``, in seconds.
+WAIT_TIMEOUT = 600.0
 EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "video/mp4": "mp4"}
 
 
@@ -269,7 +271,15 @@ def cmd_submit(args: argparse.Namespace) -> int:
         if not args.wait:
             print_json(job)
             return ExitCode.OK
-        return _wait_and_save(client, job, args.timeout if args.timeout is not None else 600.0, args.output)
+        return _wait_and_save(client, job, args.timeout if args.timeout is not None else WAIT_TIMEOUT, args.output)
+
+
+def cmd_wait(args: argparse.Namespace) -> int:
+    """Wait for a job made before to end, as ``submit --wait`` waits for the job it makes, and save its image."""
+    with client_for(args) as client:
+        job = client.get(args.job_id)  # an unknown job, or another key's, is refused before any wait
+        going_on(None if job.terminal else job_goes_on(job.id))
+        return _wait_and_save(client, job, args.timeout, args.output)
 
 
 def _wait_and_save(client: api.Client, job: api.Job, timeout: float, output: str | None) -> int:

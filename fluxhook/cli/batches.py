@@ -4,7 +4,8 @@
 ``submit`` reads a JSON Lines file, one item a line: ``{"input": {BFL's request fields}, "metadata"?: {...}}``, or a
 task's input alone (``{"prompt": "..."}``, any object without an ``"input"`` key), which becomes that item's input.
 Blank lines are skipped; items are numbered from 0 in the file's order. It sends them as one request (one JSON body), then
-follows the batch's event stream with a progress bar on stderr until every item has ended.
+follows the batch's event stream with a progress bar on stderr until every item has ended; ``show --watch`` follows a
+batch made before in the same way.
 """
 
 from __future__ import annotations
@@ -72,8 +73,14 @@ def add_commands(command: Callable[..., argparse.ArgumentParser], target: argpar
     submit.add_argument("--timeout", type=positive_float, metavar="S", help="stop watching after S seconds (exit 4; "
                         "the batch goes on; default: until it ends)")
 
-    show = action("show", _show, "print one batch: its status, counts by job status, progress and cost")
+    show = action("show", _show, "print one batch: its status, counts by job status, progress and cost; with --watch "
+                                 "once it has ended, showing its progress until then (exit 0: every item stored; 1: "
+                                 "some item was not)")
+    show.epilog, show.formatter_class = EXIT_CODES_HELP, argparse.RawDescriptionHelpFormatter
     show.add_argument("batch_id", metavar="BATCH_ID")
+    show.add_argument("--watch", action="store_true", help="show its progress until it ends, as batch submit does")
+    show.add_argument("--timeout", type=positive_float, metavar="S", help="with --watch: stop watching after S seconds "
+                      "(exit 4; the batch goes on; default: until it ends)")
 
     listing = action("list", _list, "list batches, newest first")
     listing.add_argument("--limit", type=int, default=20, help="at most this many, 1-100 (default 20)")
@@ -265,6 +272,14 @@ def canceled_batch_goes_on(batch_id: str) -> str:
     return f"batch {batch_id} stays canceled and its items at BFL go on: fluxhook batch show {batch_id}"
 
 
+def watched_batch_goes_on(batch: api.Batch) -> str | None:
+    """What a Ctrl-C leaves of a batch a command watches: nothing once it has ended; a canceled one's items at BFL;
+    else the batch."""
+    if batch.ended:
+        return None
+    return canceled_batch_goes_on(batch.id) if batch.status == "canceled" else batch_goes_on(batch.id)
+
+
 def exit_code_for_batch(batch: Mapping[str, Any]) -> ExitCode:
     """0 when every item is stored; 1 when the batch ended with some item that is not."""
     counts = batch.get("counts") or {}
@@ -310,10 +325,11 @@ def _submit(args: argparse.Namespace) -> int:
 
 
 def _watch(fluxhook: api.Client, batch: api.Batch, timeout: float | None) -> int:
-    tell(f"batch {batch.id}: {batch.counts['total']} items of {batch.model} (Ctrl-C stops watching; the batch goes "
-         "on)")
+    hint = "" if batch.ended else " (Ctrl-C stops watching; the batch goes on)"
+    tell(f"batch {batch.id}: {batch.counts['total']} items of {batch.model}{hint}")
     try:
-        batch = _follow(fluxhook, batch, timeout, BatchProgress(sys.stderr), drawn_at_once=True)
+        # An ended batch's bar is drawn once, full, by the end of the follow.
+        batch = _follow(fluxhook, batch, timeout, BatchProgress(sys.stderr), drawn_at_once=not batch.ended)
     except api.WaitTimeout as exc:
         seen = exc.batch if exc.batch and exc.batch.counts else batch  # no event within the time: as made
         print_json(seen)
@@ -335,9 +351,15 @@ def _watch(fluxhook: api.Client, batch: api.Batch, timeout: float | None) -> int
 
 
 def _show(args: argparse.Namespace) -> int:
+    if args.timeout is not None and not args.watch:
+        raise CLIError("--timeout goes with --watch: add --watch, or drop --timeout")
     with client_for(args) as fluxhook:
-        print_json(fluxhook.batches.get(args.batch_id))
-    return ExitCode.OK
+        batch = fluxhook.batches.get(args.batch_id)
+        if not args.watch:
+            print_json(batch)
+            return ExitCode.OK
+        going_on(watched_batch_goes_on(batch))
+        return _watch(fluxhook, batch, args.timeout)
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -359,8 +381,7 @@ def _cancel(args: argparse.Namespace) -> int:
         raise CLIError("--timeout goes with --wait: add --wait, or drop --timeout")
     with client_for(args) as fluxhook:
         batch = fluxhook.batches.cancel(args.batch_id)
-        if not batch.ended:
-            going_on(canceled_batch_goes_on(batch.id))
+        going_on(watched_batch_goes_on(batch))
         if not args.wait or batch.ended:
             print_json(batch)
             if batch.ended:

@@ -18,13 +18,15 @@ class ExitCode(IntEnum):
 
 
 EXIT_MEANINGS = {
-    ExitCode.OK: "done (submit --wait: the image is stored and saved; batch submit: every item is stored)",
+    ExitCode.OK: "done (submit --wait, wait: the image is stored and saved; batch submit, batch show --watch: every "
+                 "item is stored)",
     ExitCode.JOB_FAILED: "the job ended without an image (failed, moderated, expired, canceled, aborted); batch "
-                         "submit: an item did, or the batch was canceled; doctor: a check failed",
+                         "submit, batch show --watch: an item did, or the batch was canceled; doctor: a check failed",
     ExitCode.USAGE: "bad command line, configuration or request (the API answered 4xx)",
     ExitCode.UNAVAILABLE: "fluxhook or its Redis unreachable, or the API answered 5xx",
-    ExitCode.TIMEOUT: "submit --wait or batch submit gave up after --timeout seconds (the job or batch goes on)",
-    ExitCode.INTERRUPTED: "interrupted (a submitted job or batch goes on)",
+    ExitCode.TIMEOUT: "submit --wait, wait, batch submit or batch show --watch gave up after --timeout seconds (the "
+                      "job or batch goes on)",
+    ExitCode.INTERRUPTED: "interrupted (a job or batch the command named goes on)",
 }
 EXIT_CODES_HELP = "exit codes:\n" + "".join(f"  {code.value:<4} {text}\n" for code, text in EXIT_MEANINGS.items())
 

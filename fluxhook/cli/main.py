@@ -12,10 +12,12 @@ from fluxhook import client as api
 from fluxhook.cli import accounts, batches, deliveries, keys
 from fluxhook.cli.api_commands import (
     DEFAULT_URL,
+    WAIT_TIMEOUT,
     cmd_cancel,
     cmd_list,
     cmd_show,
     cmd_submit,
+    cmd_wait,
     exit_code_for_error,
     positive_float,
     tell,
@@ -84,11 +86,18 @@ def _add_job_commands(command: Callable[..., argparse.ArgumentParser], target: a
     submit.add_argument("--wait", action="store_true",
                         help="show progress until the job ends, then save its image (exit 0 stored, 1 not)")
     submit.add_argument("--timeout", type=positive_float, metavar="S", help="with --wait: give up after S seconds "
-                        "(default 600; exit 4)")
+                        f"(default {WAIT_TIMEOUT:g}; exit 4)")
     submit.add_argument("--output", "-o", metavar="PATH", help="with --wait: the image file, or a directory "
                         "(default: ./<job id>.<ext>)")
     submit.add_argument("--cancel-after", metavar="DURATION", help="the job's deadline, 5s to 24h (30s, 5m, 1h30m): "
                         "not sent by then it ends aborted, sent but not stored canceled")
+
+    wait = command("wait", cmd_wait, "show a job's progress until it ends, then save its image, as submit --wait "
+                                     "does (exit 0 stored, 1 not)", [target])
+    wait.add_argument("job_id", metavar="JOB_ID")
+    wait.add_argument("--timeout", type=positive_float, default=WAIT_TIMEOUT, metavar="S",
+                      help=f"give up after S seconds (default {WAIT_TIMEOUT:g}; exit 4; the job goes on)")
+    wait.add_argument("--output", "-o", metavar="PATH", help="the image file, or a directory (default: ./<job id>.<ext>)")
 
     show = command("show", cmd_show, "print one job", [target])
     show.add_argument("job_id", metavar="JOB_ID")

@@ -1,4 +1,5 @@
-"""The `fluxhook` command's API commands, run as a real process against the session's stack.
+"""The `fluxhook` command's API commands, run as a real process against the session's stack; ``wait`` with a second
+key, to which the job does not exist.
 
 The operator commands (sweep, doctor) are in test_operator_commands.py; the pure helpers in tests/unit/cli/.
 """
@@ -12,13 +13,16 @@ import sys
 from pathlib import Path
 
 import pytest
+import redis
 
-from cli_helpers import api_cli, clean_env, run_cli
+from cli_helpers import api_cli, clean_env, run_cli, started_cli
 from conftest import API_TOKEN
 from devtools import settings_file
-from devtools.processes import free_port
+from devtools.processes import free_port, wait_until
 from fluxhook import client as fc
 from fluxhook.cli import dev_run, exits
+from fluxhook.store.watching import Watching
+from key_helpers import make_key
 
 # --- API commands against the running stack --------------------------------------------
 
@@ -74,6 +78,60 @@ def test_submit_wait_gives_up_after_its_timeout_with_exit_4(stack, sim):
     job = json.loads(result.stdout)
     assert job["status"] == "submitted"
     assert f"fluxhook show {job['id']}" in result.stderr
+
+
+def test_wait_follows_a_job_made_before_until_it_is_stored_and_saves_it_and_the_other_key_cannot(stack, api, sim,
+                                                                                                   tmp_path):
+    mine, a = make_key(api)
+    other, b = make_key(api)
+    job = a.submit("[pending] waited for later")
+    a.wait_for(job["id"], "submitted")
+    marks = Watching(redis.Redis.from_url(stack.env["REDIS_URL"]))
+
+    # The other key: no such job to wait on, nothing written, and the job not watched (a wait watches it).
+    refused = api_cli(stack, "wait", job["id"], "--timeout", "5", cwd=tmp_path, token=other["key"])
+    assert refused.returncode == 2 and "not_found:" in refused.stderr and "(HTTP 404)" in refused.stderr
+    assert refused.stdout == "" and list(tmp_path.iterdir()) == [] and marks.watched_for(job["id"]) == 0
+    assert b.get("/v1/jobs").json()["jobs"] == []
+
+    target = tmp_path / "later.png"
+    waiting = started_cli("wait", job["id"], "-o", str(target), "--url", stack.base_url, "--token", mine["key"])
+    try:
+        wait_until(lambda: marks.watched_for(job["id"]) > 0, timeout=30, message="the command waiting on the job")
+        sim.complete(job["bfl_id"])
+        out, err = waiting.communicate(timeout=60)
+    finally:
+        waiting.kill()
+
+    # As submit --wait ends: the job on stdout, its status line and the file saved on stderr.
+    assert waiting.returncode == 0, err
+    assert json.loads(out)["status"] == "stored" and target.read_bytes() == sim.image_bytes(job["bfl_id"])
+    assert re.search(rf"^{job['id']} stored \(BFL: Ready\) \d+\.\d s$", err, re.M) and f"saved {target}" in err
+    assert b.get(f"/v1/jobs/{job['id']}").status_code == 404
+
+
+def test_wait_exits_1_for_a_job_that_ended_without_an_image_and_4_after_its_timeout(stack, api, sim, tmp_path):
+    mine, a = make_key(api)
+    other, b = make_key(api)
+    failing = a.submit("[error] this one fails")
+    held = a.submit("[pending] never ends")
+
+    failed = api_cli(stack, "wait", failing["id"], cwd=tmp_path, token=mine["key"])
+    timed_out = api_cli(stack, "wait", held["id"], "--timeout", "1", cwd=tmp_path, token=mine["key"])
+
+    assert failed.returncode == 1, failed.stderr
+    assert json.loads(failed.stdout)["status"] == "failed"
+    assert f"job {failing['id']} ended failed: bfl_error" in failed.stderr
+    assert timed_out.returncode == 4, timed_out.stderr
+    assert json.loads(timed_out.stdout)["status"] == "submitted"
+    assert (f"job {held['id']} is still submitted after 1 s; it goes on: fluxhook show {held['id']}"
+            in timed_out.stderr)
+    assert list(tmp_path.iterdir()) == []
+    # The other key's wait on either is refused, and leaves the held one as it was.
+    for job in (failing, held):
+        refused = api_cli(stack, "wait", job["id"], "--timeout", "1", token=other["key"])
+        assert refused.returncode == 2 and "not_found:" in refused.stderr and refused.stdout == ""
+    assert a.job(held["id"])["status"] == "submitted" and b.get("/v1/jobs").json()["jobs"] == []
 
 
 def test_show_and_list(stack, api, sim):

@@ -1,6 +1,7 @@
-"""``fluxhook batch submit|show|list|cancel|download`` as real processes against the session's stack: a JSON
-Lines file in, its progress until it ends, its files out; and in every test a second key, to which none of it
-exists. The pure helpers (reading the file, the progress line) are in tests/unit/cli/test_batches.py."""
+"""``fluxhook batch submit|show|list|cancel|download`` as real processes against the session's stack: a JSON Lines
+file in, its progress until it ends (or, with ``show --watch``, a batch made before), its files out; and in every test
+a second key, to which none of it exists. The pure helpers (reading the file, the progress line) are in
+tests/unit/cli/test_batches.py."""
 
 from __future__ import annotations
 
@@ -208,6 +209,86 @@ def test_watching_gives_up_after_its_timeout_with_exit_4_and_a_canceled_batch_ex
 def _watching(stack, path, token: str) -> subprocess.Popen:
     """``batch submit`` running on, its stderr read a line at a time."""
     return started_cli("batch", "submit", str(path), "--model", "flux-2-pro", "--url", stack.base_url, "--token", token)
+
+
+def test_show_watch_follows_a_batch_made_before_until_it_ends_as_submit_does(stack, api, sim):
+    mine, a = make_key(api)
+    other, b = make_key(api)
+    items = [{"input": {"prompt": f"[pending] watched later {n}"}} for n in range(2)]
+    batch_id = a.post("/v1/batches", json={"model": "flux-2-pro", "items": items}).json()["id"]
+    wait_until(lambda: a.get(f"/v1/batches/{batch_id}").json()["counts"]["submitted"] == 2, timeout=30,
+               message="both items at BFL")
+
+    # The other key: no such batch to watch, before anything is drawn.
+    refused = batch_cli(stack, "show", batch_id, "--watch", token=other["key"])
+    assert refused.returncode == 2 and "not_found:" in refused.stderr and "(HTTP 404)" in refused.stderr
+    assert refused.stdout == ""
+
+    watching = _showing(stack, batch_id, mine["key"])
+    try:
+        # Named, and drawn at once as it stands, as batch submit draws the batch it made.
+        assert watching.stderr.readline() == (f"batch {batch_id}: 2 items of flux-2-pro (Ctrl-C stops watching; the "
+                                              "batch goes on)\n")
+        assert re.match(rf"{batch_id} 0% 2/2 sent, 0/2 ended, 0\.0 s: 2 submitted", watching.stderr.readline())
+        for job in a.get("/v1/jobs", params={"batch_id": batch_id}).json()["jobs"]:
+            sim.complete(job["bfl_id"])
+        out, err = watching.communicate(timeout=60)
+    finally:
+        watching.kill()
+
+    assert watching.returncode == 0, err
+    ended = json.loads(out)
+    assert ended["id"] == batch_id and ended["status"] == "ended" and ended["counts"]["stored"] == 2
+    assert re.search(rf"^{batch_id} 100% 2/2 ended, [\d.]+ s: 2 stored; [\d.]+ credits$", err, re.M), err
+    assert f"every item stored; `fluxhook batch download {batch_id} DIR` writes the files" in err
+    assert b.get("/v1/batches").json()["batches"] == []
+
+    # Watched once it has ended: drawn once, full, with nothing to interrupt.
+    again = batch_cli(stack, "show", batch_id, "--watch", token=mine["key"])
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["counts"]["stored"] == 2
+    assert again.stderr.splitlines()[0] == f"batch {batch_id}: 2 items of flux-2-pro"
+    assert len(re.findall(rf"^{batch_id} 100% ", again.stderr, re.M)) == 1, again.stderr
+
+
+def test_show_watch_gives_up_after_its_timeout_with_exit_4_and_a_canceled_batch_exits_1(stack, api, sim):
+    mine, a = make_key(api)
+    other, b = make_key(api)
+    items = [{"input": {"prompt": f"[pending] held later {n}"}} for n in range(2)]
+    batch_id = a.post("/v1/batches", json={"model": "flux-2-pro", "items": items}).json()["id"]
+    refused = batch_cli(stack, "show", batch_id, "--timeout", "1", token=mine["key"])
+    assert refused.returncode == 2 and "--timeout goes with --watch" in refused.stderr and refused.stdout == ""
+
+    timed_out = batch_cli(stack, "show", batch_id, "--watch", "--timeout", "1", token=mine["key"])
+
+    assert timed_out.returncode == 4, timed_out.stderr
+    assert json.loads(timed_out.stdout)["status"] == "running"
+    assert (f"batch {batch_id} is still running after 1 s (0 of 2 items ended); it goes on: fluxhook batch show "
+            f"{batch_id}") in timed_out.stderr
+
+    # Watched while it is canceled: the watch ends with the batch, exit 1.
+    wait_until(lambda: a.get(f"/v1/batches/{batch_id}").json()["counts"]["submitted"] == 2, timeout=30,
+               message="both items at BFL")
+    watching = _showing(stack, batch_id, mine["key"])
+    try:
+        assert watching.stderr.readline().startswith(f"batch {batch_id}: 2 items")
+        assert b.post(f"/v1/batches/{batch_id}/cancel").status_code == 404  # not the other key's to cancel
+        assert a.post(f"/v1/batches/{batch_id}/cancel").status_code == 200
+        held = sorted(a.get("/v1/jobs", params={"batch_id": batch_id}).json()["jobs"], key=lambda j: j["batch_index"])
+        sim.complete(held[0]["bfl_id"])
+        sim.complete(held[1]["bfl_id"], "error")
+        out, err = watching.communicate(timeout=60)
+    finally:
+        watching.kill()
+    assert watching.returncode == 1, err
+    assert json.loads(out)["status"] == "canceled"
+    assert f"batch {batch_id} was canceled: 1 of 2 items stored (1 failed)" in err
+    assert b.get("/v1/batches").json()["batches"] == []
+
+
+def _showing(stack, batch_id: str, token: str) -> subprocess.Popen:
+    """``batch show --watch`` running on, its stderr read a line at a time."""
+    return started_cli("batch", "show", batch_id, "--watch", "--url", stack.base_url, "--token", token)
 
 
 def test_a_bad_file_is_refused_naming_its_line(stack, api, sim, tmp_path):

@@ -1,5 +1,5 @@
 """The API commands' pure helpers (fluxhook/cli/api_commands.py): where the URL and token come from, tables and rows,
-output paths, sizes, and the progress line of ``--wait``. The commands as processes are in
+output paths, sizes, the progress line of ``--wait``, and ``wait``'s arguments. The commands as processes are in
 tests/e2e/cli/test_api_commands.py."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ import io
 import pytest
 
 from fluxhook.cli import api_commands, exits
+from fluxhook.cli.main import build_parser
 
 
 def test_api_target():
@@ -97,3 +98,18 @@ def test_progress_redraws_on_a_terminal_and_prints_changes_otherwise():
     assert terminal.getvalue() == ("\r\x1b[K/ job_1 submitted (BFL: Pending) 0.3 s"
                                    "\r\x1b[K- job_1 submitted (BFL: Pending) 0.4 s, fluxhook unreachable, retrying"
                                    "\r\x1b[Kjob_1 stored (BFL: Pending) 0.5 s\n")
+
+
+def test_wait_takes_a_job_id_and_submit_waits_timeout_and_output(capsys):
+    parser = build_parser()
+
+    plain = parser.parse_args(["wait", "job_1"])
+    given = parser.parse_args(["wait", "job_1", "--timeout", "2.5", "-o", "fox.png"])
+
+    assert (plain.func, plain.job_id, plain.timeout, plain.output) == (api_commands.cmd_wait, "job_1", 600.0, None)
+    assert (given.timeout, given.output) == (2.5, "fox.png")
+    assert parser.parse_args(["submit", "--prompt", "x", "--wait"]).timeout is None  # submit's 600 too, as it waits
+    for argv in (["wait"], ["wait", "job_1", "--timeout", "0"]):
+        with pytest.raises(SystemExit):
+            parser.parse_args(argv)
+    assert "must be more than 0" in capsys.readouterr().err

@@ -1,6 +1,6 @@
 """``fluxhook batch``'s pure helpers (fluxhook/cli/batches.py): reading a JSON Lines file of items, naming a refused
-item's line, the progress line and bar, the exit code, and writing an archive's files. The commands as processes are
-in tests/e2e/cli/test_batch_commands.py."""
+item's line, the progress line and bar, the exit code, what a Ctrl-C leaves going, ``show --watch``'s arguments, and
+writing an archive's files. The commands as processes are in tests/e2e/cli/test_batch_commands.py."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ import zipfile
 
 import pytest
 
+from fluxhook import client as fc
 from fluxhook.cli import batches
 from fluxhook.cli.exits import CLIError, ExitCode
+from fluxhook.cli.main import build_parser
 
 
 def _batch(**counts) -> dict:
@@ -166,3 +168,28 @@ def test_bad_lines_name_each_refused_item_with_its_line_and_field():
     said = batches.bad_lines(refused, [1, 3, 4], "f.jsonl", most=1)
 
     assert said.splitlines() == ["  f.jsonl, line 3 (item 1) input.width: fix it", "  ... and 1 more"]
+
+
+def test_a_ctrl_c_leaves_a_watched_batch_going_or_a_canceled_ones_items_at_bfl_and_nothing_once_it_has_ended():
+    running = fc.Batch(id="bat_1", status="running", ended_at=None)
+    canceled = fc.Batch(id="bat_1", status="canceled", ended_at=None)
+
+    assert batches.watched_batch_goes_on(running) == batches.batch_goes_on("bat_1")
+    assert batches.watched_batch_goes_on(canceled) == batches.canceled_batch_goes_on("bat_1")
+    for ended in ("ended", "canceled"):
+        assert batches.watched_batch_goes_on(fc.Batch(id="bat_1", status=ended, ended_at="2026-11-21T10:00:00Z")) is None
+
+
+def test_batch_show_watch_takes_a_timeout_only_with_watch(capsys):
+    parser = build_parser()
+
+    shown = parser.parse_args(["batch", "show", "bat_1"])
+    watched = parser.parse_args(["batch", "show", "bat_1", "--watch", "--timeout", "30"])
+
+    assert (shown.watch, shown.timeout) == (False, None)
+    assert (watched.func, watched.batch_id, watched.watch, watched.timeout) == (batches._show, "bat_1", True, 30.0)
+    with pytest.raises(CLIError, match="--timeout goes with --watch"):
+        batches._show(parser.parse_args(["batch", "show", "bat_1", "--timeout", "30"]))  # before any request
+    with pytest.raises(SystemExit):
+        parser.parse_args(["batch", "show", "bat_1", "--watch", "--timeout", "-1"])
+    assert "must be more than 0" in capsys.readouterr().err
