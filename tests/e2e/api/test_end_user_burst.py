@@ -3,7 +3,7 @@ processes, the workers, the simulator) and a second web process: 12 jobs of end 
 slot is taken (so none is sent within its request: each is queued for a worker's sender) are answered as the same jobs
 one at a time would be, the rest refused 402 naming u1 at the door, never left queued for the next day; exactly the
 admitted ones are stored, while u2 of the same key and u1 of another key go on. An item that still waits
-for u1's spent day (a batch's, which waits for the day, SPEC §18) names u1's reason, not its key's."""
+for u1's spent day (a batch's, which waits for the day: docs/api.md, batches) names u1's reason, not its key's."""
 
 from __future__ import annotations
 
@@ -80,7 +80,7 @@ def test_an_end_users_burst_past_its_daily_credits_is_refused_at_the_door_as_one
 
 
 def test_a_batch_item_left_waiting_by_its_end_users_spent_day_names_the_end_users_reason(webs, sim):
-    """A batch's items reserve one at a time as they are sent (SPEC §18): those past the end user's daily credits
+    """A batch's items reserve one at a time as they are sent (docs/api.md, batches): those past the end user's daily credits
     wait for the next day, and say it is the end user's day, not the key's (the key's own is far from spent)."""
     admin, _ = webs
     admin.wait_for(_post(admin, "probe", 1).json()["id"], "stored")  # BFL's price known: items go bounded

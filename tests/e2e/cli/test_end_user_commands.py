@@ -1,6 +1,7 @@
 """``fluxhook`` naming end users, as a real process against the session stack: ``submit``, ``list`` and ``batch
 submit`` take ``--end-user``; ``keys create|update --end-user-limits`` and ``keys end-users KEY --set-limits|--show
-NAME`` set and read what SPEC §20's API does. Each with two app keys: one key's end user is never the other's."""
+NAME`` set and read what the end users' API does (docs/end-users.md). Each with two app keys: one key's end user is
+never the other's."""
 
 from __future__ import annotations
 
