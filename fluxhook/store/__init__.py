@@ -153,7 +153,7 @@ class Store:
     @property
     def sweep_keys(self) -> tuple[str, ...]:
         """The indexes ``sweep_work`` reads: what a sweeper at rest watches (``store.wakes.Watched``)."""
-        return self.keys.due, self.keys.deadlines, self.keys.batches_canceling, self.keys.batches_unmade
+        return self.keys.sweep_indexes
 
     def metrics_fields(self) -> dict[bytes, bytes]:
         """Every recorded metric field and its value (see ``fluxhook.metrics``), this process's tally written first."""

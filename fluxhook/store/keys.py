@@ -324,6 +324,12 @@ class Keys:
         return f"{self.prefix}sweep:added"
 
     @property
+    def sweep_indexes(self) -> tuple[str, ...]:
+        """The sorted sets a sweep reads, each scored by due time (epoch seconds): the due jobs, the deadlines, the
+        batches being canceled and those being made; what a sweeper at rest watches, and wakes on ``sweep_added``."""
+        return self.due, self.deadlines, self.batches_canceling, self.batches_unmade
+
+    @property
     def retry_added(self) -> str:
         """A wake-up: a list holding at most one item, pushed when an RQ task's retry is scheduled for later: wakes
         one worker's cron thread, which moves retries whose time came into their queues (BLPOP, ``store.wakes``)."""
