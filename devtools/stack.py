@@ -41,6 +41,12 @@ _ACCOUNT_LINE = re.compile(r"simulator account (\S+) listening on (http://\S+)")
 _EVERY_INTERFACE = ("0.0.0.0", "::")
 
 
+def worker_stacks() -> list["Stack"]:
+    """The stacks of this process whose worker was started and is not being stopped (its process may have died, or
+    been taken out of ``processes`` by a test that kills it)."""
+    return [stack for stack in list(_WORKER_STACKS.values()) if not stack.stopping]
+
+
 def host_port(host: str, port: str) -> str:
     """``host:port`` as gunicorn's ``--bind`` and a URL take it: an IPv6 address in brackets."""
     bare = host.strip("[]")
@@ -144,6 +150,8 @@ class Stack:
     # jobs is refused without one to sign with), kept across runs as SECRET_KEY is.
     signs_notifications: bool = False
     prepared: bool = False
+    # From the start of ``stop`` until the next ``start``: its processes are being told to end.
+    stopping: bool = False
 
     def prepare(self) -> dict[str, str]:
         """Fill in the dev defaults: embedded Redis, simulator, generated secrets (once)."""
@@ -196,6 +204,7 @@ class Stack:
         A worker only on a Redis database no other running stack of this process has a worker on: a worker sends
         every queued job of its database, under its own settings (a daily credit limit, or none)."""
         env = self.prepare()
+        self.stopping = False
         for kind, command in procfile_commands().items():
             if kinds and kind not in kinds:
                 continue
@@ -229,6 +238,7 @@ class Stack:
         return _BOOTED.findall(log.read_text()) if log.exists() else []
 
     def stop(self) -> None:
+        self.stopping = True
         stop_processes(list(reversed(self.processes.values())))
         if _WORKER_STACKS.get(self.env.get("REDIS_URL", "")) is self:
             del _WORKER_STACKS[self.env["REDIS_URL"]]
