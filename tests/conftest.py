@@ -28,6 +28,7 @@ from devtools.processes import RedisServer, free_port, stop_process, wait_until
 from devtools.stack import SIMULATOR_KEY, Stack, start_simulator
 from fluxhook.core import job as st
 from fluxhook.core import signing
+from watchers import OVERDUE_LIMIT, WakeWatcher
 
 SECRET_KEY = "test-secret-key-0123456789abcdef"
 API_TOKEN = "test-token-0123456789"
@@ -126,6 +127,46 @@ def pytest_ignore_collect(collection_path, config):
     if collection_path == E2E and config.getoption("markexpr") == "not e2e":
         return True
     return None
+
+
+@pytest.fixture(scope="session")
+def wake_watcher():
+    """The process's wake watcher (tests/watchers.py), started with its first end-to-end test."""
+    watcher = WakeWatcher()
+    watcher.start()
+    yield watcher
+    watcher.stop()
+
+
+@pytest.fixture(autouse=True)
+def _no_work_left_unwoken(request):
+    """An end-to-end test fails at its teardown if, while it ran (or its stacks were set up), any stack's work stayed
+    due with no wake-up pending (``WakeWatcher``); one marked ``wake_watch_off`` is not watched (the watcher sends its
+    stacks no command)."""
+    if not request.node.path.is_relative_to(E2E):
+        yield
+        return
+    watcher = request.getfixturevalue("wake_watcher")
+    off = request.node.get_closest_marker("wake_watch_off") is not None
+    watcher.reset(request.node.nodeid, paused=off)
+    yield
+    if not off:
+        request.node.user_properties.append(("wake_watch_worst", round(watcher.worst, 3)))
+    watcher.reset(f"(between tests, after {request.node.nodeid})", paused=False)
+    found = watcher.take()  # those found since the last test's teardown too: a stack set up for this test
+    if found:
+        pytest.fail("work left due with nobody woken (tests/watchers.py):\n" + "\n".join(map(str, found)),
+                    pytrace=False)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The wake watcher's figure over the run: the most any sweep index's entry was overdue with no wake-up pending."""
+    worst = [(value, report.nodeid) for reports in terminalreporter.stats.values() for report in reports
+             for name, value in getattr(report, "user_properties", ()) if name == "wake_watch_worst"]
+    if worst:
+        most, test = max(worst)
+        terminalreporter.write_line(f"wake watcher: {len(worst)} tests watched; the most overdue entry with no wake-up "
+                                    f"pending: {most:.2f} s (limit {OVERDUE_LIMIT:.0f} s), in {test}")
 
 
 @pytest.fixture(scope="session")

@@ -25,6 +25,9 @@ from fluxhook.media import thumbnails
 from fluxhook.store.keys import KEYS
 from helpers import stack_on_db
 
+# The wake watcher's looks would be counted among the stack's own Redis commands (tests/watchers.py).
+pytestmark = pytest.mark.wake_watch_off("counts the Redis commands its stack sends")
+
 JOBS = 20
 # How many requests the count (and the jobs before it) posts at once.
 CLIENTS = 8

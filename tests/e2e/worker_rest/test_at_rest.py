@@ -23,6 +23,9 @@ from fluxhook.store.keys import KEYS
 from helpers import stack_on_db
 from notify_helpers import SECRET, receiving
 
+# The wake watcher's looks would be counted among the stack's own Redis commands (tests/watchers.py).
+pytestmark = pytest.mark.wake_watch_off("counts the Redis commands its stack sends")
+
 # After the first job: its lanes' checks for a lost end (worker.lanes.IDLE_CHECK_FOR) and its balance's reads are over.
 SETTLE = 62.0
 WINDOW = 30.0
