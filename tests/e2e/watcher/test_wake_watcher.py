@@ -60,16 +60,17 @@ def test_work_written_due_with_no_wake_up_is_reported_by_the_watcher(resting, wa
     _at_rest(db, blocked)
     planted = time.time()
     db.zadd(KEYS.due, {"planted-no-wake": planted})  # the producer that forgot its push
-
-    found = wait_until(lambda: [v for v in wake_watcher.violations if v.redis_url == url] or None,
-                       timeout=STARTUP + OVERDUE_LIMIT + 10, message="the watcher to report the planted entry")
-    taken = wake_watcher.take(url)  # the test's own planted fault: not this test's failure at its teardown
-    assert [(v.index, v.member) for v in taken] == [(KEYS.due, "planted-no-wake")], found
-    assert taken[0].overdue > OVERDUE_LIMIT
-    assert "'planted-no-wake' in fh:due" in str(taken[0]) and "no wake-up pending" in str(taken[0])
-    # Still there as written: neither a sweep nor the guard had taken it when the watcher reported it.
-    assert db.zscore(KEYS.due, "planted-no-wake") == planted
-    db.zrem(KEYS.due, "planted-no-wake")
+    try:
+        found = wait_until(lambda: [v for v in wake_watcher.violations if v.redis_url == url] or None,
+                           timeout=STARTUP + OVERDUE_LIMIT + 10, message="the watcher to report the planted entry")
+        taken = wake_watcher.take(url)  # the test's own planted fault: not this test's failure at its teardown
+        assert [(v.index, v.member) for v in taken] == [(KEYS.due, "planted-no-wake")], found
+        assert taken[0].overdue > OVERDUE_LIMIT
+        assert "'planted-no-wake' in fh:due" in str(taken[0]) and "no wake-up pending" in str(taken[0])
+        # Still there as written: neither a sweep nor the guard had taken it when the watcher reported it.
+        assert db.zscore(KEYS.due, "planted-no-wake") == planted
+    finally:
+        db.zrem(KEYS.due, "planted-no-wake")  # the next test's write is the first entry again, and pushes
 
 
 def test_the_same_work_written_with_its_wake_up_is_reported_by_no_one(resting, wake_watcher):
