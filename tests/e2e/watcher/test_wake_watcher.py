@@ -20,7 +20,7 @@ from devtools.processes import RedisServer, wait_until
 from fluxhook.store.keys import KEYS
 from fluxhook.store.scripts import LuaScript
 from helpers import stack_on_db
-from watchers import OVERDUE_LIMIT, POLL, STARTUP
+from watchers import OVERDUE_LIMIT, STARTUP
 from worker.run import WAITERS
 
 GUARD = 30
@@ -80,8 +80,8 @@ def test_the_same_work_written_with_its_wake_up_is_reported_by_no_one(resting, w
     written = time.time()
     LuaScript(db, "sweep_index_add")([KEYS.due, KEYS.sweep_added], [repr(written), "written-with-wake"])
 
-    # Judged for longer than the limit after the write, from the watcher's first judgement of this worker on.
-    wait_until(lambda: wake_watcher.judged_at.get(url, 0.0) > written + OVERDUE_LIMIT + POLL, timeout=STARTUP + 15,
+    # Judged for longer than the limit after the write, counted from the watcher's first judgement of this worker on.
+    wait_until(lambda: wake_watcher.judged_past_limit(url, written), timeout=STARTUP + OVERDUE_LIMIT + 10,
                message="the watcher to judge the stack past the limit")
     assert wake_watcher.take(url) == []
     # A sweeper woke and took it: claimed a lease ahead, or already checked and dropped (no job has that id).
