@@ -5,7 +5,7 @@
 A catalog page of ``--images`` stored images (the simulator's photo-like 1024x1024 JPEGs) is rendered from a fresh
 API read (``GET /v1/jobs``, one page of the key's jobs) every ``--every`` seconds for ``--minutes``, with the API
 guide's own ``<img srcset sizes>`` snippet (devtools/browser_page.py reads it from docs/api.md), its links on Debian's
-nginx with ``proxy_cache`` (devtools/nginx_cache.py, as docs/api.md sets up a CDN). Each view opens the page in
+nginx with ``proxy_cache`` running deploy/nginx/fluxhook.conf (devtools/nginx_cache.py). Each view opens the page in
 Debian's Chromium at two screens, a phone 390 px wide at 3x and a desktop 1,400 px wide at 1x, whose ``sizes`` take
 different variants, and scrolls through it until every image has loaded. Each opening is a new browser context:
 Chromium's own cache would otherwise answer the repeat views itself and hide them from the CDN, which sees many

@@ -1,8 +1,9 @@
-"""A CDN on this machine: Debian's nginx (devtools/nginx.sh installs it) on 127.0.0.1 with ``proxy_cache`` in front of
-a fluxhook web, configured as docs/api.md tells a CDN to be: only a job's image and poster cached, keyed on the whole
-URL (query string included), ``Cache-Control`` and ``Vary`` obeyed as sent. Each answer says what the cache did in
-``X-Cache-Status`` (``MISS``, ``HIT``...), and the access log has one JSON line per request with the same word and
-whether the origin was asked: the tests' and ``make bench-cdn``'s evidence."""
+"""A CDN on this machine: Debian's nginx (devtools/nginx.sh installs it) on 127.0.0.1 running deploy/nginx/fluxhook.conf,
+the configuration docs/storefront.md describes, in front of a fluxhook web: a job's image and poster cached, keyed on
+the whole URL and the format ``Accept`` chooses, ``Cache-Control`` obeyed as sent. Only the file's "deployment:"
+lines are pointed at this machine (``deployed_config``). Each answer says what the cache did in ``X-Cache-Status``
+(``MISS``, ``HIT``...), and the access log has one JSON line per request with the same word and whether the origin
+was asked: the tests' and ``make bench-cdn``'s evidence."""
 
 from __future__ import annotations
 
@@ -19,8 +20,10 @@ from .processes import free_port, start_process, stop_process, wait_until
 NGINX_PATHS = ("/usr/sbin/nginx", "/usr/bin/nginx")
 # What Chromium sends for an <img>: a format=auto variant is AVIF for it.
 BROWSER_ACCEPT = "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8"
+DEPLOYED = Path(__file__).resolve().parent.parent / "deploy" / "nginx" / "fluxhook.conf"
 
-_CONFIG = """
+# The process's own files, around the deployed file: nginx here runs as this user, its files in one folder.
+_MAIN = """
 worker_processes 1;
 daemon off;
 pid {folder}/nginx.pid;
@@ -36,28 +39,21 @@ http {{
     log_format cdn escape=json '{{"uri":"$request_uri","status":"$status","cache":"$upstream_cache_status",'
                                '"origin":"$upstream_addr","accept":"$http_accept","bytes":"$body_bytes_sent"}}';
     access_log {folder}/access.log cdn;
-    proxy_cache_path {folder}/cache levels=1:2 keys_zone=cdn:10m max_size=1g inactive=1d use_temp_path=off;
-    upstream origin {{ server {origin}; keepalive 16; }}
-    server {{
-        listen 127.0.0.1:{port};
-        proxy_http_version 1.1;
-        proxy_set_header Connection "";
-        proxy_set_header Host $http_host;
-        # A job's stored image and its poster, by their signed links: what a CDN keeps (docs/api.md).
-        location ~ ^/v1/jobs/[^/]+/(image|poster)$ {{
-            proxy_pass http://origin;
-            proxy_cache cdn;
-            proxy_cache_key $scheme$host$request_uri;
-            # First requests for one URL at once: one goes to the origin, the others wait for its copy.
-            proxy_cache_lock on;
-            add_header X-Cache-Status $upstream_cache_status always;
-        }}
-        location / {{
-            proxy_pass http://origin;
-        }}
-    }}
+    include {deployed};
 }}
 """
+
+
+def deployed_config(origin: str, port: int, cache: Path) -> str:
+    """deploy/nginx/fluxhook.conf with its "deployment:" lines set: the web at ``origin`` (``host:port``), nginx on
+    127.0.0.1:``port``, its cache in ``cache``. Each line is there once, or this raises: the file is what is run."""
+    text = DEPLOYED.read_text()
+    for line, mine in (("/var/cache/nginx/fluxhook ", f"{cache} "), ("server 127.0.0.1:8000;", f"server {origin};"),
+                       ("listen 80;", f"listen 127.0.0.1:{port};")):
+        if text.count(line) != 1:
+            raise RuntimeError(f"{DEPLOYED}: expected {line!r} once, to point it at this machine")
+        text = text.replace(line, mine)
+    return text
 
 
 def nginx_binary() -> str | None:
@@ -83,8 +79,10 @@ class CachingProxy:
         (self.folder / "tmp").mkdir(parents=True, exist_ok=True)
         # As root, nginx's workers would run as nobody, who may not write this folder: they run as this user.
         user = f"user {pwd.getpwuid(os.geteuid()).pw_name};" if os.geteuid() == 0 else ""
+        deployed = self.folder / "fluxhook.conf"
+        deployed.write_text(deployed_config(self.origin, self.port, self.folder / "cache"))
         config = self.folder / "nginx.conf"
-        config.write_text(_CONFIG.format(folder=self.folder, user=user, origin=self.origin, port=self.port))
+        config.write_text(_MAIN.format(folder=self.folder, user=user, deployed=deployed))
         self.process = start_process([binary, "-p", str(self.folder), "-c", str(config), "-e",
                                      str(self.folder / "error.log")], dict(os.environ),
                                     log_path=str(self.folder / "nginx.out"))

@@ -367,7 +367,7 @@ def service_env(redis_server, simulator, spy_port: int, port: int, **overrides) 
         "BFL_MAX_ACTIVE": "10000",
         "IMAGE_URL_TTL_SECONDS": "60",
         # Links the same for every read within 30 s: the tests that compare two reads' links wait for a window with
-        # room for them (helpers.within_one_link_window).
+        # room for them (link_helpers.within_one_link_window).
         "IMAGE_URL_WINDOW_SECONDS": str(IMAGE_URL_WINDOW),
         # Every request of an app key is a read against its limit, and the suite's keys poll their jobs every 20 ms:
         # the tests of the read limit give their keys a reads_per_minute of their own (or set this lower).

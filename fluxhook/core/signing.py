@@ -6,7 +6,8 @@ the newest signs and seals, and every one of them still opens what it signed or 
 
 Signed: a token minted for one purpose (or one job) is worth nothing for any other. A file's link carries the start of
 the window it was read in, not the second (``link_times``): every read of a job within a window gives the same URLs,
-so a browser's or a CDN's copy of one serves the next page that shows it.
+so a browser's or a CDN's copy of one serves the next page that shows it; each job's windows start at an offset of
+their own (``window_offset``), so the copies of a catalog go stale a few at a time, never all together.
 
 Sealed: what fluxhook keeps in Redis that would give its reader something for a while: BFL's delivery URLs (their
 ``sig=`` opens a result for minutes to hours) and the callback bodies that carry them. Redis's memory, its AOF and its
@@ -102,14 +103,22 @@ class LinkTimes(NamedTuple):
     max_age: int
 
 
-def link_times(now: float, ttl: int, window: int) -> LinkTimes:
-    """The rule of a file's link read at ``now`` (epoch seconds): it is signed as of the start of its ``window``
-    (windows start at multiples of ``window`` seconds since the epoch), so every read within one window gives the
-    same link; it opens while its age is at most ``ttl + window - 1`` seconds, so it opens at least ``ttl`` seconds
-    after the read that gave it (a read in the window's last second included) and at most ``ttl + window - 1`` after.
-    A window of 1 is a new link every second, each valid ``ttl`` seconds."""
+def window_offset(job_id: str, window: int) -> int:
+    """Where ``job_id``'s link windows start within ``window`` seconds: a stable hash of the id (the same in every
+    process and release), so a deployment's jobs turn their links evenly over the window, never all at one moment,
+    and a cache in front refills a few of them a second instead of its whole catalog at once."""
+    return int.from_bytes(hashlib.sha256(job_id.encode()).digest()[:8], "big") % window
+
+
+def link_times(now: float, ttl: int, window: int, job_id: str) -> LinkTimes:
+    """The rule of ``job_id``'s file links read at ``now`` (epoch seconds): a link is signed as of the start of its
+    ``window`` (the job's windows start at its ``window_offset`` past multiples of ``window`` seconds since the epoch),
+    so every read within one window gives the same link; it opens while its age is at most ``ttl + window - 1``
+    seconds, so it opens at least ``ttl`` seconds after the read that gave it (a read in the window's last second
+    included) and at most ``ttl + window - 1`` after. A window of 1 is a new link every second, each valid ``ttl``
+    seconds."""
     second = int(now)
-    return LinkTimes(second - second % window, ttl + window - 1)
+    return LinkTimes(second - (second - window_offset(job_id, window)) % window, ttl + window - 1)
 
 
 def file_token(secret_key: Keys, job_id: str, kind: str, signed_at: int | None = None) -> str:

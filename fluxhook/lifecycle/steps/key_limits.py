@@ -166,9 +166,19 @@ def take_read(store: AppKeys, config: Config, caller: Caller, cost: int, now: fl
 # the job's key of their own, at this many times its reads_per_minute: they are its users' <img> tags, not its own API
 # calls. One bucket for both would let an app starve the page it serves its users (25 images a view) with its own API
 # reads, or its API reads with a busy page; no bucket would let a key read without end through the links of its own
-# jobs. At the default 600 that is 6,000 a minute, 100 a second, at most 600 at once; a page served to more people goes
-# through a cache, or its key raises its reads_per_minute. A job of an admin token's is not limited, as its token is not.
+# jobs. At the default 600 that is 6,000 a minute, 100 a second, at most 600 at once. Behind a cache, what reaches the
+# bucket is the cache's misses: each variant once per window, spread over it since each job's window turns at a moment
+# of its own (``signing.window_offset``), so the bucket holds a catalog of ``link_catalog`` variants; a page served to
+# more people goes through a cache, and a larger catalog's key raises its reads_per_minute.
 LINK_READS_SHARE = 10
+
+
+def link_catalog(links_per_minute: int, window: int) -> int:
+    """The variant links (a job's image at one width and format) a cache in front may refill within a key's link
+    reads (``links_per_minute``) as their windows turn over ``window`` seconds: a window's worth of the allowance,
+    as the turns are spread evenly over it. At the defaults, 6,000 a minute over an hour: 360,000, a catalog of
+    40,000 images in three widths and three formats."""
+    return links_per_minute * window // 60
 
 
 def take_link_read(store: AppKeys, config: Config, key_id: str | None, find_key: Callable[[str], AppKey | None],
@@ -180,14 +190,17 @@ def take_link_read(store: AppKeys, config: Config, key_id: str | None, find_key:
         return
     wait = store.refused_for(key_id, 1, now, LINK_READS)
     key = find_key(key_id) if wait <= 0 else None
+    per_minute = 0  # refused from memory: the key's record is not read, nor its allowance told
     if key is not None:
         per_minute = key.reads_limit(config) * LINK_READS_SHARE
         wait = store.take_read(key_id, per_minute, read_burst(per_minute), 1, now, LINK_READS)
     if wait > 0:
+        catalog = (f": a cache's refills of {link_catalog(per_minute, config.image_url_window_seconds):,} variant "
+                   f"links a window" if per_minute else "")
         raise RateLimited(f"the signed links of this app key's jobs were read as often a minute as they may be "
-                          f"({LINK_READS_SHARE} times the key's reads_per_minute, else READS_PER_MINUTE); retry in "
-                          f"{wait:.1f} s, or serve them through a cache, which may keep their answers a year",
-                          retry_after=wait)
+                          f"({LINK_READS_SHARE} times the key's reads_per_minute, else READS_PER_MINUTE{catalog}); "
+                          f"retry in {wait:.1f} s, or serve them through a cache, which may keep their answers a "
+                          f"year", retry_after=wait)
 
 
 # What a key's bucket of items (``items_per_minute``) holds when full: half a minute's, and never less than one whole

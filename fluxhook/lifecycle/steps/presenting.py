@@ -13,8 +13,9 @@ from fluxhook.core.wait_reasons import Waiting
 def file_path(config: Config, job_id: str, name: str) -> str:
     """The path and query of a signed link to one of the job's stored files (``image``, ``video``, ``poster``,
     ``draft_cache``) that works without a bearer token and for no other job or file: the same for every read within
-    ``IMAGE_URL_WINDOW_SECONDS``, valid at least ``IMAGE_URL_TTL_SECONDS`` from now (``signing.link_times``)."""
-    times = signing.link_times(time.time(), config.image_url_ttl_seconds, config.image_url_window_seconds)
+    the job's own window of ``IMAGE_URL_WINDOW_SECONDS``, valid at least ``IMAGE_URL_TTL_SECONDS`` from now
+    (``signing.link_times``)."""
+    times = signing.link_times(time.time(), config.image_url_ttl_seconds, config.image_url_window_seconds, job_id)
     return f"/v1/jobs/{job_id}/{name}?token={signing.file_token(config.secret_keys, job_id, name, times.signed_at)}"
 
 
@@ -25,7 +26,8 @@ def file_url(config: Config, job_id: str, name: str) -> str:
 
 def link_opens(config: Config, token: str, job_id: str, name: str) -> bool:
     """Whether ``token`` is a link's to the job's ``name`` file, signed with one of the keys and still in its time."""
-    max_age = signing.link_times(time.time(), config.image_url_ttl_seconds, config.image_url_window_seconds).max_age
+    max_age = signing.link_times(time.time(), config.image_url_ttl_seconds, config.image_url_window_seconds,
+                                 job_id).max_age
     return signing.file_token_valid(config.secret_keys, token, job_id, name, max_age)
 
 

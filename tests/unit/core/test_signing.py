@@ -179,21 +179,60 @@ def test_an_unknown_kind_has_no_link():
     assert signing.file_token_valid(SECRET_KEY, signing.file_token(SECRET_KEY, "job_x", "image"), "job_x", "nope", 60) is False
 
 
+def _window_start(jid: str, window: int) -> int:
+    """The first second of one of ``jid``'s windows after 1,700,000,000: its offset past a multiple of ``window``."""
+    return 1_700_000_000 - 1_700_000_000 % window + window + signing.window_offset(jid, window)
+
+
 @pytest.mark.parametrize(("ttl", "window"), [(60, 30), (3600, 3600), (60, 1), (5, 7)])
-def test_every_read_in_a_window_gives_one_link_open_at_least_the_ttl_after_the_read(ttl, window):
-    start = 1_700_000_000 - 1_700_000_000 % window + window  # a window's first second
+def test_every_read_in_a_jobs_window_gives_one_link_open_at_least_the_ttl_after_the_read(ttl, window):
+    jid = "job_01JQ0000000000000000000042"
+    start = _window_start(jid, window)
     reads = [start + offset / 4 for offset in range(window * 4)]  # every quarter second of the window
-    times = {signing.link_times(now, ttl, window) for now in reads}
+    times = {signing.link_times(now, ttl, window, jid) for now in reads}
     assert times == {signing.LinkTimes(start, ttl + window - 1)}
     for now in reads:
         # The last second it opens (its age at most max_age) is at or past the read's own TTL.
         assert start + ttl + window - 1 >= int(now + ttl)
-    # The next window's first read gives the next link.
-    assert signing.link_times(start + window, ttl, window).signed_at == start + window
+    # Its own turn: the second before the window gives the last window's link, its next window's first the next one.
+    assert signing.link_times(start - 0.5, ttl, window, jid).signed_at == start - window
+    assert signing.link_times(start + window, ttl, window, jid).signed_at == start + window
 
 
 def test_a_window_of_one_second_is_a_new_link_each_second_valid_for_the_ttl():
-    assert signing.link_times(1_700_000_123.9, 60, 1) == signing.LinkTimes(1_700_000_123, 60)
+    assert signing.link_times(1_700_000_123.9, 60, 1, job_id()) == signing.LinkTimes(1_700_000_123, 60)
+
+
+# A catalog's ids as the service makes them (ULIDs), fixed: the spread below is the hash's, the same on every run.
+CATALOG = [f"job_01JQ{n:022d}" for n in range(1_000)]
+
+
+@pytest.mark.parametrize("window", [3600, 60])
+def test_a_catalogs_links_turn_evenly_over_the_window_never_together(window):
+    turns = [signing.window_offset(jid, window) for jid in CATALOG]
+    per_second = [turns.count(second) for second in range(window)]
+    # As even as chance: at most a few a second, and every tenth of the window holds about a tenth of the catalog.
+    assert max(per_second) <= max(6, 2 * len(CATALOG) // window)
+    tenths = [sum(per_second[t * window // 10:(t + 1) * window // 10]) for t in range(10)]
+    assert min(tenths) >= 70 and max(tenths) <= 130, tenths
+    # Stable: the hash of the id, not of the process (Python's hash() would differ in the next process).
+    assert turns == [signing.window_offset(jid, window) for jid in CATALOG]
+    assert signing.window_offset("job_01JQ0000000000000000000042", 3600) == 2859
+
+
+def test_at_a_jobs_own_turn_its_link_changes_and_another_jobs_does_not():
+    ttl, window = 3600, 3600
+    turning, other = CATALOG[:2]
+    turn = _window_start(turning, window)
+    assert signing.window_offset(other, window) != signing.window_offset(turning, window)
+    before, after = (signing.link_times(at, ttl, window, turning) for at in (turn - 1, turn))
+    assert before.signed_at != after.signed_at
+    assert (signing.file_token(KEY, turning, "image", before.signed_at)
+            != signing.file_token(KEY, turning, "image", after.signed_at))
+    assert (signing.link_times(turn - 1, ttl, window, other).signed_at
+            == signing.link_times(turn, ttl, window, other).signed_at)
+    # The link read in the last second before the turn still opens its full TTL after that read.
+    assert before.signed_at + before.max_age >= turn - 1 + ttl
 
 
 def _valid_at(monkeypatch, when: float, token: str, jid: str, max_age: int, keys=KEY) -> bool:
@@ -206,8 +245,9 @@ def _valid_at(monkeypatch, when: float, token: str, jid: str, max_age: int, keys
 
 def test_a_windowed_link_is_the_same_token_and_opens_from_the_read_for_the_ttl_then_closes(monkeypatch):
     jid, ttl, window = job_id(), 60, 30
-    first, last = 1_700_000_010.2, 1_700_000_039.9  # the first and the last moment of one 30-s window
-    early, late = signing.link_times(first, ttl, window), signing.link_times(last, ttl, window)
+    start = _window_start(jid, window)
+    first, last = start + 0.2, start + 29.9  # the first and the last moment of one of its 30-s windows
+    early, late = signing.link_times(first, ttl, window, jid), signing.link_times(last, ttl, window, jid)
     token = signing.file_token(KEY, jid, "image", early.signed_at)
     assert signing.file_token(KEY, jid, "image", late.signed_at) == token  # byte-identical
     assert _valid_at(monkeypatch, last + ttl, token, jid, late.max_age)  # the last read's full TTL
@@ -218,7 +258,7 @@ def test_a_windowed_link_is_the_same_token_and_opens_from_the_read_for_the_ttl_t
 
 def test_a_windowed_link_is_signed_with_the_newest_key_and_ends_when_its_key_is_dropped(monkeypatch):
     jid, now = job_id(), 1_700_000_010.0
-    token = signing.file_token([OTHER_KEY, KEY], jid, "image", signing.link_times(now, 60, 30).signed_at)
+    token = signing.file_token([OTHER_KEY, KEY], jid, "image", signing.link_times(now, 60, 30, jid).signed_at)
     assert _valid_at(monkeypatch, now, token, jid, 89, keys=[KEY])  # KEY, the newest, signed it
     assert not _valid_at(monkeypatch, now, token, jid, 89, keys=[OTHER_KEY])  # KEY rotated away: it ends
 

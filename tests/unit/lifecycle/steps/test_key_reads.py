@@ -7,10 +7,13 @@ counted: tests/unit/receiver/test_bulkheads.py; over HTTP: tests/e2e/api/test_ev
 from __future__ import annotations
 
 import time
+from collections import Counter
 
 import pytest
 
+from fluxhook.core import signing
 from fluxhook.core.errors import RateLimited
+from fluxhook.core.job import new_job_id
 from fluxhook.lifecycle import key_admin
 from fluxhook.lifecycle.steps import key_limits
 from fluxhook.lifecycle.steps.callers import ADMIN, Caller
@@ -123,6 +126,8 @@ def test_signed_links_count_against_their_jobs_key_in_a_bucket_of_their_own(svc)
     with pytest.raises(RateLimited) as limited:
         link_read(shop.id)
     assert limited.value.retry_after == pytest.approx(0.1, abs=0.002) and "cache" in limited.value.message
+    # What the allowance holds behind a cache over the suite's 30-s window (link_catalog): 600 a minute, half a minute.
+    assert "a cache's refills of 300 variant links a window" in limited.value.message
 
     # Refused from memory: neither the key's record nor its bucket is read again until then.
     asked = len(found)
@@ -136,3 +141,38 @@ def test_signed_links_count_against_their_jobs_key_in_a_bucket_of_their_own(svc)
     for _ in range(100):
         link_read(None)
         link_read("key_00000000000000ff")
+
+
+def test_the_link_allowance_holds_a_window_of_its_reads_as_a_catalog():
+    assert key_limits.link_catalog(600 * key_limits.LINK_READS_SHARE, 3600) == 360_000  # the defaults
+    assert key_limits.link_catalog(6_000, 300) == 30_000
+    assert key_limits.link_catalog(600, 1) == 10
+
+
+def test_a_catalog_turning_over_a_window_is_never_refused_and_leaves_another_keys_links_alone(svc):
+    # A shop's 5,000 images in three widths behind a cache, with a short window (300 s): the cache asks for each
+    # variant once as its job's link turns, at the moment it turns, and another key's page is read all along.
+    window, ttl, widths = 300, 3600, 3
+    start = 1_800_000_000 - 1_800_000_000 % window
+    shop, _ = key_admin.create_key(svc, {"name": "shop"}, start)  # the service's 600 a minute: links 6,000
+    other, _ = key_admin.create_key(svc, {"name": "other"}, start)
+    catalog = [new_job_id() for _ in range(5_000)]
+    assert widths * len(catalog) <= key_limits.link_catalog(600 * key_limits.LINK_READS_SHARE, window)
+    turns = Counter(signing.link_times(start, ttl, window, job_id).signed_at + window for job_id in catalog)
+
+    def link_read(key, at):
+        key_limits.take_link_read(svc.store.app_keys, svc.config, key.id, svc.store.app_keys.get, at)
+
+    refused = []
+    for second in range(start + 1, start + window + 1):  # every job's own turn, once each
+        for _ in range(turns[second] * widths):
+            try:
+                link_read(shop, second)
+            except RateLimited:
+                refused.append(second)
+        link_read(other, second + 0.5)  # the other key's page: never refused
+    assert sum(turns.values()) == len(catalog)
+    assert refused == []
+    # The other key's bucket is its own: a page of 600 at once is still whole after the shop's turn.
+    for _ in range(600):
+        link_read(other, start + window + 1)

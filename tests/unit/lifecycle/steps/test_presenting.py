@@ -114,13 +114,27 @@ def _links(shown: dict, result: dict) -> list[str]:
                                    {"model": "flux-3-video", "video": VIDEO, "draft_cache": DRAFT}], ids=["image", "video"])
 def test_every_read_within_a_window_gives_byte_identical_links_and_the_next_window_new_ones(monkeypatch, files):
     job = Job(id=new_job_id(), status=st.STORED, **{"model": "flux-2-pro", **files})
-    start = 1_700_000_010  # a 30-s window's first second
+    start = 1_700_000_010 + signing.window_offset(job.id, 30)  # the first second of one of its 30-s windows
     first = _links(*_read_at(monkeypatch, start + 0.1, job))
     assert len(first) == (3 if "image" in files else 5)
     assert _links(*_read_at(monkeypatch, start + 2.5, job)) == first  # two reads 2 s apart
     assert _links(*_read_at(monkeypatch, start + 29.9, job)) == first
     after = _links(*_read_at(monkeypatch, start + 30, job))
     assert all(new != old for new, old in zip(after, first, strict=True))
+
+
+def test_a_catalogs_links_turn_a_few_a_second_over_the_window_never_all_at_once(monkeypatch):
+    catalog = [Job(id=new_job_id(), status=st.STORED, model="flux-2-pro", image={**IMAGE, "width": 1024})
+               for _ in range(300)]
+    start = 1_700_000_010
+    reads = [[_links(*_read_at(monkeypatch, second + 0.5, job)) for job in catalog]
+             for second in range(start, start + 31)]
+    turned = [sum(new != old for new, old in zip(now, before, strict=True))
+              for before, now in zip(reads, reads[1:], strict=False)]
+    # Over a whole window each job's links turn once, about 10 of the 300 a second: a cache in front refills a few
+    # a second, where windows aligned for all turned the 300 in one second.
+    assert sum(turned) == len(catalog)
+    assert max(turned) <= 30, turned
 
 
 def _clock(monkeypatch, when: float) -> None:
@@ -131,7 +145,7 @@ def _clock(monkeypatch, when: float) -> None:
 
 def test_a_link_opens_its_ttl_after_the_windows_last_read_and_not_a_window_later(monkeypatch):
     job = Job(id=new_job_id(), status=st.STORED, model="flux-2-pro", image=IMAGE)
-    start = 1_700_000_010
+    start = 1_700_000_010 + signing.window_offset(job.id, 30)  # the first second of one of its windows
     token = _token(_read_at(monkeypatch, start + 29.9, job)[0]["image"]["url"], job.id, "image")
     _clock(monkeypatch, start + 29.9 + 60)  # the window's last read, its TTL later
     assert presenting.link_opens(WINDOWED, token, job.id, "image")
