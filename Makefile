@@ -270,10 +270,13 @@ bench-streams: $(VENV)/.installed
 # A page of 25 images read afresh every 10 s for 10 minutes, rendered in Chromium at two screen widths, each view a
 # new visitor, through nginx's proxy_cache: the share the cache answers with links stable for an hour, beside
 # per-second links (needs nginx and Chromium: devtools/nginx.sh, devtools/chromium.sh). MINUTES=2 for a short run.
+# Then a catalog of 5,000 images (IMAGES=) in three widths across a 300-s window's turn: the origin's peak requests a
+# second and the 429s, each job's window at its own offset beside windows aligned (a worktree of 0e38f28).
 bench-cdn: $(VENV)/.installed
 	@sh devtools/nginx.sh
 	@sh devtools/chromium.sh
 	$(PY) -m bench.cdn $(if $(MINUTES),--minutes $(MINUTES))
+	$(PY) -m bench.cdn --turn $(if $(IMAGES),--images $(IMAGES))
 
 # The chaos soak: faults injected at random for SOAK_MINUTES (default 10) while jobs are submitted.
 soak: $(VENV)/.installed

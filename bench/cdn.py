@@ -1,6 +1,7 @@
 """Benchmark: a CDN in front of fluxhook's images, with links stable for a window beside per-second links.
 
     .venv/bin/python -m bench.cdn [--minutes 10] [--every 10] [--images 25]
+    .venv/bin/python -m bench.cdn --turn [--images 5000] [--window 300] [--sweep 60]  (bench/cdn_turn.py)
 
 A catalog page of ``--images`` stored images (the simulator's photo-like 1024x1024 JPEGs) is rendered from a fresh
 API read (``GET /v1/jobs``, one page of the key's jobs) every ``--every`` seconds for ``--minutes``, with the API
@@ -33,6 +34,7 @@ from playwright.sync_api import sync_playwright
 from devtools.browser_page import ARGS, CHROMIUM, PageServer, catalog, on_host, view
 from devtools.nginx_cache import CachingProxy, nginx_binary
 
+from . import cdn_turn
 from .common import BenchStack, Row, Section, log, median, print_report
 
 SHARE_TARGET = 0.95
@@ -122,10 +124,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--every", type=float, default=10.0, help="seconds between two views of the page")
-    parser.add_argument("--images", type=int, default=25)
+    parser.add_argument("--images", type=int, help="stored images (default 25; with --turn, 5,000)")
+    parser.add_argument("--turn", action="store_true", help="a catalog across a window's turn (bench/cdn_turn.py)")
+    cdn_turn.add_arguments(parser)
     args = parser.parse_args()
     if nginx_binary() is None:
         raise SystemExit("no nginx: `sh devtools/nginx.sh` installs Debian's (root and apt-get)")
+    if args.turn:
+        args.images = args.images or 5000
+        cdn_turn.turn_main(args)
+        return
+    args.images = args.images or 25
     runs = [Run(window=3600), Run(window=1)]
     start_at = threading.Barrier(len(runs))
     log(f"two stacks, {args.images} stored images each, then a view every {args.every:g} s for {args.minutes:g} min")

@@ -36,7 +36,7 @@ http {{
     fastcgi_temp_path {folder}/tmp/fastcgi;
     uwsgi_temp_path {folder}/tmp/uwsgi;
     scgi_temp_path {folder}/tmp/scgi;
-    log_format cdn escape=json '{{"uri":"$request_uri","status":"$status","cache":"$upstream_cache_status",'
+    log_format cdn escape=json '{{"time":"$msec","uri":"$request_uri","status":"$status","cache":"$upstream_cache_status",'
                                '"origin":"$upstream_addr","accept":"$http_accept","bytes":"$body_bytes_sent"}}';
     access_log {folder}/access.log cdn;
     include {deployed};
@@ -108,7 +108,8 @@ class CachingProxy:
         self.stop()
 
     def log(self) -> list[dict]:
-        """The access log's lines so far: ``uri``, ``status``, ``cache`` (nginx's word, '' where nothing is cached),
-        ``origin`` (the origin's address when it was asked, else ''), ``accept``, ``bytes``."""
+        """The access log's lines so far: ``time`` (epoch seconds, to the millisecond), ``uri``, ``status``, ``cache``
+        (nginx's word, '' where nothing is cached), ``origin`` (the origin's address when it was asked, else ''),
+        ``accept``, ``bytes``."""
         path = self.folder / "access.log"
         return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
