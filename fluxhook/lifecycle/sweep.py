@@ -6,6 +6,7 @@ as it stands for /metrics and the dashboard. Free BFL slots are not its work (ea
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 
@@ -58,9 +59,13 @@ def sweep(svc: Services, now: float | None = None, rare: bool = True) -> SweepRe
 
 
 def wake_held_at_start(svc: Services) -> int:
-    """A process starts with the settings it was given, ``BFL_DAILY_CREDIT_LIMIT`` perhaps raised: every job held
-    aside for the day's credits is looked at again now, not at its reason's end. How many."""
-    return waits.wake_held(svc, every=True)
+    """A process starts with the settings it was given: when its daily credit limits (``BFL_DAILY_CREDIT_LIMIT``, each
+    account's) are not those the last process started with, every job held aside is looked at again now, not at its
+    reason's end; a restart with the same settings wakes none (a worker crashing in a loop sends no wave of checks).
+    How many."""
+    limits = json.dumps([svc.config.bfl_daily_credit_limit,
+                         *((account.name, account.daily_credit_limit) for account in svc.config.accounts)])
+    return waits.wake_held(svc, every=True) if svc.store.usage.limits_changed(limits) else 0
 
 
 def rule_of(config: Config) -> PacingRule:

@@ -422,6 +422,12 @@ class Keys:
         return f"{self.prefix}hourly:{hour}"
 
     @property
+    def budget_limits(self) -> str:
+        """The daily credit limits (``BFL_DAILY_CREDIT_LIMIT``, each account's) the last process started with, as one
+        text: a process started with others looks again at the jobs they held (``UsageStore.limits_changed``)."""
+        return f"{self.prefix}budget:limits"
+
+    @property
     def budget_held(self) -> str:
         """Credits reserved for submissions under way: job id -> ``<deadline ms> <micro-credits>[ alone]``, or a
         record of a job waiting: ``<deadline ms> 0 waits <owner>`` to go alone, ``<deadline ms> 0 next <owner>

@@ -83,6 +83,12 @@ class UsageStore:
         self._read = LuaScript(connection, "counters_read")
         self._set_balance = LuaScript(connection, "balance_set")
 
+    def limits_changed(self, limits: str) -> bool:
+        """Record ``limits`` (the daily credit limits a starting process was given, as one text) as the service's;
+        whether they differ from those the last process started with (none recorded: they do). One command."""
+        previous = self.connection.set(self.keys.budget_limits, limits, get=True)
+        return previous is None or text(previous) != limits
+
     def account_limit(self, day: str, spent_field: str, limit: int) -> Limit:
         """The account's daily limit on ``day``, as ``reserve`` takes it."""
         return Limit(self.keys.usage(day), spent_field, self.keys.budget_held, limit)

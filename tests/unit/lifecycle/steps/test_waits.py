@@ -6,6 +6,7 @@ tests/e2e/api/test_key_limits.py and tests/e2e/worker/test_checking.py."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import pytest
@@ -21,6 +22,7 @@ from fluxhook.lifecycle import checking, creating, key_admin, submitting
 from fluxhook.lifecycle.steps import timeline, waits
 from fluxhook.lifecycle.steps.callers import ADMIN, Caller
 from fluxhook.lifecycle.steps.presenting import present
+from fluxhook.lifecycle.sweep import wake_held_at_start
 from fluxhook.store.jobs import WAIT_FIELDS
 from fluxhook.store.keys import KEYS
 from helpers import commands_during
@@ -294,3 +296,15 @@ def test_a_process_that_starts_wakes_every_keys_held_jobs(svc, sim):
     assert waits.wake_held(svc, every=True) == 2
 
     assert all(svc.jobs.due_at(job.id) <= time.time() for job in jobs)
+
+
+def test_a_process_started_with_other_daily_limits_wakes_the_held_jobs_and_one_with_the_same_wakes_none(svc, sim):
+    job = _held_for_the_day(svc, _key(svc, daily_credits=6))
+    wake_held_at_start(svc)  # the first start records the limits (and wakes what is held)
+    svc.redis.zadd(KEYS.due, {job.id: time.time() + 3000})  # asleep again
+
+    assert wake_held_at_start(svc) == 0  # a restart with the same settings: no wave of checks
+    assert svc.jobs.due_at(job.id) > time.time() + 2000
+    raised = dataclasses.replace(svc, config=dataclasses.replace(svc.config, bfl_daily_credit_limit=LIMIT * 2))
+    assert wake_held_at_start(raised) == 1  # BFL_DAILY_CREDIT_LIMIT raised: looked at now
+    assert svc.jobs.due_at(job.id) <= time.time()
