@@ -6,9 +6,10 @@ its wake-up list (``Keys.sweep_added``); an awake one sweeps once a second, and 
 lease ahead. So while a stack's worker runs and its Redis answers, no entry of those indexes stays overdue for long:
 one overdue by more than ``OVERDUE_LIMIT`` with the wake-up list empty is work a producer wrote without its push,
 which only the worker's guard (``WAKE_GUARD_SECONDS``, 10 s in the suite's stacks) would find. The watcher judges a
-stack only while its worker process is the one it saw start ``STARTUP`` seconds ago or more, is alive and not being
-stopped, and its Redis answers as a primary; the lateness it judges counts from then at the earliest, so a worker
-killed, restarted or cut off from Redis by a test is not blamed for what piled up meanwhile.
+stack only while its worker process is the one it saw start ``STARTUP`` seconds ago or more, is listed by RQ (so its
+sweeper runs), is alive and not being stopped, and its Redis answers as a primary; the lateness it judges counts from
+then at the earliest, so a worker killed, restarted or cut off from Redis by a test is not blamed for what piled up
+meanwhile.
 
 Every end-to-end test fails at its teardown on a violation found while it ran (tests/conftest.py); a test that counts
 the Redis commands its stack sends opts out (``@pytest.mark.wake_watch_off(reason)``): the watcher's looks would be
@@ -23,6 +24,7 @@ import time
 from dataclasses import dataclass
 
 import redis
+from rq import Worker
 
 from devtools.stack import Stack, worker_stacks
 from fluxhook.store.keys import KEYS
@@ -149,7 +151,9 @@ class WakeWatcher(threading.Thread):
         except redis.RedisError:
             watched.judged_from = None
             return
-        if role[0] not in (b"master", "master"):
+        if role[0] not in (b"master", "master") or not Worker.count(connection=watched.connection):
+            # Not judged until the worker is listed by RQ: its lanes register after its sweeper starts (worker/run.py),
+            # and a worker started cold (a fresh clone compiling every module) took longer than STARTUP to get there.
             watched.judged_from = None
             return
         if watched.judged_from is None:
